@@ -1,0 +1,143 @@
+package config
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `
+state_dir = "/tmp/danehook-state"
+
+[postfix]
+config_dir = "/etc/postfix"
+
+[provider.bind]
+type = "rfc2136"
+server = "127.0.0.1:5353"
+key_file = "/etc/danehook/tsig.key"
+
+[provider.cf]
+type = "cloudflare"
+api_token_file = "/etc/danehook/cf.token"
+
+[lineage.mail]
+hosts = ["mail.example.test"]
+provider = "bind"
+chain_file = "/etc/postfix/danehook/mail-ecdsa.pem"
+endpoints = ["127.0.0.1:25"]
+
+[lineage.mx2]
+hosts = ["mx2.example.test"]
+ports = [25, 465]
+usages = ["3 1 1", "2 1 1"]
+ttl = 60
+provider = "cf"
+chain_file = "/etc/postfix/danehook/mx2.pem"
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("danehook.toml", []byte(good))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	m := c.Lineages["mail"]
+	if m.Name != "mail" || m.TTL != DefaultTTL || len(m.Ports) != 1 || m.Ports[0] != 25 || m.Usages[0] != "3 1 1" {
+		t.Errorf("defaults not applied: %+v", m)
+	}
+	mx2 := c.Lineages["mx2"]
+	if mx2.TA != "issuer" {
+		t.Errorf("2 1 1 without ta: TA = %q, want issuer", mx2.TA)
+	}
+	if p := c.Providers["bind"]; p.QueryServer != "127.0.0.1:5353" || p.NameserverPort != 53 || p.Timeout != 5 {
+		t.Errorf("provider defaults not applied: %+v", p)
+	}
+	c2, err := Parse("x.toml", []byte(strings.Replace(good, "api_token_file = \"/etc/danehook/cf.token\"", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c2.Providers["cf"]; p.APITokenEnv != "CLOUDFLARE_API_TOKEN" {
+		t.Errorf("cloudflare token env default = %q, want CLOUDFLARE_API_TOKEN", p.APITokenEnv)
+	}
+	if got := strings.Join(c.LineageNames(), ","); got != "mail,mx2" {
+		t.Errorf("LineageNames = %q", got)
+	}
+	t.Setenv(EnvStateDir, "/x")
+	if c.State() != "/x" {
+		t.Errorf("State() ignores %s", EnvStateDir)
+	}
+}
+
+func TestErrorsNameFileLineAndSetting(t *testing.T) {
+	tests := []struct {
+		name, edit, from string
+		lineOf           string // the line the error must point at ("" = any)
+		want             string
+	}{
+		{"unknown key", "provider = \"bind\"", "provider = \"bind\"\nhostz = [\"x\"]", "hostz", "lineage.mail.hostz: unknown setting"},
+		{"bad usage", "provider = \"cf\"", "provider = \"cf\"\nusages = [\"3 0 1\"]", "usages = [\"3 0 1\"]", "lineage.mx2.usages"},
+		{"missing provider table", "provider = \"cf\"", "provider = \"nope\"", "provider = \"nope\"", "no [provider.nope] table"},
+		{"bad provider type", "type = \"cloudflare\"", "type = \"route53\"", "route53", "unknown provider type \"route53\""},
+		{"syntax", "ttl = 60", "ttl = = 60", "ttl = = 60", "expected value"},
+		{"bad port", "ports = [25, 465]", "ports = [25, 70000]", "70000", "port 70000 out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.Replace(good, tt.edit, tt.from, 1)
+			if in == good {
+				t.Fatalf("edit %q not applied", tt.edit)
+			}
+			_, err := Parse("danehook.toml", []byte(in))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			var ce *Error
+			want := 0
+			for i, l := range strings.Split(in, "\n") {
+				if strings.Contains(l, tt.lineOf) {
+					want = i + 1
+					break
+				}
+			}
+			if !errors.As(err, &ce) || ce.Line != want {
+				t.Errorf("error %v: line = %d, want %d", err, ce.Line, want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Load of a missing file = %v, want ErrNotFound", err)
+	}
+}
+
+func TestSelectUnknownLineage(t *testing.T) {
+	c, err := Parse("danehook.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("nope"); err == nil || !strings.Contains(err.Error(), "mail, mx2") {
+		t.Errorf("Select(nope) = %v, want an error listing the configured lineages", err)
+	}
+	all, _ := c.Select()
+	if len(all) != 2 {
+		t.Errorf("Select() returned %d lineages, want 2", len(all))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[lineage.x]\nhosts=[]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.toml", data)
+		if err == nil && len(c.Lineages) == 0 {
+			t.Fatal("valid config without lineages")
+		}
+	})
+}

@@ -1,0 +1,116 @@
+// Package dnsupdate reads and changes TLSA RRsets at DNS providers: RFC 2136
+// dynamic updates with TSIG (RFC 2136, RFC 8945) and the Cloudflare API. It
+// knows nothing of MTAs or ACME clients.
+package dnsupdate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// Op is what a Change does to one record.
+type Op int
+
+// The operations of a plan, printed as "+", "-" and "=".
+const (
+	Keep   Op = iota // the record is served and stays ("=")
+	Add              // the record is added ("+")
+	Remove           // the record is removed ("-")
+)
+
+// String returns "+", "-" or "=".
+func (o Op) String() string {
+	switch o {
+	case Add:
+		return "+"
+	case Remove:
+		return "-"
+	default:
+		return "="
+	}
+}
+
+// RR is one TLSA resource record as served: an absolute owner name such as
+// "_25._tcp.mail.example.com.", its TTL in seconds and its RDATA.
+type RR struct {
+	Owner  string
+	TTL    uint32
+	Record tlsa.Record
+}
+
+// String returns the zone-file line "<owner> <ttl> IN TLSA <u> <s> <m> <hex>".
+func (r RR) String() string {
+	return fmt.Sprintf("%s %d IN TLSA %s", r.Owner, r.TTL, r.Record)
+}
+
+// Change is one step of a plan: add, remove or keep one record.
+type Change struct {
+	Op Op
+	RR
+}
+
+// String returns "+ <zone-file line>", "- …" or "= …".
+func (c Change) String() string { return c.Op.String() + " " + c.RR.String() }
+
+// Plan is the ordered list of changes at one or more owners. Keep entries are
+// informational; providers send only Add and Remove.
+type Plan []Change
+
+// Empty reports whether the plan adds or removes nothing.
+func (p Plan) Empty() bool {
+	for _, c := range p {
+		if c.Op != Keep {
+			return false
+		}
+	}
+	return true
+}
+
+// String returns one change per line, in plan order.
+func (p Plan) String() string {
+	var b strings.Builder
+	for _, c := range p {
+		b.WriteString(c.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Diff computes the plan that turns the records currently served at owner
+// into the desired ones. current is what the provider serves now, desired what
+// danehook wants, owned what danehook published earlier (from the state).
+// A record is added when desired and not served; removed only when it is
+// served, owned and no longer desired; every other served record is kept, so
+// records published by others survive. New records get ttl (seconds).
+func Diff(owner string, ttl uint32, current []RR, desired, owned []tlsa.Record) Plan {
+	var p Plan
+	has := func(set []tlsa.Record, r tlsa.Record) bool {
+		for _, s := range set {
+			if s.Equal(r) {
+				return true
+			}
+		}
+		return false
+	}
+	var served []tlsa.Record
+	for _, rr := range current {
+		served = append(served, rr.Record)
+		switch {
+		case has(desired, rr.Record):
+			p = append(p, Change{Op: Keep, RR: rr})
+		case has(owned, rr.Record):
+			p = append(p, Change{Op: Remove, RR: rr})
+		default:
+			p = append(p, Change{Op: Keep, RR: rr})
+		}
+	}
+	for _, d := range desired {
+		if !has(served, d) {
+			served = append(served, d)
+			p = append(p, Change{Op: Add, RR: RR{Owner: owner, TTL: ttl, Record: d}})
+		}
+	}
+	return p
+}

@@ -1,0 +1,128 @@
+// Package state keeps danehook's state on disk: one JSON document per
+// lineage under the state directory, written atomically (temporary file in
+// the same directory, fsync, rename, mode 0600) and guarded by an exclusive
+// flock(2) lock so that overlapping hook and timer runs cannot interleave.
+// It knows nothing of what the documents hold.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/danehook/danehook/internal/atomicfile"
+)
+
+// Store is a directory of JSON documents, one per name.
+type Store struct {
+	// Dir is the state directory, created 0700 on first write.
+	Dir string
+}
+
+// ErrLocked is returned by TryLock when another process holds the lock.
+var ErrLocked = errors.New("state is locked by another danehook process")
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`)
+
+func (s *Store) path(name, ext string) (string, error) {
+	if !validName.MatchString(name) || len(name) > 200 {
+		return "", fmt.Errorf("state name %q: use letters, digits, '.', '_', '@' and '-'", name)
+	}
+	return filepath.Join(s.Dir, name+ext), nil
+}
+
+func (s *Store) mkdir() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// Load decodes the document called name into v. It returns (false, nil) when
+// no document exists yet, and an error naming the file when it cannot be
+// read or decoded (a corrupt file is never silently replaced).
+func (s *Store) Load(name string, v any) (bool, error) {
+	p, err := s.path(name, ".json")
+	if err != nil {
+		return false, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state %s: %w", p, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("state %s is corrupt (%v): move it aside and run 'danectl publish' to rebuild it", p, err)
+	}
+	return true, nil
+}
+
+// Save encodes v as indented JSON and writes it atomically as the document
+// called name, mode 0600.
+func (s *Store) Save(name string, v any) error {
+	p, err := s.path(name, ".json")
+	if err != nil {
+		return err
+	}
+	if err := s.mkdir(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state %s: %w", p, err)
+	}
+	return atomicfile.Write(p, append(data, '\n'), 0o600)
+}
+
+// Lock is a held exclusive lock; Unlock releases it.
+type Lock struct{ f *os.File }
+
+// Unlock releases the lock. It is safe to call on a nil Lock.
+func (l *Lock) Unlock() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close() // closing the descriptor releases the flock
+	l.f = nil
+	return err
+}
+
+// Acquire takes the exclusive lock called name (file <name>.lock), waiting up
+// to wait for another holder to release it. It returns ErrLocked (wrapped,
+// naming the lock file) when the wait runs out.
+func (s *Store) Acquire(name string, wait time.Duration) (*Lock, error) {
+	p, err := s.path(name, ".lock")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mkdir(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w; if no danehook hook or timer is running, the holder is stuck", p, ErrLocked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,90 @@
+package state
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type doc struct {
+	SPKI  string            `json:"spki"`
+	Owned map[string]string `json:"owned"`
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	s := &Store{Dir: filepath.Join(t.TempDir(), "state")}
+	var d doc
+	found, err := s.Load("mail", &d)
+	if err != nil || found {
+		t.Fatalf("Load on empty store = %v, %v; want false, nil", found, err)
+	}
+	want := doc{SPKI: "ab", Owned: map[string]string{"_25._tcp.mail.example.test.": "3 1 1 ab"}}
+	if err := s.Save("mail", want); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	var got doc
+	if found, err := s.Load("mail", &got); err != nil || !found {
+		t.Fatalf("Load = %v, %v", found, err)
+	}
+	if got.SPKI != want.SPKI || got.Owned["_25._tcp.mail.example.test."] != "3 1 1 ab" {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	fi, _ := os.Stat(filepath.Join(s.Dir, "mail.json"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode = %v, want 0600", fi.Mode().Perm())
+	}
+	di, _ := os.Stat(s.Dir)
+	if di.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode = %v, want 0700", di.Mode().Perm())
+	}
+}
+
+func TestCorruptStateIsAnErrorNotAReset(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	p := filepath.Join(s.Dir, "mail.json")
+	os.WriteFile(p, []byte("{not json"), 0o600)
+	var d doc
+	_, err := s.Load("mail", &d)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("Load of corrupt state = %v, want an error naming %s", err, p)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "{not json" {
+		t.Error("corrupt state file was modified")
+	}
+}
+
+func TestBadNames(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	for _, n := range []string{"", "../x", "a/b", ".hidden"} {
+		if err := s.Save(n, doc{}); err == nil {
+			t.Errorf("Save(%q) succeeded, want an error", n)
+		}
+	}
+}
+
+func TestLockExcludes(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	l, err := s.Acquire("mail", 0)
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	// flock locks belong to open file descriptions, so a second open in the
+	// same process contends like another process would.
+	if _, err := s.Acquire("mail", 100*time.Millisecond); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Acquire = %v, want ErrLocked", err)
+	}
+	other, err := s.Acquire("other", 0)
+	if err != nil {
+		t.Fatalf("Acquire of another name: %v", err)
+	}
+	other.Unlock()
+	l.Unlock()
+	l2, err := s.Acquire("mail", 0)
+	if err != nil {
+		t.Fatalf("Acquire after Unlock: %v", err)
+	}
+	l2.Unlock()
+}

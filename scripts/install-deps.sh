@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything danehook's lab and tests need on a fresh Debian 12
+# machine, as root: Debian packages (BIND, Postfix, unbound, certbot, openssl,
+# hyperfine, ldnsutils) and the 127.0.0.2 loopback alias the BIND secondary
+# listens on. Idempotent: what is already there is not installed again.
+set -euo pipefail
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  log "error: run as root (it installs Debian packages and adds 127.0.0.2 to lo)"
+  exit 2
+fi
+
+PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
+      ca-certificates iproute2 util-linux)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  # Daemons must not start on install: Debian's named listens on every
+  # interface by default. The lab starts its own instances on loopback.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 'postfix tls' reads openssl_path from the default configuration directory,
+# which Debian's "No configuration" install leaves without main.cf.
+[ -e /etc/postfix/main.cf ] || touch /etc/postfix/main.cf
+
+# The BIND secondary of the test lab listens on 127.0.0.2; named only binds
+# addresses that are configured on an interface.
+if ! ip -4 addr show dev lo | grep -q '127\.0\.0\.2/'; then
+  log "adding 127.0.0.2/8 to lo"
+  ip addr add 127.0.0.2/8 dev lo
+fi
+log "ok"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every danehook test on a fresh Debian 12 machine, as root: installs
+# what the tests need (scripts/install-deps.sh), then gofmt, go vet, the unit
+# and integration tests (real BIND, Postfix, openssl), every fuzz target for a
+# few seconds, and each benchmark once so none of them rots.
+# Exit status is non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-5s}
+
+scripts/install-deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 ./...
+
+echo "== fuzz (${FUZZTIME} each)"
+grep -rl --include='*_test.go' '^func Fuzz' pkg internal cmd 2>/dev/null | while read -r f; do
+  dir=./$(dirname "$f")
+  for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
+    echo "-- $dir $fn"
+    go test -run='^$' -fuzz="^${fn}\$" -fuzztime="$FUZZTIME" "$dir"
+  done
+done
+
+echo "== benchmarks (one iteration each)"
+go test -run='^$' -bench=. -benchtime=1x ./...
+
+echo "== all tests passed"
