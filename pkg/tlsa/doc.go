@@ -1,0 +1,57 @@
+// Package tlsa computes, parses, matches and lints DANE TLSA records
+// (RFC 6698, RFC 7671, RFC 7672). It imports no other danehook package.
+//
+// # Computing records
+//
+// [FromCertificate] computes any usage, selector and matching type from an
+// X.509 certificate; [FromPublicKey], [FromCSR] and [FromSPKI] compute
+// selector 1 (SPKI) records from a public or private key, a certificate
+// signing request or a DER SubjectPublicKeyInfo. A record is never computed
+// from empty input: the SHA-256 or SHA-512 of nothing is always a bug
+// upstream and is refused with [ErrEmptyDigest].
+//
+// # Owner names
+//
+// [Owner] builds the owner name "_<port>._tcp.<host>." (RFC 6698 §3,
+// RFC 7672 §2.2) and [ParseOwner] takes it apart.
+//
+// # Presentation form
+//
+// [Parse] reads the RDATA presentation form "3 1 1 <hex>" (RFC 6698 §2.2) and
+// [ParseRRset] reads zone-file lines such as dig prints them.
+//
+// # Matching
+//
+// [Match] tells which records of an RRset match which certificate of the
+// chain a server sends, following the rules a sending MTA applies
+// (RFC 7671 §5, RFC 7672 §3): DANE-EE(3) matches the leaf only, DANE-TA(2)
+// matches an issuer certificate the server sends, PKIX-TA(0) and PKIX-EE(1)
+// are unusable for SMTP.
+//
+// # Lints
+//
+// [Lint] reports problems in an RRset, alone or together with the chain the
+// server sends. Every [Finding] has a stable identifier:
+//
+//   - "pkix-usage-smtp" (error): a record with usage 0 (PKIX-TA) or 1
+//     (PKIX-EE). RFC 7672 §3.1.3 says SMTP senders treat such records as
+//     unusable, so they never authenticate the server; publish 3 1 1 or 2 1 1.
+//   - "dane-ee-cert-selector" (warning): a 3 0 x record hashes the whole
+//     certificate, which changes on every renewal even when the key stays the
+//     same. With an ACME CA that is every 90 days or sooner, so each renewal
+//     breaks the record unless it is republished and aged first; 3 1 1 (the
+//     key) survives renewals that reuse the key.
+//   - "full-data" (warning): a record with matching type 0 carries the whole
+//     certificate or key instead of a digest; the RRset grows large (and may
+//     need TCP), for no gain. Use matching type 1 (SHA-256).
+//   - "too-many-records" (warning): more than 12 records at one owner. Large
+//     RRsets are truncated over UDP and some senders give up rather than
+//     compare many records; remove records no longer needed.
+//   - "ta-not-in-chain" (error, needs the served chain): a 2 x x record whose
+//     trust anchor is not one of the issuer certificates the server sends
+//     (depth 1 or more). Senders only see the chain the server sends, so the
+//     trust anchor certificate must be appended to it (RFC 7671 §5.2.2).
+//   - "no-match" (error, needs the served chain): no usable record at an
+//     owner matches the served chain, so every DANE sender defers mail to
+//     this server (RFC 7672 §2.2).
+package tlsa
