@@ -1,0 +1,490 @@
+package propagate
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// DefaultTimeout bounds each DNS query (one UDP attempt, and the TCP retry
+// after a truncated answer) when Checker.Timeout is zero.
+const DefaultTimeout = 3 * time.Second
+
+// HiddenName is the Name of a server that comes from Checker.Hidden rather
+// than from the zone's NS RRset.
+const HiddenName = "hidden"
+
+// Checker finds the authoritative servers of a zone and asks each of them
+// what it serves. The zero value is not usable: Primary is required. A
+// Checker is safe for concurrent use once configured.
+type Checker struct {
+	// Primary is the address of the primary server, "ip:port" (for example
+	// "127.0.0.1:53" or "[2001:db8::1]:53"). The NS RRset, the SOA serial
+	// every other server is compared with, and the addresses of in-zone NS
+	// names are read from it.
+	Primary string
+	// Port is the port queried on the addresses derived from NS names;
+	// 0 means 53.
+	Port int
+	// Hidden lists hidden secondaries: authoritative servers that are not in
+	// the NS RRset but still serve the zone (to resolvers that are
+	// configured with them, or as stealth secondaries). Each is "ip",
+	// "ip:port", "[ipv6]:port", "host" or "host:port"; a port omitted means
+	// Port, a host name is resolved like an out-of-zone NS name.
+	Hidden []string
+	// Resolver is the optional address, "ip:port", of a recursive resolver:
+	// out-of-zone NS names and hidden host names are resolved there, and
+	// DNSSEC asks it for the parent's DS and for the AD bit (which only a
+	// validating resolver sets). Empty means out-of-zone names are asked at
+	// the primary, and DS and validation are not checked. The system
+	// resolver is never used.
+	Resolver string
+	// Timeout bounds each query attempt (the UDP query, and the TCP retry
+	// after a truncated answer); 0 means DefaultTimeout.
+	Timeout time.Duration
+	// TTL is the TTL the operator configured for the TLSA records, in
+	// seconds; 0 means not configured. Observe copies it into
+	// Observation.ConfiguredTTL, and ageing waits for the larger of it and
+	// the TTLs the servers report.
+	TTL uint32
+	// RequireDNSSEC makes DNSSEC return an error (ErrUnsigned, ErrInsecure)
+	// instead of only a warning when the zone is unsigned or known to be
+	// insecure.
+	RequireDNSSEC bool
+}
+
+func (c *Checker) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
+
+// check validates the configuration every query needs.
+func (c *Checker) check() error {
+	if c.Primary == "" {
+		return errors.New("propagate: no primary server configured")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("propagate: port %d is not a number from 1 to 65535", c.Port)
+	}
+	return nil
+}
+
+func (c *Checker) port() int {
+	if c.Port > 0 {
+		return c.Port
+	}
+	return 53
+}
+
+// Server is one authoritative server address of a zone.
+type Server struct {
+	// Name is the NS host name (absolute, lower case) the address belongs
+	// to, or HiddenName for a configured hidden secondary.
+	Name string `json:"name"`
+	// Addr is the address queried, "ip:port"; empty when Name could not be
+	// resolved to any address.
+	Addr string `json:"addr,omitempty"`
+	// Err says why the server could not be found or asked; empty when all
+	// went well.
+	Err string `json:"error,omitempty"`
+}
+
+// label names s in messages: "ns2.example.com. (192.0.2.2:53)".
+func (s Server) label() string {
+	switch {
+	case s.Addr == "":
+		return s.Name
+	case s.Name == "":
+		return s.Addr
+	}
+	return s.Name + " (" + s.Addr + ")"
+}
+
+// Servers returns every authoritative server address of zone: each A and
+// AAAA address of each name in the zone's NS RRset as the primary serves it,
+// on Port, then the hidden secondaries; sorted by name then address, each
+// address once. An NS name or hidden host that cannot be resolved is still
+// returned, with an empty Addr and Err saying why, so that callers see and
+// report it rather than wait without it. The error is non-nil only when the
+// NS RRset itself cannot be read (the primary is unreachable, does not
+// answer authoritatively — wrapping ErrNotAuthoritative — or has no NS
+// records) or a hidden entry is malformed.
+func (c *Checker) Servers(ctx context.Context, zone string) ([]Server, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	zone = canonical(zone)
+	q := query{name: zone, qtype: dns.TypeNS}
+	r, err := c.exchange(ctx, c.Primary, q)
+	if err != nil {
+		return nil, fmt.Errorf("read NS of zone %q: %w", zone, err)
+	}
+	if err := authoritative(r, c.Primary, q, false); err != nil {
+		return nil, fmt.Errorf("read NS of zone %q: %w", zone, err)
+	}
+	var names []string
+	for _, rr := range r.Answer {
+		if ns, ok := rr.(*dns.NS); ok && sameName(ns.Hdr.Name, zone) {
+			names = append(names, canonical(ns.Ns))
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("read NS of zone %q at %s: no NS records: %w", zone, c.Primary, ErrNotAuthoritative)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+
+	type found struct {
+		addrs []netip.Addr
+		err   error
+	}
+	results := make([]found, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			a, err := c.resolve(ctx, zone, name)
+			results[i] = found{a, err}
+		})
+	}
+	wg.Wait()
+
+	var servers []Server
+	for i, name := range names {
+		if results[i].err != nil {
+			servers = append(servers, Server{Name: name, Err: results[i].err.Error()})
+			continue
+		}
+		for _, a := range results[i].addrs {
+			servers = append(servers, Server{Name: name, Addr: netip.AddrPortFrom(a, uint16(c.port())).String()})
+		}
+	}
+	hidden, err := c.hidden(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	servers = append(servers, hidden...)
+	return dedupe(servers), nil
+}
+
+// dedupe keeps the first Server of each address; servers without an address
+// are all kept.
+func dedupe(servers []Server) []Server {
+	seen := map[string]bool{}
+	out := servers[:0]
+	for _, s := range servers {
+		if s.Addr != "" {
+			if seen[s.Addr] {
+				continue
+			}
+			seen[s.Addr] = true
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// resolve returns every A and AAAA address of host, sorted. Names inside
+// zone are asked at the primary, which is authoritative for them; others at
+// the resolver when one is configured (recursion desired), else at the
+// primary, which may also serve their zone.
+func (c *Checker) resolve(ctx context.Context, zone, host string) ([]netip.Addr, error) {
+	addr, recursive := c.Primary, false
+	if !dns.IsSubDomain(zone, host) && c.Resolver != "" {
+		addr, recursive = c.Resolver, true
+	}
+	var (
+		addrs []netip.Addr
+		errs  []error
+	)
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		q := query{name: host, qtype: qtype, recursive: recursive}
+		r, err := c.exchange(ctx, addr, q)
+		if err == nil && r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+			err = fmt.Errorf("query %s at %s: server answered %s", q, addr, dns.RcodeToString[r.Rcode])
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, rr := range r.Answer {
+			if !sameName(rr.Header().Name, host) {
+				continue // NS names must not be aliases (RFC 2181 §10.3)
+			}
+			var ip net.IP
+			switch v := rr.(type) {
+			case *dns.A:
+				ip = v.A
+			case *dns.AAAA:
+				ip = v.AAAA
+			}
+			if a, ok := netip.AddrFromSlice(ip); ok {
+				addrs = append(addrs, a.Unmap())
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("resolve %q: %w", host, errors.Join(errs...))
+		}
+		hint := ""
+		if !dns.IsSubDomain(zone, host) && c.Resolver == "" {
+			hint = " (out-of-zone name asked at the primary; configure a resolver)"
+		}
+		return nil, fmt.Errorf("resolve %q at %s: no A or AAAA records%s", host, addr, hint)
+	}
+	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(addrs), nil
+}
+
+// hidden turns Checker.Hidden into servers named HiddenName.
+func (c *Checker) hidden(ctx context.Context, zone string) ([]Server, error) {
+	var out []Server
+	for _, h := range c.Hidden {
+		host, port, err := splitHidden(h, c.port())
+		if err != nil {
+			return nil, err
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			out = append(out, Server{Name: HiddenName, Addr: netip.AddrPortFrom(a.Unmap(), port).String()})
+			continue
+		}
+		addrs, err := c.resolve(ctx, zone, canonical(host))
+		if err != nil {
+			out = append(out, Server{Name: HiddenName, Err: fmt.Sprintf("hidden secondary %q: %v", h, err)})
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, Server{Name: HiddenName, Addr: netip.AddrPortFrom(a, port).String()})
+		}
+	}
+	return out, nil
+}
+
+// splitHidden parses one Checker.Hidden entry: "ip", "ip:port",
+// "[ipv6]:port", "host" or "host:port"; a missing port is def.
+func splitHidden(s string, def int) (host string, port uint16, err error) {
+	if s == "" {
+		return "", 0, fmt.Errorf("hidden secondary %q: empty address", s)
+	}
+	if a, err := netip.ParseAddr(s); err == nil { // a bare IPv4 or IPv6 address
+		return a.String(), uint16(def), nil
+	}
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		if _, ok := dns.IsDomainName(s); ok && !strings.Contains(s, ":") {
+			return s, uint16(def), nil
+		}
+		return "", 0, fmt.Errorf("hidden secondary %q: want ip, ip:port or host:port: %w", s, err)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, fmt.Errorf("hidden secondary %q: port %q is not a number from 1 to 65535", s, p)
+	}
+	if _, ok := dns.IsDomainName(h); h == "" || !ok {
+		return "", 0, fmt.Errorf("hidden secondary %q: %q is neither an IP address nor a host name", s, h)
+	}
+	return h, uint16(n), nil
+}
+
+// Observation is what every authoritative server of a zone served at one
+// TLSA owner, at one moment. All fields are plain data for JSON.
+type Observation struct {
+	// Zone is the zone name, absolute and lower case.
+	Zone string `json:"zone"`
+	// Owner is the TLSA owner name, absolute and lower case.
+	Owner string `json:"owner"`
+	// Primary is the primary's address and PrimarySerial its SOA serial;
+	// a server with an older serial (RFC 1982) is lagging.
+	Primary       string `json:"primary"`
+	PrimarySerial uint32 `json:"primary_serial"`
+	// NegativeTTL is the zone's negative-caching TTL in seconds,
+	// min(SOA TTL, SOA MINIMUM) at the primary (RFC 2308 §5): how long a
+	// resolver may remember that the owner had no (such) record.
+	NegativeTTL uint32 `json:"negative_ttl"`
+	// ConfiguredTTL is the TTL the operator configured for the records, in
+	// seconds (Checker.TTL), 0 when not configured.
+	ConfiguredTTL uint32 `json:"configured_ttl,omitempty"`
+	// Servers holds one entry per authoritative server address, in the
+	// order of Checker.Servers.
+	Servers []ServerState `json:"servers"`
+}
+
+// ServerState is what one server answered. Its JSON form lists Records in
+// presentation form ("3 1 1 <hex>").
+type ServerState struct {
+	Server
+	// Reachable is true when the server answered both queries (SOA and
+	// TLSA), whatever the answer.
+	Reachable bool `json:"reachable"`
+	// Serial is the server's SOA serial for the zone (0 when unknown).
+	Serial uint32 `json:"serial"`
+	// Lagging is true when the server answered with a serial older than
+	// the primary's (RFC 1982): it has not yet transferred the latest
+	// version of the zone.
+	Lagging bool `json:"lagging"`
+	// Records is the TLSA RRset the server serves at the owner, sorted by
+	// presentation form; empty when the owner has no TLSA records there.
+	Records []tlsa.Record `json:"records"`
+	// TTL is the TTL of that RRset in seconds (0 when there is none).
+	TTL uint32 `json:"ttl"`
+}
+
+// OK reports whether the server answered authoritatively, with no error.
+func (s ServerState) OK() bool { return s.Reachable && s.Err == "" }
+
+// Serves reports whether the server serves rec at the owner.
+func (s ServerState) Serves(rec tlsa.Record) bool {
+	return slices.ContainsFunc(s.Records, rec.Equal)
+}
+
+// Observe asks every server of zone (Checker.Servers) for the TLSA RRset at
+// owner and for the zone's SOA serial, concurrently, and returns what each
+// answered. A server that cannot be reached, or answers without authority,
+// is reported in its ServerState (Reachable false, or Err set), not as an
+// error. The error is non-nil when owner is not inside zone, or when the
+// primary's SOA or the NS RRset cannot be read (the primary is unreachable,
+// or does not answer authoritatively: ErrNotAuthoritative).
+func (c *Checker) Observe(ctx context.Context, zone, owner string) (*Observation, error) {
+	zone, owner = canonical(zone), canonical(owner)
+	if !dns.IsSubDomain(zone, owner) {
+		return nil, fmt.Errorf("observe %q: owner is not inside zone %q", owner, zone)
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	primary, err := c.askSOA(ctx, c.Primary, zone)
+	if err != nil {
+		return nil, fmt.Errorf("read SOA of zone %q from the primary: %w", zone, err)
+	}
+	servers, err := c.Servers(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	obs := &Observation{
+		Zone:          zone,
+		Owner:         owner,
+		Primary:       c.Primary,
+		PrimarySerial: primary.serial,
+		NegativeTTL:   primary.negativeTTL,
+		ConfiguredTTL: c.TTL,
+		Servers:       make([]ServerState, len(servers)),
+	}
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		obs.Servers[i] = ServerState{Server: s}
+		if s.Addr == "" {
+			continue
+		}
+		wg.Go(func() {
+			obs.Servers[i] = c.observe(ctx, s, zone, owner, primary.serial)
+		})
+	}
+	wg.Wait()
+	if err := expired(ctx); err != nil { // servers cut short would look unreachable
+		return nil, fmt.Errorf("observe %q: %w", owner, err)
+	}
+	return obs, nil
+}
+
+// expired returns ctx's error, or context.DeadlineExceeded once its
+// deadline has passed: a socket read cut short by the deadline can return
+// before the context's own timer marks it done.
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// observe asks one server for the zone's SOA and the TLSA RRset at owner.
+func (c *Checker) observe(ctx context.Context, s Server, zone, owner string, primarySerial uint32) ServerState {
+	st := ServerState{Server: s}
+	var soaErr, tlsaErr error
+	var z soa
+	var wg sync.WaitGroup
+	wg.Go(func() { z, soaErr = c.askSOA(ctx, s.Addr, zone) })
+	wg.Go(func() { st.Records, st.TTL, tlsaErr = c.askTLSA(ctx, s.Addr, owner) })
+	wg.Wait()
+
+	st.Reachable = !unreachable(soaErr) && !unreachable(tlsaErr)
+	if soaErr == nil {
+		st.Serial = z.serial
+		st.Lagging = serialBehind(z.serial, primarySerial)
+	}
+	if unreachable(soaErr) && unreachable(tlsaErr) {
+		tlsaErr = nil // the same failure twice says nothing more
+	}
+	var msgs []string
+	for _, err := range []error{soaErr, tlsaErr} {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) > 0 {
+		st.Err = strings.Join(msgs, "; ")
+		st.Records, st.TTL = nil, 0
+	}
+	return st
+}
+
+// unreachable reports whether err means no answer came back at all (as
+// opposed to an answer that was not authoritative or not usable).
+func unreachable(err error) bool {
+	return err != nil && !errors.Is(err, ErrNotAuthoritative) && !errors.Is(err, errBadRecord)
+}
+
+var errBadRecord = errors.New("bad TLSA record")
+
+// askTLSA asks addr for the TLSA RRset at owner and returns its records,
+// sorted by presentation form, and the RRset's TTL in seconds (the smallest
+// of the records' TTLs; 0 when there are none). NXDOMAIN and NODATA both
+// mean no records.
+func (c *Checker) askTLSA(ctx context.Context, addr, owner string) ([]tlsa.Record, uint32, error) {
+	q := query{name: owner, qtype: dns.TypeTLSA}
+	r, err := c.exchange(ctx, addr, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := authoritative(r, addr, q, true); err != nil {
+		return nil, 0, err
+	}
+	var (
+		recs []tlsa.Record
+		ttl  uint32
+	)
+	for _, rr := range r.Answer {
+		t, ok := rr.(*dns.TLSA)
+		if !ok || !sameName(t.Hdr.Name, owner) {
+			continue // only records at the owner itself; CNAMEs are not followed
+		}
+		data, err := hex.DecodeString(t.Certificate)
+		if err != nil {
+			return nil, 0, fmt.Errorf("query %s at %s: %w: association data %q: %v", q, addr, errBadRecord, t.Certificate, err)
+		}
+		recs = append(recs, tlsa.Record{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: data})
+		if ttl == 0 || t.Hdr.Ttl < ttl {
+			ttl = t.Hdr.Ttl
+		}
+	}
+	slices.SortFunc(recs, func(a, b tlsa.Record) int { return cmp.Compare(a.String(), b.String()) })
+	recs = slices.CompactFunc(recs, tlsa.Record.Equal)
+	return recs, ttl, nil
+}
