@@ -1,0 +1,424 @@
+package dnsupdate
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/pkg/tlsa"
+	"github.com/libdns/libdns"
+	"github.com/libdns/rfc2136"
+	"github.com/miekg/dns"
+)
+
+// rec returns a 3 1 1 record whose 32 data bytes are all b.
+func rec(b byte) tlsa.Record {
+	return tlsa.Record{Usage: 3, Selector: 1, MatchingType: 1, Data: bytes.Repeat([]byte{b}, 32)}
+}
+
+func labProvider(t testing.TB, l *bindlab.Lab) *RFC2136 {
+	t.Helper()
+	k, err := LoadTSIGKeyFile(l.KeyFile)
+	if err != nil {
+		t.Fatalf("LoadTSIGKeyFile: %v", err)
+	}
+	return &RFC2136{Server: l.Primary, Key: k, Timeout: 5 * time.Second}
+}
+
+// served returns the sorted presentation forms of the TLSA records at owner.
+func served(t *testing.T, p *RFC2136, owner string) []string {
+	t.Helper()
+	rrs, err := p.Records(t.Context(), owner)
+	if err != nil {
+		t.Fatalf("Records(%q): %v", owner, err)
+	}
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, rr.Record.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func want(recs ...tlsa.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func assertServed(t *testing.T, p *RFC2136, owner string, recs ...tlsa.Record) {
+	t.Helper()
+	got, w := served(t, p, owner), want(recs...)
+	if strings.Join(got, "\n") != strings.Join(w, "\n") {
+		t.Fatalf("records at %s:\ngot  %q\nwant %q", owner, got, w)
+	}
+}
+
+func assertNoSecret(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Fatalf("error contains a secret: %v", err)
+		}
+	}
+}
+
+const owner = "_25._tcp.mail.example.test."
+
+func TestApplyAddReplaceRemoveKeepsOthers(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	p := labProvider(t, l)
+	ctx := t.Context()
+
+	// Records owned by others: one added with nsupdate, one with the libdns
+	// rfc2136 provider (as an ACME client or another MX host would).
+	other := rec(0xf0)
+	l.Nsupdate(t, "update add "+owner+" 300 IN TLSA "+other.String())
+	ta := tlsa.Record{Usage: 2, Selector: 1, MatchingType: 1, Data: bytes.Repeat([]byte{0xee}, 32)}
+	lp := &rfc2136.Provider{KeyName: l.KeyName, KeyAlg: l.KeyAlgorithm, Key: l.KeySecret(), Server: l.Primary}
+	if _, err := lp.AppendRecords(ctx, "example.test.", []libdns.Record{libdns.RR{Name: "_25._tcp.mail", Type: "TLSA", TTL: 300 * time.Second, Data: ta.String()}}); err != nil {
+		t.Fatalf("libdns AppendRecords: %v", err)
+	}
+	assertServed(t, p, owner, other, ta)
+
+	a, b := rec(0xa1), rec(0xb2)
+	steps := []struct {
+		name    string
+		changes []Change
+		want    []tlsa.Record
+	}{
+		{"add", []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: a}}}, []tlsa.Record{other, ta, a}},
+		{"replace", []Change{
+			{Op: Keep, RR: RR{Owner: owner, TTL: 300, Record: other}},
+			{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: b}},
+			{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: a}},
+		}, []tlsa.Record{other, ta, b}},
+		{"remove", []Change{{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: b}}}, []tlsa.Record{other, ta}},
+	}
+	for _, st := range steps {
+		serial := l.Serial(t, l.Primary, "example.test.")
+		before := p.Sent().Updates
+		if err := p.Apply(ctx, st.changes); err != nil {
+			t.Fatalf("%s: Apply: %v", st.name, err)
+		}
+		if got := p.Sent().Updates - before; got != 1 {
+			t.Fatalf("%s: got %d UPDATE messages, want 1", st.name, got)
+		}
+		if got := l.Serial(t, l.Primary, "example.test."); got != serial+1 {
+			t.Fatalf("%s: serial %d -> %d, want one increment (one atomic UPDATE)", st.name, serial, got)
+		}
+		assertServed(t, p, owner, st.want...)
+	}
+	// The secondary follows by NOTIFY + IXFR.
+	l.WaitSerial(t, l.Secondary, "example.test.", l.Serial(t, l.Primary, "example.test."), 5*time.Second)
+	sec := &RFC2136{Server: l.Secondary, Key: p.Key}
+	assertServed(t, sec, owner, other, ta)
+}
+
+func TestDiffAppliedTwiceSendsNothing(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{Zones: []string{"example.test.", "other.test."}})
+	p := labProvider(t, l)
+	ctx := t.Context()
+	other := rec(0x0f)
+	l.Nsupdate(t, "update add "+owner+" 300 IN TLSA "+other.String())
+	owners := []string{owner, "_25._tcp.mx.other.test.", "_465._tcp.mail.example.test."}
+	old := rec(0x01)
+	for _, o := range owners[:2] {
+		l.Nsupdate(t, "zone "+zoneOf(o)+"\nupdate add "+o+" 300 IN TLSA "+old.String())
+	}
+	desired := []tlsa.Record{rec(0x02), rec(0x03)}
+	owned := []tlsa.Record{old}
+
+	run := func() Plan {
+		var plan Plan
+		for _, o := range owners {
+			cur, err := p.Records(ctx, o)
+			if err != nil {
+				t.Fatalf("Records(%q): %v", o, err)
+			}
+			plan = append(plan, Diff(o, 60, cur, desired, owned)...)
+		}
+		if err := p.Apply(ctx, plan); err != nil {
+			t.Fatalf("Apply: %v\n%s", err, plan)
+		}
+		return plan
+	}
+	before := p.Sent().Updates
+	first := run()
+	if got := p.Sent().Updates - before; got != 2 {
+		t.Fatalf("first run: got %d UPDATEs, want 2 (one per zone)\n%s", got, first)
+	}
+	before = p.Sent().Updates
+	second := run()
+	if !second.Empty() {
+		t.Fatalf("second plan not empty:\n%s", second)
+	}
+	if got := p.Sent().Updates - before; got != 0 {
+		t.Fatalf("second run: got %d UPDATEs, want 0", got)
+	}
+	assertServed(t, p, owner, other, rec(0x02), rec(0x03))
+	assertServed(t, p, "_25._tcp.mx.other.test.", rec(0x02), rec(0x03))
+}
+
+func zoneOf(o string) string {
+	if strings.HasSuffix(o, "other.test.") {
+		return "other.test."
+	}
+	return "example.test."
+}
+
+func TestFindZone(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{Zones: []string{"example.test.", "other.test.", "sub.example.test."}})
+	// The CNAME trap: an owner in example.test. aliased into other.test.
+	l.Nsupdate(t, "update add _25._tcp.x.example.test. 300 IN CNAME _25._tcp.mail.other.test.")
+	l.Nsupdate(t, "zone other.test.\nupdate add _25._tcp.mail.other.test. 300 IN TLSA "+rec(0x11).String())
+	p := labProvider(t, l)
+	ctx := t.Context()
+	tests := []struct{ owner, zone string }{
+		{"_25._tcp.x.example.test.", "example.test."},
+		{"_25._tcp.x.example.test", "example.test."},
+		{"_25._tcp.mail.other.test.", "other.test."},
+		{"_25._tcp.deep.below.mail.example.test.", "example.test."},
+		{"_25._tcp.MX.Sub.Example.Test.", "sub.example.test."},
+		{"example.test.", "example.test."},
+	}
+	for _, tc := range tests {
+		got, err := p.FindZone(ctx, tc.owner)
+		if err != nil || got != tc.zone {
+			t.Errorf("FindZone(%q): got %q, %v; want %q", tc.owner, got, err, tc.zone)
+		}
+	}
+	// Cached: no query the second time.
+	q := p.Sent().Queries
+	if _, err := p.FindZone(ctx, "_25._tcp.x.example.test."); err != nil || p.Sent().Queries != q {
+		t.Errorf("cached FindZone: got %v and %d new queries, want none", err, p.Sent().Queries-q)
+	}
+	// Not served by this server.
+	_, err := p.FindZone(ctx, "_25._tcp.mail.example.org.")
+	if !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "_25._tcp.mail.example.org.") {
+		t.Errorf("FindZone outside the server's zones: got %v, want ErrNotAuth naming the owner", err)
+	}
+	// Explicit zone: no query; owners outside it are refused locally.
+	pz := labProvider(t, l)
+	pz.Zone = "example.test"
+	if z, err := pz.FindZone(ctx, "_25._tcp.x.example.test."); err != nil || z != "example.test." || pz.Sent().Queries != 0 {
+		t.Errorf("explicit zone: got %q, %v, %d queries; want example.test. and none", z, err, pz.Sent().Queries)
+	}
+	if _, err := pz.FindZone(ctx, "_25._tcp.mail.other.test."); !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "not in the configured zone") {
+		t.Errorf("explicit zone, owner outside: got %v, want ErrNotAuth", err)
+	}
+	// The CNAME owner itself cannot hold TLSA records: Records says so.
+	if _, err := p.Records(ctx, "_25._tcp.x.example.test."); !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "CNAME") {
+		t.Errorf("Records at a CNAME: got %v, want ErrNotAuth about the CNAME", err)
+	}
+	// NXDOMAIN and NODATA read as empty.
+	for _, o := range []string{"_25._tcp.nothing.example.test.", "mail.example.test."} {
+		if rrs, err := p.Records(ctx, o); err != nil || rrs == nil || len(rrs) != 0 {
+			t.Errorf("Records(%q): got %v, %v; want an empty slice", o, rrs, err)
+		}
+	}
+}
+
+func TestErrorsFromBIND(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{ExtraKeys: []bindlab.ExtraKey{{
+		Name:   "narrow",
+		Grants: []string{`grant "narrow." name _25._tcp.mail.example.test. TLSA;`},
+	}}})
+	good := labProvider(t, l)
+	narrow, err := LoadTSIGKeyFile(l.Keys["narrow."].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSecret := base64Of("this is not the secret of the key")
+	add := func(o string) []Change { return []Change{{Op: Add, RR: RR{Owner: o, TTL: 60, Record: rec(0x42)}}} }
+	tests := []struct {
+		name     string
+		p        *RFC2136
+		owner    string
+		class    error
+		tsigErr  uint16
+		contains []string
+	}{
+		{"wrong secret", &RFC2136{Server: l.Primary, Key: &TSIGKey{Name: l.KeyName, Algorithm: "hmac-sha256", Secret: wrongSecret}},
+			owner, ErrTSIG, dns.RcodeBadSig, []string{"NOTAUTH(BADSIG)", "wrong secret or algorithm", l.KeyName, l.Primary, `"example.test."`}},
+		{"wrong algorithm", &RFC2136{Server: l.Primary, Key: &TSIGKey{Name: l.KeyName, Algorithm: "hmac-sha512", Secret: l.KeySecret()}},
+			owner, ErrTSIG, 0, []string{"NOTAUTH(BAD", l.KeyName}},
+		{"unknown key", &RFC2136{Server: l.Primary, Key: &TSIGKey{Name: "nosuchkey.", Algorithm: "hmac-sha256", Secret: l.KeySecret()}},
+			owner, ErrTSIG, dns.RcodeBadKey, []string{"NOTAUTH(BADKEY)", `"nosuchkey."`, "check the key name and algorithm in named.conf"}},
+		{"refused by update-policy", &RFC2136{Server: l.Primary, Key: narrow},
+			"_25._tcp.other.example.test.", ErrRefused, 0, []string{"REFUSED", `"_25._tcp.other.example.test."`,
+				`update-policy { grant "narrow." name _25._tcp.other.example.test. TLSA; };`}},
+		{"not authoritative", &RFC2136{Server: l.Primary, Key: good.Key, Zone: "nothere.test."},
+			"_25._tcp.mail.nothere.test.", ErrNotAuth, 0, []string{"NOTAUTH", `"nothere.test."`, "zone setting"}},
+		{"unsigned", &RFC2136{Server: l.Primary},
+			owner, ErrRefused, 0, []string{"REFUSED", "TSIG key"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.p.Zone = map[bool]string{true: tc.p.Zone, false: "example.test."}[tc.p.Zone != ""]
+			serial := l.Serial(t, l.Primary, "example.test.")
+			err := tc.p.Apply(t.Context(), add(tc.owner))
+			if !errors.Is(err, tc.class) {
+				t.Fatalf("got %v, want class %v", err, tc.class)
+			}
+			var ue *UpdateError
+			if !errors.As(err, &ue) {
+				t.Fatalf("got %T, want *UpdateError", err)
+			}
+			if tc.tsigErr != 0 && ue.TSIGError != tc.tsigErr {
+				t.Fatalf("TSIG error: got %s, want %s", dns.RcodeToString[int(ue.TSIGError)], dns.RcodeToString[int(tc.tsigErr)])
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+			assertNoSecret(t, err, l.KeySecret(), l.Keys["narrow."].Secret(), wrongSecret)
+			if got := l.Serial(t, l.Primary, "example.test."); got != serial {
+				t.Fatalf("serial changed %d -> %d after a failed update", serial, got)
+			}
+			t.Logf("message: %v", err)
+		})
+	}
+	// The narrow key may change the owner it is granted.
+	n := &RFC2136{Server: l.Primary, Key: narrow}
+	if err := n.Apply(t.Context(), add(owner)); err != nil {
+		t.Fatalf("granted update with the narrow key: %v", err)
+	}
+	// Reads signed with a wrong secret fail as TSIG errors too.
+	bad := &RFC2136{Server: l.Primary, Key: &TSIGKey{Name: l.KeyName, Algorithm: "hmac-sha256", Secret: wrongSecret}}
+	if _, err := bad.Records(t.Context(), owner); !errors.Is(err, ErrTSIG) {
+		t.Fatalf("Records with a wrong secret: got %v, want ErrTSIG", err)
+	}
+}
+
+func base64Of(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestBadTimeFromBIND signs with a clock one hour ahead: the real named
+// answers NOTAUTH(BADTIME) with its own time.
+func TestBadTimeFromBIND(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	p := labProvider(t, l)
+	p.now = func() time.Time { return time.Now().Add(time.Hour) }
+	err := p.Apply(t.Context(), []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: rec(1)}}})
+	var ue *UpdateError
+	if !errors.Is(err, ErrTSIG) || !errors.As(err, &ue) || ue.TSIGError != dns.RcodeBadTime {
+		t.Fatalf("got %v, want ErrTSIG with BADTIME", err)
+	}
+	if s := ue.Skew(); s < 59*time.Minute || s > 61*time.Minute {
+		t.Fatalf("skew: got %v, want about 1h", s)
+	}
+	for _, s := range []string{"NOTAUTH(BADTIME)", "3600 s", "ahead of", "NTP"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not contain %q", err, s)
+		}
+	}
+	assertNoSecret(t, err, l.KeySecret())
+	t.Logf("message: %v", err)
+}
+
+func TestPrerequisiteConflict(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	a, b := labProvider(t, l), labProvider(t, l)
+	a.Prerequisites, b.Prerequisites = true, true
+	ctx := t.Context()
+	shared, mine := rec(0x5a), rec(0x5b)
+	if err := a.Apply(ctx, []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: shared}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Both hosts read the RRset and plan to remove the shared record; b also
+	// adds its own. a goes first.
+	cur, err := b.Records(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planB := Diff(owner, 60, cur, []tlsa.Record{mine}, []tlsa.Record{shared})
+	if err := a.Apply(ctx, []Change{{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: shared}}}); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	serial := l.Serial(t, l.Primary, "example.test.")
+	err = b.Apply(ctx, planB)
+	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), "NXRRSET") || !strings.Contains(err.Error(), "re-run") {
+		t.Fatalf("b: got %v, want ErrPrerequisite (NXRRSET) telling to re-run", err)
+	}
+	if got := l.Serial(t, l.Primary, "example.test."); got != serial {
+		t.Fatalf("serial changed %d -> %d: the failed UPDATE was partly applied", serial, got)
+	}
+	assertServed(t, b, owner) // b's add was not applied either
+	t.Logf("message: %v", err)
+
+	// Without prerequisites the stale removal is a silent no-op and the add goes through.
+	b.Prerequisites = false
+	if err := b.Apply(ctx, planB); err != nil {
+		t.Fatal(err)
+	}
+	assertServed(t, b, owner, mine)
+}
+
+func TestUnreachableAndTimeout(t *testing.T) {
+	t.Parallel()
+	// A TCP server that accepts and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	// A port nothing listens on.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	key := &TSIGKey{Name: "k.", Algorithm: "hmac-sha256", Secret: testSecret}
+	for _, tc := range []struct{ name, server, contains string }{
+		{"silent", ln.Addr().String(), "no answer within 300ms"},
+		{"closed", closedAddr, "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &RFC2136{Server: tc.server, Zone: "example.test.", Key: key, Timeout: 300 * time.Millisecond}
+			start := time.Now()
+			err := p.Apply(context.Background(), []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: rec(1)}}})
+			if !errors.Is(err, ErrServer) || !strings.Contains(err.Error(), tc.contains) || !strings.Contains(err.Error(), tc.server) {
+				t.Fatalf("got %v, want ErrServer naming %s and %q", err, tc.server, tc.contains)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("took %v, want the timeout to apply", time.Since(start))
+			}
+			assertNoSecret(t, err, testSecret)
+			t.Logf("message: %v", err)
+		})
+	}
+}
