@@ -1,0 +1,198 @@
+package postfix
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Instance is one Postfix instance, addressed by its configuration
+// directory. The zero value is the default instance (/etc/postfix) run
+// through "postfix" and "postconf" from PATH with DefaultTimeout.
+type Instance struct {
+	// ConfigDir is passed as `-c DIR`; "" means the default config
+	// directory (/etc/postfix on Debian).
+	ConfigDir string
+	// Postfix is the postfix program; default "postfix" from PATH.
+	Postfix string
+	// Postconf is the postconf program; default "postconf" next to an
+	// explicit Postfix path, else from PATH.
+	Postconf string
+	// Timeout bounds each command (postfix or postconf) run; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+
+	noTerminal bool // capture output through pipes only (tests of the maillog path)
+}
+
+// ErrNotRunning is matched (errors.Is) by the error of Reload when the
+// instance's master process is not running.
+var ErrNotRunning = errors.New("postfix is not running")
+
+// NotRunningError is returned by Reload for a stopped instance. It matches
+// ErrNotRunning and carries the command that fixes it.
+type NotRunningError struct {
+	ConfigDir string // "" for the default instance
+}
+
+// Error returns "postfix -c DIR reload: postfix is not running".
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("%s reload: %v", e.command("postfix"), ErrNotRunning)
+}
+
+// Is reports whether target is ErrNotRunning.
+func (e *NotRunningError) Is(target error) bool { return target == ErrNotRunning }
+
+// Hint returns the command an operator runs to start the instance:
+// "postfix start" or "postfix -c DIR start".
+func (e *NotRunningError) Hint() string { return e.command("postfix") + " start" }
+
+func (e *NotRunningError) command(prog string) string {
+	if e.ConfigDir == "" {
+		return prog
+	}
+	return prog + " -c " + e.ConfigDir
+}
+
+// Check runs `postfix [-c DIR] check`, which validates main.cf and master.cf
+// and repairs queue directory ownership, then checks that every file named
+// by smtpd_tls_chain_files is a readable regular file holding PEM blocks and
+// that together they hold a private key and a certificate: `postfix check`
+// does not look at TLS files, and a missing chain file makes smtpd announce
+// STARTTLS and then fail it (seen with Postfix 3.7). A failed postfix command
+// is a *CommandError naming the cause Postfix reported (from its terminal
+// output or maillog_file).
+func (in *Instance) Check(ctx context.Context) error {
+	if err := in.run(ctx, "check"); err != nil {
+		return err
+	}
+	files, err := in.ChainFiles(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkChainFiles(files); err != nil {
+		return fmt.Errorf("check %s: %w", in.describe(), err)
+	}
+	return nil
+}
+
+// describe names the instance in errors: `postfix config "/etc/x"`.
+func (in *Instance) describe() string {
+	if in.ConfigDir == "" {
+		return "postfix default config"
+	}
+	return fmt.Sprintf("postfix config %q", in.ConfigDir)
+}
+
+// checkChainFiles verifies the files of smtpd_tls_chain_files (see Check).
+func checkChainFiles(files []string) error {
+	var keys, certs int
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("smtpd_tls_chain_files: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("smtpd_tls_chain_files: %q is not a regular file", f)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("smtpd_tls_chain_files: %w", err)
+		}
+		n := 0
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			n++
+			switch {
+			case strings.HasSuffix(blk.Type, "PRIVATE KEY"):
+				keys++
+			case blk.Type == "CERTIFICATE":
+				certs++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("smtpd_tls_chain_files: %q holds no PEM block", f)
+		}
+	}
+	if len(files) > 0 && (keys == 0 || certs == 0) {
+		return fmt.Errorf("smtpd_tls_chain_files %q: %d private keys and %d certificates, want at least one of each", strings.Join(files, ", "), keys, certs)
+	}
+	return nil
+}
+
+// Reload runs `postfix [-c DIR] reload`: the master re-reads main.cf and
+// master.cf and idle smtpd processes are replaced, so new connections get
+// the chain files as they are now. It returns once the signal is sent;
+// Postfix applies it asynchronously (within milliseconds on an idle server).
+// A stopped instance gives a *NotRunningError (errors.Is ErrNotRunning,
+// hint "postfix start"); other failures a *CommandError.
+func (in *Instance) Reload(ctx context.Context) error {
+	up, err := in.Running(ctx)
+	if err != nil {
+		return err
+	}
+	if !up {
+		return &NotRunningError{ConfigDir: in.ConfigDir}
+	}
+	if err := in.run(ctx, "reload"); err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) && notRunning(ce) {
+			return &NotRunningError{ConfigDir: in.ConfigDir}
+		}
+		return err
+	}
+	return nil
+}
+
+// Running reports whether the instance's master process runs, from
+// `postfix [-c DIR] status` (exit 0: running; exit 1 with "is not running":
+// stopped). Anything else, such as a broken main.cf, is a *CommandError.
+func (in *Instance) Running(ctx context.Context) (bool, error) {
+	err := in.run(ctx, "status")
+	if err == nil {
+		return true, nil
+	}
+	var ce *CommandError
+	if errors.As(err, &ce) && notRunning(ce) {
+		return false, nil
+	}
+	return false, err
+}
+
+// notRunning reports whether a failed command said the master is not
+// running (postfix-script: "the Postfix mail system is not running").
+func notRunning(ce *CommandError) bool {
+	return strings.Contains(ce.text(), "mail system is not running")
+}
+
+// ChainFiles returns the files of smtpd_tls_chain_files (Postfix ≥ 3.4) as
+// `postconf [-c DIR] -x -h` prints them, $parameters expanded, split on
+// commas and white space; an empty list when the parameter is unset.
+func (in *Instance) ChainFiles(ctx context.Context) ([]string, error) {
+	out, err := in.postconf(ctx, "-x", "-h", "smtpd_tls_chain_files")
+	if err != nil {
+		return nil, err
+	}
+	return splitList(out), nil
+}
+
+// splitList splits a Postfix list value on commas and white space
+// (postconf(5): "separated by comma and/or whitespace"), dropping empty
+// elements; nil when there are none.
+func splitList(s string) []string {
+	f := strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+	})
+	if len(f) == 0 {
+		return nil
+	}
+	return f
+}
