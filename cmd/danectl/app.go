@@ -1,42 +1,25 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"strings"
 
+	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes of danectl, documented in README.md ("Exit codes").
+// Exit codes, shared by every danehook binary (see cliapp).
 const (
-	exitOK       = 0 // success
-	exitMismatch = 1 // a TLSA mismatch, an error-level lint, or a check that failed
-	exitUsage    = 2 // bad input: flags, files, configuration
-	exitTSIG     = 3 // TSIG failure: BADKEY, BADSIG, BADTIME
-	exitRefused  = 4 // the server refused the update (update-policy)
-	exitNotAuth  = 5 // the server is not authoritative for the zone (NOTAUTH, NOTZONE)
-	exitServer   = 6 // SERVFAIL, timeouts, unreachable servers, provider API failures
-	exitPending  = 7 // the requested step is not safe yet (records not aged)
+	exitOK       = cliapp.ExitOK
+	exitMismatch = cliapp.ExitMismatch
+	exitUsage    = cliapp.ExitUsage
+	exitPending  = cliapp.ExitPending
 )
 
-// exitError carries an exit code and an optional operator hint out of a command.
-type exitError struct {
-	code int
-	err  error
-	hint string
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // fail wraps err with an exit code and a hint printed on its own line.
-func fail(code int, err error, hint string) error {
-	return &exitError{code: code, err: err, hint: hint}
-}
+func fail(code int, err error, hint string) error { return cliapp.Fail(code, err, hint) }
 
-// commands lists every danectl subcommand; each lives in its own file.
+// commands lists every danectl subcommand; each lives in its own file and
+// appends itself in an init function.
 var commands []*cli.Command
 
 // newApp builds the danectl CLI writing to stdout and stderr.
@@ -48,36 +31,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		Commands:        commands,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run() reports errors
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return fail(exitUsage, err, "run 'danectl "+c.Command.Name+" --help'")
-		},
 	}
 }
 
-// run executes danectl with args and returns the process exit code. It never
-// calls os.Exit, so the whole CLI is testable in-process.
+// run executes danectl with args and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).Run(args)
-	if err == nil {
-		return exitOK
-	}
-	code := exitUsage
-	var ee *exitError
-	var ce cli.ExitCoder
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case errors.As(err, &ce):
-		code = ce.ExitCode()
-	}
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "danectl:") {
-		msg = "danectl: error: " + msg
-	}
-	fmt.Fprintln(stderr, msg)
-	if ee != nil && ee.hint != "" {
-		fmt.Fprintln(stderr, "hint: "+ee.hint)
-	}
-	return code
+	return cliapp.Run(newApp(stdout, stderr), args, stderr)
 }

@@ -141,3 +141,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPackagedExampleParses(t *testing.T) {
+	c, err := Load("../../packaging/danehook.toml")
+	if err != nil {
+		t.Fatalf("packaging/danehook.toml: %v", err)
+	}
+	if _, err := c.Lineage("mail.example.com"); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,191 @@
+package deploy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// chains holds the chains of one lineage that TLSA records must cover.
+type chains struct {
+	// Served is the chain file Postfix reads (nil before the first install).
+	Served *chain.Chain
+	// Pending is a renewed chain waiting for its records to age.
+	Pending *chain.Chain
+	// Source is what the ACME client holds now (certbot_lineage or
+	// lego_cert/lego_key), nil when not configured.
+	Source *chain.Chain
+	// Extra are chains handed in by the caller (the one dane-deploy is
+	// deploying).
+	Extra []*chain.Chain
+}
+
+func (c chains) all() []*chain.Chain {
+	var out []*chain.Chain
+	for _, x := range append([]*chain.Chain{c.Served, c.Pending, c.Source}, c.Extra...) {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// spkiHex returns the hex SHA-256 of the chain's key SubjectPublicKeyInfo
+// (the 3 1 1 association data).
+func spkiHex(c *chain.Chain) string {
+	if c == nil || c.Leaf == nil {
+		return ""
+	}
+	sum := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// owners returns the TLSA owners of l: one per host and port.
+func owners(l *config.Lineage) ([]string, error) {
+	var out []string
+	for _, h := range l.Hosts {
+		for _, p := range l.Ports {
+			o, err := tlsa.Owner(uint16(p), h)
+			if err != nil {
+				return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// loadChain reads a served or pending chain file (key and certificates in
+// one file) and sets its trust anchor as l asks. A missing file is (nil, nil).
+func (e *Engine) loadChain(l *config.Lineage, path string) (*chain.Chain, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	c, err := chain.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
+	}
+	return c, e.setTA(l, c)
+}
+
+// setTA sets the chain's trust anchor as l's ta setting asks.
+func (e *Engine) setTA(l *config.Lineage, c *chain.Chain) error {
+	if l.TA == "" {
+		return nil
+	}
+	var roots *chain.RootStore
+	if l.TA == chain.TARoot {
+		var err error
+		var files []string
+		if l.CAFile != "" {
+			files = append(files, l.CAFile)
+		}
+		if roots, err = chain.LoadRootStore(files...); err != nil {
+			return fmt.Errorf("lineage %q: %w", l.Name, err)
+		}
+	}
+	if err := c.AppendTA(l.TA, roots); err != nil {
+		return fmt.Errorf("lineage %q: trust anchor: %w (set ca_file to a file holding it)", l.Name, err)
+	}
+	return nil
+}
+
+// loadSource reads the ACME client's current files for l, or returns nil
+// when none are configured.
+func (e *Engine) loadSource(l *config.Lineage) (*chain.Chain, error) {
+	var (
+		c   *chain.Chain
+		err error
+	)
+	switch {
+	case l.CertbotLineage != "":
+		c, err = chain.FromCertbotLineage(l.CertbotLineage)
+	case l.LegoCert != "" || l.LegoKey != "":
+		c, err = chain.FromLego(l.LegoCert, l.LegoKey, "")
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lineage %q: ACME client files: %w", l.Name, err)
+	}
+	return c, e.setTA(l, c)
+}
+
+// pendingPath is where the pending chain of lineage is kept.
+func (e *Engine) pendingPath(lineage string) string {
+	return filepath.Join(e.Store.Dir, lineage+".pending.pem")
+}
+
+// loadChains reads every chain of l that its records must cover.
+func (e *Engine) loadChains(l *config.Lineage, st *LineageState) (chains, error) {
+	var (
+		c   chains
+		err error
+	)
+	if c.Served, err = e.loadChain(l, l.ChainFile); err != nil {
+		return c, err
+	}
+	if st.Pending != nil {
+		if c.Pending, err = e.loadChain(l, st.Pending.File); err != nil {
+			return c, err
+		}
+	}
+	if c.Source, err = e.loadSource(l); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// records returns the records l wants for chain c: 3 1 1 of its key and,
+// when configured, 2 1 1 of its trust anchor.
+func records(l *config.Lineage, c *chain.Chain) ([]tlsa.Record, error) {
+	var out []tlsa.Record
+	for _, u := range l.Usages {
+		var (
+			r   tlsa.Record
+			err error
+		)
+		switch u {
+		case "3 1 1":
+			r, err = tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
+		case "2 1 1":
+			if c.TA == nil {
+				return nil, fmt.Errorf("lineage %q: 2 1 1 needs a trust anchor but the chain has none", l.Name)
+			}
+			r, err = tlsa.FromCertificate(c.TA, tlsa.UsageDANETA, tlsa.SelectorSPKI, tlsa.MatchSHA256)
+		default:
+			return nil, fmt.Errorf("lineage %q: unsupported usage %q", l.Name, u)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
+		}
+		out = appendUnique(out, r)
+	}
+	return out, nil
+}
+
+func appendUnique(set []tlsa.Record, recs ...tlsa.Record) []tlsa.Record {
+	for _, r := range recs {
+		if !containsRecord(set, r) {
+			set = append(set, r)
+		}
+	}
+	return set
+}
+
+func containsRecord(set []tlsa.Record, r tlsa.Record) bool {
+	for _, s := range set {
+		if s.Equal(r) {
+			return true
+		}
+	}
+	return false
+}

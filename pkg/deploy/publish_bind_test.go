@@ -1,0 +1,213 @@
+package deploy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+func spkiOf(t *testing.T, certsPEM []byte) string {
+	t.Helper()
+	c := mustLeaf(t, certsPEM)
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestPlanPublishIdempotentAndOthersSurvive(t *testing.T) {
+	e, lab, rp := bindEngine(t, "")
+	ca := newCA(t)
+	k1, c1, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k1, c1)
+	spki1 := spkiOf(t, c1)
+
+	// A record published by someone else at the same owner.
+	other := "3 1 1 " + strings.Repeat("ab", 32)
+	lab.Nsupdate(t, "update add _25._tcp.mail.example.test. 60 IN TLSA "+other+"\nsend\n")
+
+	plans, err := e.Plan(t.Context())
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	want := "+ _25._tcp.mail.example.test. 1 IN TLSA 3 1 1 " + spki1
+	if got := planText(plans); !strings.Contains(got, want) || !strings.Contains(got, "= _25._tcp.mail.example.test. 60 IN TLSA "+other) {
+		t.Fatalf("plan =\n%s\nwant it to contain %q and keep the other record", got, want)
+	}
+	if rp.Sent().Updates != 0 {
+		t.Fatalf("Plan sent %d UPDATEs, want 0", rp.Sent().Updates)
+	}
+
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if got := rp.Sent().Updates; got != 1 {
+		t.Errorf("first Publish sent %d UPDATEs, want 1", got)
+	}
+	plans, err = e.Publish(t.Context())
+	if err != nil {
+		t.Fatalf("second Publish: %v", err)
+	}
+	if got := rp.Sent().Updates; got != 1 {
+		t.Errorf("second Publish sent %d more UPDATEs, want 0", got-1)
+	}
+	for _, p := range plans {
+		if !p.Changes.Empty() {
+			t.Errorf("second Publish planned changes:\n%s", p.Changes)
+		}
+	}
+
+	// A new key in the served chain: its record is added, the old owned
+	// record removed, the other record kept — in one UPDATE.
+	k2, c2, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k2, c2)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatalf("Publish after key change: %v", err)
+	}
+	if got := rp.Sent().Updates; got != 2 {
+		t.Errorf("key change sent %d UPDATEs, want 1", got-1)
+	}
+	rrs, err := rp.Records(t.Context(), "_25._tcp.mail.example.test.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, rr := range rrs {
+		got = append(got, rr.Record.String())
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, spkiOf(t, c2)) || strings.Contains(all, spki1) || !strings.Contains(all, other) {
+		t.Errorf("served after key change:\n%s\nwant new key and the other record, not the old key", all)
+	}
+	dns, _ := e.loadDNS()
+	if o := dns.Owned["_25._tcp.mail.example.test."]; len(o) != 1 || !strings.Contains(o[0], spkiOf(t, c2)) {
+		t.Errorf("owned = %v, want only the new key's record", o)
+	}
+}
+
+func TestRemovalHeldUntilReloadVerified(t *testing.T) {
+	e, _, rp := bindEngine(t, "")
+	ca := newCA(t)
+	k1, c1, _ := ca.issue(t, nil)
+	path := e.Config.Lineages["mail"].ChainFile
+	writeFile(t, path, k1, c1)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.Save("mail", &LineageState{VerifiedChain: "an older chain"}); err != nil {
+		t.Fatal(err)
+	}
+	k2, c2, _ := ca.issue(t, nil)
+	writeFile(t, path, k2, c2)
+	plans, err := e.Publish(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plans[0].Held) != 1 || !strings.Contains(plans[0].Held[0].Record.String(), spkiOf(t, c1)) {
+		t.Fatalf("held = %v, want the old key's record held back", plans[0].Held)
+	}
+	rrs, _ := rp.Records(t.Context(), "_25._tcp.mail.example.test.")
+	if len(rrs) != 2 {
+		t.Errorf("served %d records, want 2 (old kept until verified, new added)", len(rrs))
+	}
+}
+
+func TestStatusAgesAndNamesLaggingSecondary(t *testing.T) {
+	e, lab, _ := bindEngine(t, "")
+	ca := newCA(t)
+	k1, c1, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k1, c1)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	lab.WaitSerial(t, lab.Secondary, "example.test.", lab.Serial(t, lab.Primary, "example.test."), 10*time.Second)
+
+	t0 := time.Now()
+	e.Now = func() time.Time { return t0 }
+	st, err := e.Status(t.Context())
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if len(st.Owners) != 1 || st.Owners[0].Err != "" {
+		t.Fatalf("owners = %+v", st.Owners)
+	}
+	r := st.Owners[0].Records
+	if r.Aged || len(r.Records) != 1 || len(r.Records[0].Serving) != 2 {
+		t.Fatalf("just after publishing: %+v, want served by both servers and not aged", r)
+	}
+	// TTL 1 s and negative TTL 1 s: aged 2 s after the last first sighting.
+	e.Now = func() time.Time { return t0.Add(2 * time.Second) }
+	st, err = e.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Owners[0].Records.Aged {
+		t.Errorf("2 x TTL later: not aged: %+v", st.Owners[0].Records)
+	}
+	if st.Owners[0].DNSSEC == nil || st.Owners[0].DNSSEC.Signed || st.Owners[0].DNSSEC.Warning == "" {
+		t.Errorf("unsigned lab zone: DNSSEC = %+v, want a warning", st.Owners[0].DNSSEC)
+	}
+
+	// The secondary stops transferring: a new key's record is not aged and
+	// the secondary is named.
+	lab.BlockTransfers(t)
+	k2, c2, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k2, c2)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return t0.Add(time.Hour) }
+	st, err = e.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := tlsa.Parse("3 1 1 " + spkiOf(t, c2))
+	var found bool
+	for _, s := range st.Owners[0].Records.Records {
+		if s.Record == rec.String() {
+			found = true
+			if s.Aged || !strings.Contains(strings.Join(s.Blocking, ";"), "127.0.0.2") {
+				t.Errorf("new record with a blocked secondary: %+v, want not aged and the secondary named", s)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("status does not list the new record: %+v", st.Owners[0].Records)
+	}
+	if st.OK() {
+		t.Error("Status.OK() with a lagging secondary")
+	}
+}
+
+func TestPublishErrorKeepsStateAndNamesServer(t *testing.T) {
+	e, lab, _ := bindEngine(t, "")
+	ca := newCA(t)
+	k1, c1, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k1, c1)
+	// A provider whose key the server does not know.
+	bad := *e.Config.Providers["lab"]
+	bad.KeyFile = ""
+	bad.KeyName = "wrong-key"
+	bad.SecretEnv = "DANEHOOK_TEST_SECRET"
+	t.Setenv("DANEHOOK_TEST_SECRET", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
+	pub, err := NewPublisher(&bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Publishers["lab"] = pub
+	_, err = e.Publish(t.Context())
+	if err == nil {
+		t.Fatal("Publish with an unknown TSIG key succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, lab.Primary) || strings.Contains(msg, "c2VjcmV0c2VjcmV0") {
+		t.Errorf("error %q: want the server named and no secret", msg)
+	}
+	if !errors.Is(err, dnsupdate.ErrTSIG) {
+		t.Errorf("error %v is not ErrTSIG", err)
+	}
+}

@@ -1,0 +1,109 @@
+package deploy
+
+import (
+	"sort"
+	"time"
+
+	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// Names of the state documents and of the lock (in the state directory).
+const (
+	dnsDoc   = "dns"      // dns.json: DNSState
+	lockName = "danehook" // danehook.lock: one lock for every hook and timer run
+)
+
+// DNSState is what danehook remembers about DNS, shared by all lineages
+// because lineages may share TLSA owners: the records it published (owned
+// records — it never removes any other) and when each authoritative server
+// was first seen serving each record.
+type DNSState struct {
+	// Owned maps an owner to the records danehook published there, in
+	// presentation form ("3 1 1 <hex>").
+	Owned map[string][]string `json:"owned"`
+	// Seen holds first-seen times per owner, record and server.
+	Seen *propagate.Seen `json:"seen"`
+}
+
+// owned returns the owned records at owner.
+func (s *DNSState) owned(owner string) []tlsa.Record {
+	var out []tlsa.Record
+	for _, p := range s.Owned[owner] {
+		if r, err := tlsa.Parse(p); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// own adds rec to the owned records at owner; disown removes it.
+func (s *DNSState) own(owner string, rec tlsa.Record) {
+	if s.Owned == nil {
+		s.Owned = map[string][]string{}
+	}
+	p := rec.String()
+	for _, x := range s.Owned[owner] {
+		if x == p {
+			return
+		}
+	}
+	s.Owned[owner] = append(s.Owned[owner], p)
+	sort.Strings(s.Owned[owner])
+}
+
+func (s *DNSState) disown(owner string, rec tlsa.Record) {
+	p := rec.String()
+	var keep []string
+	for _, x := range s.Owned[owner] {
+		if x != p {
+			keep = append(keep, x)
+		}
+	}
+	if len(keep) == 0 {
+		delete(s.Owned, owner)
+		return
+	}
+	s.Owned[owner] = keep
+}
+
+// LineageState is what danehook remembers about one lineage
+// (<state dir>/<lineage>.json).
+type LineageState struct {
+	// Pending is a renewed chain that is ready but not yet safe to serve.
+	Pending *Pending `json:"pending,omitempty"`
+	// VerifiedChain is the SHA-256 (hex) of the served chain file's content
+	// when a STARTTLS handshake last matched the published records. A
+	// served file with another digest needs a reload and a verification, and
+	// until then no owned record is removed.
+	VerifiedChain string `json:"verified_chain,omitempty"`
+	// ServedSPKI is the SHA-256 of the served key's SubjectPublicKeyInfo,
+	// hex (3 1 1 data), as last installed or verified.
+	ServedSPKI string `json:"served_spki,omitempty"`
+	// KeySPKI is the SHA-256 of the key the ACME client used last (as seen
+	// by dane-prerenew or dane-deploy), hex.
+	KeySPKI string `json:"key_spki,omitempty"`
+	// Installed is when danehook last installed a chain for this lineage.
+	Installed time.Time `json:"installed,omitzero"`
+	// Verified is when a STARTTLS handshake last matched the published
+	// records.
+	Verified time.Time `json:"verified,omitzero"`
+}
+
+// Pending is a switch that waits for its records to age.
+type Pending struct {
+	// File is the assembled chain (key, leaf, issuers, TA), kept in the
+	// state directory with mode 0600 until it is installed.
+	File string `json:"file"`
+	// SPKI is the SHA-256 of the new key's SubjectPublicKeyInfo, hex.
+	SPKI string `json:"spki"`
+	// Leaf describes the new leaf: subject, serial and expiry.
+	Leaf string `json:"leaf"`
+	// Since is when the switch was recorded.
+	Since time.Time `json:"since"`
+	// SafeAt is when the switch is expected to become safe; zero while a
+	// server blocks it.
+	SafeAt time.Time `json:"safe_at,omitzero"`
+	// Blocking names what keeps the switch from being safe.
+	Blocking []string `json:"blocking,omitempty"`
+}
