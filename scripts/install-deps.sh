@@ -44,4 +44,8 @@ if ! ip -4 addr show dev lo | grep -q '127\.0\.0\.2/'; then
   log "adding 127.0.0.2/8 to lo"
   ip addr add 127.0.0.2/8 dev lo
 fi
+
+
+# ACME lab tools built from pinned Go modules: pebble, lego v5, lego v4.
+"$(dirname "$0")/install-acme.sh"
 log "ok"

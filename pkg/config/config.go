@@ -88,6 +88,9 @@ type Lineage struct {
 	// (optional, as CertbotLineage).
 	LegoCert string `toml:"lego_cert"`
 	LegoKey  string `toml:"lego_key"`
+	// LegoCSR, when set, is the pinned CSR file passed to lego --csr;
+	// dane-prerenew keeps it generated from LegoKey.
+	LegoCSR string `toml:"lego_csr"`
 	// Endpoints are the host:port addresses verified by STARTTLS after reload.
 	Endpoints []string `toml:"endpoints"`
 	// RequireDNSSEC turns an unsigned zone from a warning into an error.
@@ -328,6 +331,9 @@ func (c *Config) validate(data []byte) error {
 		}
 		if _, ok := c.Providers[l.Provider]; !ok {
 			return bad(at+".provider", fmt.Sprintf("no [provider.%s] table", l.Provider), "lineage", name, "provider")
+		}
+		if l.LegoCSR != "" && l.LegoKey == "" {
+			return bad(at+".lego_key", "missing: lego_csr needs lego_key, the private key the CSR is made from", "lineage", name, "lego_csr")
 		}
 		if l.ChainFile == "" {
 			return bad(at+".chain_file", "missing: the served chain file named in Postfix's smtpd_tls_chain_files", "lineage", name)

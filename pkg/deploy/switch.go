@@ -14,6 +14,7 @@ import (
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -436,7 +437,7 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	for _, p := range plans {
 		for _, c := range p.Changes {
-			if c.Op.String() == "-" {
+			if c.Op == dnsupdate.Remove {
 				res.Removed = append(res.Removed, c.RR.String())
 			}
 		}
@@ -500,4 +501,23 @@ func (e *Engine) verify(ctx context.Context, l *config.Lineage) ([]string, error
 	}
 	sort.Strings(done)
 	return done, nil
+}
+
+// Verify checks the endpoints of the named lineages (all when empty) by a
+// STARTTLS handshake against the records the provider serves at each
+// owner, changing nothing. It returns one line per match.
+func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) {
+	ls, err := e.Config.Select(names...)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range ls {
+		v, err := e.verify(ctx, l)
+		out = append(out, v...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -180,4 +181,40 @@ func When(t, now time.Time) string {
 		return "now"
 	}
 	return fmt.Sprintf("in %s (%s)", d, t.Local().Format("2006-01-02 15:04:05 MST"))
+}
+
+// Logger returns the binaries' logger: log/slog text lines on w (stderr,
+// which certbot and lego capture and show).
+func Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// LogReload logs what a reload step did.
+func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
+	if r == nil {
+		return
+	}
+	for _, s := range r.Switched {
+		log.Info("pending switch completed: records aged, new chain installed", "lineage", s)
+	}
+	for name, p := range r.Pending {
+		log.Info("switch still pending: Postfix keeps serving the previous chain", "lineage", name,
+			"new_key", "3 1 1 "+p.SPKI, "safe", When(p.SafeAt, time.Now()), "blocking", strings.Join(p.Blocking, "; "))
+	}
+	if r.Reloaded {
+		log.Info("postfix check passed; postfix reloaded")
+	}
+	for _, v := range r.Verified {
+		log.Info("live STARTTLS chain verified", "match", v)
+	}
+	for _, rm := range r.Removed {
+		log.Info("removed owned record no chain needs", "record", rm)
+	}
 }

@@ -1,0 +1,89 @@
+// Command dane-deploy is danehook's deploy hook: certbot --deploy-hook
+// (renewal-hooks/deploy), lego v4 --run-hook/--renew-hook, lego v5
+// --deploy-hook. It assembles the served chain, publishes the TLSA records
+// it needs and installs it once that is safe (DESIGN.md §4).
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/hookenv"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr, os.Getenv))
+}
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	app := &cli.App{
+		Name:      "dane-deploy",
+		Usage:     "deploy hook: publish TLSA records for a renewed certificate and install it when safe",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Description: `Run by the ACME client after each issuance or renewal, with the client's
+variables: certbot RENEWED_LINEAGE; lego v4 LEGO_CERT_DOMAIN, LEGO_CERT_PATH,
+LEGO_CERT_KEY_PATH, LEGO_ISSUER_CERT_PATH; lego v5 LEGO_HOOK_CERT_NAME,
+LEGO_HOOK_CERT_PATH, LEGO_HOOK_CERT_KEY_PATH, LEGO_HOOK_ISSUER_CERT_PATH.
+
+It checks the key against the certificate, publishes the records the new chain
+needs, and installs the chain file only when it matches an aged record at every
+TLSA owner; otherwise it records a pending switch (exit 0: the renewal itself
+succeeded) that dane-reload or 'danectl tick' completes later. lego v4 has no
+post hook, so under lego v4 dane-deploy also runs the reload step.
+
+Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
+5 not authoritative, 6 server failure, 8 Postfix failure, 9 locked.`,
+		Flags: []cli.Flag{
+			cliapp.ConfigFlag,
+			&cli.BoolFlag{Name: "reload", Usage: "also run dane-reload's step (default under lego v4, which has no post hook)"},
+		},
+		Action: func(c *cli.Context) error {
+			log := cliapp.Logger(stderr)
+			d, err := hookenv.FromEnv(getenv)
+			if err != nil {
+				return cliapp.Classify(err)
+			}
+			e, err := cliapp.Engine(c)
+			if err != nil {
+				return err
+			}
+			// lego kills hooks after 2 minutes.
+			ctx, cancel := cliapp.Context(c, 110*time.Second)
+			defer cancel()
+			res, err := e.Deploy(ctx, d)
+			if res != nil {
+				for _, p := range res.Plans {
+					for _, ch := range p.Changes {
+						if ch.Op != dnsupdate.Keep {
+							log.Info("dns change", "change", ch.String(), "zone", p.Zone, "provider", p.Provider)
+						}
+					}
+				}
+			}
+			if err != nil {
+				return cliapp.Classify(err)
+			}
+			attrs := []any{"lineage", res.Lineage, "client", string(res.Client), "key", "3 1 1 " + res.SPKI, "key_changed", res.KeyChanged}
+			if res.Installed {
+				log.Info("chain installed: "+res.Reason, attrs...)
+			} else {
+				log.Info("switch pending: Postfix keeps serving the previous chain until the new records are aged",
+					append(attrs, "reason", res.Reason, "safe", cliapp.When(res.Pending.SafeAt, time.Now()),
+						"blocking", strings.Join(res.Pending.Blocking, "; "))...)
+			}
+			if c.Bool("reload") || d.Client == hookenv.LegoV4 {
+				r, err := e.Reload(ctx)
+				cliapp.LogReload(log, r)
+				return cliapp.Classify(err)
+			}
+			return nil
+		},
+	}
+	return cliapp.Run(app, args, stderr)
+}

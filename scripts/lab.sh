@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# danehook's lab, the README's first command. On a fresh Debian 12 machine,
+# as root, it installs what the lab needs (scripts/install-deps.sh), then
+# starts — on loopback only, each in its own temporary directory — a Pebble
+# ACME server, a BIND primary (127.0.0.1) and secondary (127.0.0.2) with TSIG,
+# and a Postfix instance serving danehook's chain file, and walks through
+# the main job with the real certbot and danehook's hooks:
+#
+#   1. first issuance: TLSA published at both name servers, chain installed,
+#      verified by a STARTTLS handshake;
+#   2. renewal with a new key: the new record is published beside the old
+#      one, Postfix keeps the old chain until the new record is aged, then
+#      'danectl tick' switches, verifies and removes the old record.
+#
+# It prints what happened as it goes and stops every service when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "lab: building danehook and starting Pebble, BIND x2 and Postfix on loopback..."
+set +e
+go test -count=1 -timeout 10m -run '^TestLabWalkthrough$' -v ./scripts/e2e 2>&1 |
+  grep -v -E '^(=== (RUN|PAUSE|CONT)|--- PASS|PASS$|ok  )'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "lab: FAILED (exit $status); the test output above says where" >&2
+  exit "$status"
+fi
+echo "lab: done; every service was stopped"
