@@ -4,48 +4,91 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// Write writes data to path atomically: a temporary file in the same
-// directory created with perm, fsynced, renamed over path, then the directory
-// fsynced. On error the previous file is left untouched and no temporary file
-// remains.
-func Write(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+// Seams for tests that make a step fail; the real calls otherwise.
+var (
+	writeData  = func(f *os.File, data []byte) error { _, err := f.Write(data); return err }
+	renameFile = os.Rename
+)
+
+// Write replaces the file at path with data, atomically: data goes to a new
+// file ".<name>.tmp-<random>" in the same directory, given mode perm (exactly,
+// whatever the umask), written, fsynced and closed, then renamed over path,
+// and the directory is fsynced so the rename survives a crash. Readers see
+// the old file or the new one, never a mix. The result has mode perm even
+// when the file it replaces was more open. When path is a symbolic link, the
+// file it points to is replaced and the link kept; a dangling link is an
+// error.
+//
+// On any error the temporary file is removed and the previous file is left
+// as it was (a crash can leave a ".<name>.tmp-*" file behind, never a
+// partial path). Errors name path and the step that failed and wrap the
+// cause (*fs.PathError, *os.LinkError); a failed directory fsync is reported
+// although the new file is already in place. File systems that cannot fsync
+// a directory (EINVAL) are not an error.
+func Write(path string, data []byte, perm os.FileMode) (err error) {
+	target := path
+	if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if target, err = filepath.EvalSymlinks(path); err != nil {
+			return fmt.Errorf("write %q: resolve symlink: %w", path, err)
+		}
 	}
-	name := tmp.Name()
-	ok := false
+	dir, name := filepath.Split(target)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %q: create temporary file: %w", path, err)
+	}
+	tmp := f.Name()
+	closed := false
 	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
+		if err != nil {
+			if !closed {
+				_ = f.Close()
+			}
+			_ = os.Remove(tmp)
 		}
 	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err = f.Chmod(perm); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err = writeData(f, data); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("write %q: fsync: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	closed = true
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("write %q: close: %w", path, err)
 	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if err = renameFile(tmp, target); err != nil {
+		return fmt.Errorf("write %q: rename into place: %w", path, err)
 	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write %q: fsync directory %q: %w", path, dir, err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory so a rename in it is durable. File systems that
+// cannot fsync a directory (EINVAL) are not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
 	}
 	return nil
 }

@@ -113,10 +113,32 @@ func (e *Engine) loadSource(l *config.Lineage) (*chain.Chain, error) {
 	default:
 		return nil, nil
 	}
+	if errors.Is(err, chain.ErrKeyMismatch) && l.CertbotLineage != "" {
+		// A committed rotation swapped certbot's key ahead of the renewal
+		// that will certify it: the staged key's record covers it.
+		if st, lerr := e.loadLineage(l.Name); lerr == nil && st.Next != nil && st.Next.Swapped {
+			return nil, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lineage %q: ACME client files: %w", l.Name, err)
 	}
 	return c, e.setTA(l, c)
+}
+
+// containsUsage reports whether l wants records of usage u ("3 1 1").
+func containsUsage(l *config.Lineage, u string) bool {
+	for _, x := range l.Usages {
+		if x == u {
+			return true
+		}
+	}
+	return false
+}
+
+// nextRecord returns the 3 1 1 record of a staged key.
+func nextRecord(n *NextKey) (tlsa.Record, error) {
+	return tlsa.Parse("3 1 1 " + n.SPKI)
 }
 
 // pendingPath is where the pending chain of lineage is kept.

@@ -146,6 +146,13 @@ func (e *Engine) desired(extra map[string][]*chainRef) (*desiredSet, error) {
 			cs.Extra = append(cs.Extra, x.Chain)
 		}
 		var recs []tlsa.Record
+		if st.Next != nil && containsUsage(l, "3 1 1") {
+			r, err := nextRecord(st.Next)
+			if err != nil {
+				return nil, fmt.Errorf("lineage %q: staged key: %w", name, err)
+			}
+			recs = append(recs, r)
+		}
 		for _, c := range cs.all() {
 			r, err := records(l, c)
 			if err != nil {

@@ -65,6 +65,11 @@ func TestPlanPublishIdempotentAndOthersSurvive(t *testing.T) {
 	// record removed, the other record kept — in one UPDATE.
 	k2, c2, _ := ca.issue(t, nil)
 	writeFile(t, e.Config.Lineages["mail"].ChainFile, k2, c2)
+	// As dane-reload would after reloading Postfix and verifying it.
+	digest, _ := fileDigest(e.Config.Lineages["mail"].ChainFile)
+	if err := e.Store.Save("mail", &LineageState{VerifiedChain: digest}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.Publish(t.Context()); err != nil {
 		t.Fatalf("Publish after key change: %v", err)
 	}

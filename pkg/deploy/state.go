@@ -83,6 +83,9 @@ type LineageState struct {
 	// KeySPKI is the SHA-256 of the key the ACME client used last (as seen
 	// by dane-prerenew or dane-deploy), hex.
 	KeySPKI string `json:"key_spki,omitempty"`
+	// Next is a staged key whose 3 1 1 records are published beside the
+	// current key's (danectl rotate stage), until a chain with it is served.
+	Next *NextKey `json:"next,omitempty"`
 	// Installed is when danehook last installed a chain for this lineage.
 	Installed time.Time `json:"installed,omitzero"`
 	// Verified is when a STARTTLS handshake last matched the published
@@ -106,4 +109,22 @@ type Pending struct {
 	SafeAt time.Time `json:"safe_at,omitzero"`
 	// Blocking names what keeps the switch from being safe.
 	Blocking []string `json:"blocking,omitempty"`
+}
+
+// NextKey is a staged key of a rotation (DESIGN §5).
+type NextKey struct {
+	// File holds the private key (PKCS #8 PEM, mode 0600) in the state
+	// directory; it is never overwritten while staged.
+	File string `json:"file"`
+	// SPKI is the SHA-256 of its SubjectPublicKeyInfo, hex (3 1 1 data).
+	SPKI string `json:"spki"`
+	// Algorithm is "rsa-2048", "ecdsa-p256", … as staged.
+	Algorithm string `json:"algorithm"`
+	// Staged is when the key was made and its records first published.
+	Staged time.Time `json:"staged"`
+	// Committed is when `rotate commit` allowed the next renewal to use it;
+	// zero while only staged.
+	Committed time.Time `json:"committed,omitzero"`
+	// Swapped is true once the ACME client's key file holds the next key.
+	Swapped bool `json:"swapped,omitempty"`
 }

@@ -308,6 +308,11 @@ func (e *Engine) install(l *config.Lineage, st *LineageState, c *chain.Chain) er
 		os.Remove(st.Pending.File)
 		st.Pending = nil
 	}
+	if st.Next != nil && st.Next.SPKI == spkiHex(c) {
+		// The rotation is complete: the ACME client holds the key now.
+		os.Remove(st.Next.File)
+		st.Next = nil
+	}
 	st.Installed = e.now()
 	return nil
 }
