@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -95,6 +97,46 @@ type Lineage struct {
 	Endpoints []string `toml:"endpoints"`
 	// RequireDNSSEC turns an unsigned zone from a warning into an error.
 	RequireDNSSEC bool `toml:"require_dnssec"`
+	// RotateEvery, when set ("365d", "90d", "2160h"), makes `danectl tick`
+	// stage a new key once the served key is that old and commit it once
+	// its records are aged, so the next scheduled renewal uses it.
+	RotateEvery Duration `toml:"rotate_every"`
+	// RenewCommand is the command `danectl rotate commit --now` runs to
+	// renew at once (argv, no shell). Default for certbot lineages:
+	// certbot renew --cert-name NAME --force-renewal --no-random-sleep-on-renew
+	// --config-dir <derived from certbot_lineage>.
+	RenewCommand []string `toml:"renew_command"`
+}
+
+// Duration is a TOML duration: Go syntax ("2160h", "90m") or whole days ("365d").
+type Duration time.Duration
+
+// UnmarshalText parses "365d" or a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return fmt.Errorf("duration %q: want whole days like \"365d\" or a Go duration like \"2160h\"", s)
+		}
+		*d = Duration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("duration %q: want whole days like \"365d\" or a Go duration like \"2160h\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String returns the duration in days when whole, else Go syntax.
+func (d Duration) String() string {
+	v := time.Duration(d)
+	if v%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(v/(24*time.Hour))) + "d"
+	}
+	return v.String()
 }
 
 // Provider is one DNS provider.

@@ -109,9 +109,9 @@ type OwnerPlan struct {
 	// Changes turns what the provider serves into Desired: adds, removals
 	// of owned records nobody needs, and keeps.
 	Changes dnsupdate.Plan
-	// Held lists removals postponed because a lineage at the owner has
-	// installed a chain that Postfix has not yet been reloaded and verified
-	// on.
+	// Held lists removals postponed because the chain Postfix was last
+	// verified on needs them and a newer chain file waits for its reload
+	// and verification.
 	Held []dnsupdate.RR
 }
 
@@ -123,15 +123,18 @@ type desiredSet struct {
 	ttl      map[string]uint32
 	provider map[string]string
 	lineages map[string][]string
-	hold     map[string]bool
-	dnssec   map[string]bool
+	// held are records that must not be removed yet, by owner: those of
+	// the chain Postfix was last verified on, while a newer chain file
+	// waits for its reload and verification.
+	held   map[string][]tlsa.Record
+	dnssec map[string]bool
 }
 
 // desired computes the desired RRset of every owner of every lineage.
 // extra adds chains by lineage name (the chain dane-deploy is deploying).
 func (e *Engine) desired(extra map[string][]*chainRef) (*desiredSet, error) {
 	d := &desiredSet{desired: map[string][]tlsa.Record{}, ttl: map[string]uint32{}, provider: map[string]string{},
-		lineages: map[string][]string{}, hold: map[string]bool{}, dnssec: map[string]bool{}}
+		lineages: map[string][]string{}, held: map[string][]tlsa.Record{}, dnssec: map[string]bool{}}
 	for _, name := range e.Config.LineageNames() {
 		l := e.Config.Lineages[name]
 		st, err := e.loadLineage(name)
@@ -176,7 +179,13 @@ func (e *Engine) desired(extra map[string][]*chainRef) (*desiredSet, error) {
 			d.desired[o] = appendUnique(d.desired[o], recs...)
 			d.ttl[o] = max(d.ttl[o], uint32(l.TTL))
 			d.lineages[o] = append(d.lineages[o], name)
-			d.hold[o] = d.hold[o] || e.needsReload(l, st)
+			if e.needsReload(l, st) {
+				for _, p := range st.VerifiedRecords {
+					if r, err := tlsa.Parse(p); err == nil {
+						d.held[o] = appendUnique(d.held[o], r)
+					}
+				}
+			}
 			d.dnssec[o] = d.dnssec[o] || l.RequireDNSSEC
 		}
 	}
@@ -234,7 +243,7 @@ func (e *Engine) plan(ctx context.Context, names []string, extra map[string][]*c
 		}
 		op := &OwnerPlan{Owner: o, Zone: zone, Provider: d.provider[o], TTL: d.ttl[o], Lineages: d.lineages[o], Desired: d.desired[o]}
 		for _, c := range dnsupdate.Diff(o, d.ttl[o], current, d.desired[o], dns.owned(o)) {
-			if c.Op == dnsupdate.Remove && d.hold[o] {
+			if c.Op == dnsupdate.Remove && containsRecord(d.held[o], c.Record) {
 				op.Held = append(op.Held, c.RR)
 				c.Op = dnsupdate.Keep
 			}

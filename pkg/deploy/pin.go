@@ -45,6 +45,12 @@ func (e *Engine) Pin(check bool, names ...string) ([]PinResult, error) {
 		return nil, err
 	}
 	defer lk.Unlock()
+	if !check {
+		// A committed rotation: the renewal about to run uses the staged key.
+		if err := e.swapKeys(ls); err != nil {
+			return nil, err
+		}
+	}
 	var out []PinResult
 	for _, l := range ls {
 		r, err := e.pin(l, check)

@@ -103,7 +103,7 @@ func TestRemovalHeldUntilReloadVerified(t *testing.T) {
 	if _, err := e.Publish(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Store.Save("mail", &LineageState{VerifiedChain: "an older chain"}); err != nil {
+	if err := e.Store.Save("mail", &LineageState{VerifiedChain: "an older chain", VerifiedRecords: []string{"3 1 1 " + spkiOf(t, c1)}}); err != nil {
 		t.Fatal(err)
 	}
 	k2, c2, _ := ca.issue(t, nil)

@@ -77,6 +77,9 @@ type LineageState struct {
 	// served file with another digest needs a reload and a verification, and
 	// until then no owned record is removed.
 	VerifiedChain string `json:"verified_chain,omitempty"`
+	// VerifiedRecords are the records (presentation form) that chain
+	// needs; they are not removed until the next verification.
+	VerifiedRecords []string `json:"verified_records,omitempty"`
 	// ServedSPKI is the SHA-256 of the served key's SubjectPublicKeyInfo,
 	// hex (3 1 1 data), as last installed or verified.
 	ServedSPKI string `json:"served_spki,omitempty"`
@@ -86,6 +89,9 @@ type LineageState struct {
 	// Next is a staged key whose 3 1 1 records are published beside the
 	// current key's (danectl rotate stage), until a chain with it is served.
 	Next *NextKey `json:"next,omitempty"`
+	// KeySince is when a chain with the current served key was first
+	// installed (the key's age for rotate_every).
+	KeySince time.Time `json:"key_since,omitzero"`
 	// Installed is when danehook last installed a chain for this lineage.
 	Installed time.Time `json:"installed,omitzero"`
 	// Verified is when a STARTTLS handshake last matched the published

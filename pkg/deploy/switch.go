@@ -301,6 +301,9 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 // install writes c as l's served chain file (atomically, 0600) and clears a
 // pending switch it supersedes.
 func (e *Engine) install(l *config.Lineage, st *LineageState, c *chain.Chain) error {
+	if served, _ := e.loadChain(l, l.ChainFile); served == nil || spkiHex(served) != spkiHex(c) || st.KeySince.IsZero() {
+		st.KeySince = e.now()
+	}
 	if err := c.WriteFile(l.ChainFile); err != nil {
 		return fmt.Errorf("lineage %q: %w", l.Name, err)
 	}
@@ -333,6 +336,8 @@ type ReloadResult struct {
 	Verified []string
 	// Removed lists the owned records removed after verification.
 	Removed []string
+	// Rotations lists what the rotate_every policy did.
+	Rotations []string
 }
 
 // postfixInstance returns the configured Postfix instance.
@@ -404,6 +409,9 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
 	if err := e.Store.Save(dnsDoc, dns); err != nil {
 		return res, err
 	}
+	if res.Rotations, err = e.rotatePolicy(ctx); err != nil {
+		return res, err
+	}
 
 	var changed []*config.Lineage
 	for _, name := range e.Config.LineageNames() {
@@ -428,6 +436,14 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
 			}
 			st := states[l.Name]
 			st.VerifiedChain, _ = fileDigest(l.ChainFile)
+			st.VerifiedRecords = nil
+			if c, err := e.loadChain(l, l.ChainFile); err == nil && c != nil {
+				if recs, err := records(l, c); err == nil {
+					for _, r := range recs {
+						st.VerifiedRecords = append(st.VerifiedRecords, r.String())
+					}
+				}
+			}
 			st.Verified = e.now()
 			if err := e.Store.Save(l.Name, st); err != nil {
 				return res, err

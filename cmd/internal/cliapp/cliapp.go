@@ -109,8 +109,11 @@ func isPostfixCommand(err error) bool {
 
 // Run runs app with args and returns the exit code, printing an error as
 // "NAME: error: …" and its hint as "hint: …" on stderr. It never calls
-// os.Exit, so every binary is testable in-process.
+// os.Exit, so every binary is testable in-process. It adds the hidden
+// --generate-man and --generate-completion flags (see FlagGenerateMan) and
+// enables shell completion.
 func Run(app *cli.App, args []string, stderr io.Writer) int {
+	addDocFlags(app)
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.OnUsageError == nil {
 		app.OnUsageError = func(c *cli.Context, err error, _ bool) error {
@@ -122,7 +125,7 @@ func Run(app *cli.App, args []string, stderr io.Writer) int {
 		}
 	}
 	err := app.Run(args)
-	if err == nil {
+	if err == nil || errors.Is(err, errDocsPrinted) {
 		return ExitOK
 	}
 	code := ExitUsage
@@ -200,6 +203,9 @@ func Logger(w io.Writer) *slog.Logger {
 func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	if r == nil {
 		return
+	}
+	for _, a := range r.Rotations {
+		log.Info("rotate_every: " + a)
 	}
 	for _, s := range r.Switched {
 		log.Info("pending switch completed: records aged, new chain installed", "lineage", s)
