@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything danehook's lab and tests need on a fresh Debian 12
 # machine, as root: Debian packages (BIND, Postfix, unbound, certbot, openssl,
-# hyperfine, ldnsutils) and the 127.0.0.2 loopback alias the BIND secondary
-# listens on. Idempotent: what is already there is not installed again.
+# hyperfine, ldnsutils; lintian and rpm for the package test) and the
+# 127.0.0.2 loopback alias the BIND secondary listens on. Idempotent: what is
+# already there is not installed again.
 set -euo pipefail
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -13,7 +14,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
-      ca-certificates iproute2 util-linux)
+      ca-certificates iproute2 util-linux
+      lintian rpm)  # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
 
 missing=()
 for p in "${PKGS[@]}"; do

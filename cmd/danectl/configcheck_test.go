@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkWorld is a directory with a valid configuration: one rfc2136
+// provider with a 0600 TSIG key file, one cloudflare provider with a 0600
+// token file, and one lineage whose chain directory exists.
+type checkWorld struct {
+	dir, config, keyFile, tokenFile, chainDir, secret string
+}
+
+const tokenValue = "cf-token-0123456789abcdefABCDEF0123456789"
+
+func newCheckWorld(t *testing.T) *checkWorld {
+	t.Helper()
+	w := &checkWorld{dir: t.TempDir()}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	w.secret = base64.StdEncoding.EncodeToString(raw)
+	w.keyFile = filepath.Join(w.dir, "tsig.key")
+	writeFile(t, w.keyFile, fmt.Sprintf("key \"danehook\" {\n\talgorithm hmac-sha256;\n\tsecret \"%s\";\n};\n", w.secret), 0o600)
+	w.tokenFile = filepath.Join(w.dir, "cf.token")
+	writeFile(t, w.tokenFile, tokenValue+"\n", 0o600)
+	w.chainDir = filepath.Join(w.dir, "chains")
+	if err := os.Mkdir(w.chainDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w.config = filepath.Join(w.dir, "danehook.toml")
+	w.write(t, "")
+	return w
+}
+
+// write writes the configuration with extra appended to the lineage table.
+func (w *checkWorld) write(t *testing.T, extra string) {
+	t.Helper()
+	writeFile(t, w.config, fmt.Sprintf(`state_dir = %q
+
+[provider.primary]
+type = "rfc2136"
+server = "127.0.0.1:53"
+key_file = %q
+
+[provider.cf]
+type = "cloudflare"
+api_token_file = %q
+
+[lineage.mail]
+hosts = ["mail.example.test"]
+provider = "primary"
+chain_file = %q
+endpoints = ["127.0.0.1:25"]
+%s`, filepath.Join(w.dir, "state"), w.keyFile, w.tokenFile, filepath.Join(w.chainDir, "mail.pem"), extra), 0o600)
+}
+
+func TestConfigCheck(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, w *checkWorld)
+		wantCode int
+		want     []string // in stdout
+		wantErr  string   // in stderr
+	}{
+		{"valid", nil, exitOK, []string{
+			"syntax and settings ok (1 lineage(s), 2 provider(s))",
+			"ok:      provider.primary.key_file = ", `: TSIG key danehook. (hmac-sha256)`,
+			"ok:      provider.cf.api_token_file = ",
+			"warning: provider.cf: not used by any lineage",
+			"lineage.mail.chain_file = ", "directory exists",
+			"config check: ", ": ok, 1 warning(s)",
+		}, ""},
+		{"key file readable by group", func(t *testing.T, w *checkWorld) {
+			os.Chmod(w.keyFile, 0o640)
+		}, exitUsage, []string{`error:   provider.primary.key_file = "` + "KEYFILE" + `": holds a secret but is accessible by group or others (mode 0640): run chmod 600 KEYFILE`}, ": 1 error(s)"},
+		{"token file readable by others", func(t *testing.T, w *checkWorld) {
+			os.Chmod(w.tokenFile, 0o604)
+		}, exitUsage, []string{"error:   provider.cf.api_token_file = ", "(mode 0604)"}, ": 1 error(s)"},
+		{"key file missing", func(t *testing.T, w *checkWorld) {
+			os.Remove(w.keyFile)
+		}, exitUsage, []string{`error:   provider.primary.key_file = "KEYFILE": file does not exist`}, ""},
+		{"key file unparsable", func(t *testing.T, w *checkWorld) {
+			writeFile(t, w.keyFile, "key \"danehook\" { algorithm hmac-sha256; secret \"s3cr3tPlaceholder\" \n", 0o600)
+		}, exitUsage, []string{`error:   provider.primary.key_file = "KEYFILE": key file`}, ""},
+		{"key file is a directory", func(t *testing.T, w *checkWorld) {
+			os.Remove(w.keyFile)
+			os.Mkdir(w.keyFile, 0o700)
+		}, exitUsage, []string{"not a regular file"}, ""},
+		{"secret file and env", func(t *testing.T, w *checkWorld) {
+			sf := filepath.Join(w.dir, "secret")
+			writeFile(t, sf, w.secret+"\n", 0o600)
+			cfg, _ := os.ReadFile(w.config)
+			s := strings.Replace(string(cfg), fmt.Sprintf("key_file = %q", w.keyFile),
+				fmt.Sprintf("key_name = \"dh\"\nsecret_file = %q", sf), 1)
+			s += "\n[provider.env]\ntype = \"rfc2136\"\nserver = \"127.0.0.1\"\nkey_name = \"dh\"\nsecret_env = \"DANEHOOK_TEST_UNSET_SECRET\"\n"
+			writeFile(t, w.config, s, 0o600)
+		}, exitOK, []string{"ok:      provider.primary.secret_file = ", "TSIG key dh. (hmac-sha256)",
+			`warning: provider.env.secret_env = "DANEHOOK_TEST_UNSET_SECRET": not set in this environment`}, ""},
+		{"chain directory missing", func(t *testing.T, w *checkWorld) {
+			os.Remove(w.chainDir)
+		}, exitUsage, []string{"error:   lineage.mail.chain_file = ", "does not exist: install -d -m 0700 CHAINDIR"}, ""},
+		{"chain file readable by group", func(t *testing.T, w *checkWorld) {
+			writeFile(t, filepath.Join(w.chainDir, "mail.pem"), "x", 0o640)
+		}, exitOK, []string{"warning: lineage.mail.chain_file = ", "holds the private key"}, ""},
+		{"certbot lineage not issued", func(t *testing.T, w *checkWorld) {
+			w.write(t, fmt.Sprintf("certbot_lineage = %q\n", filepath.Join(w.dir, "le", "live", "mail")))
+		}, exitOK, []string{"warning: lineage.mail.certbot_lineage = ", "does not exist (not issued yet?)"}, ""},
+		{"certbot lineage without reuse_key", func(t *testing.T, w *checkWorld) {
+			live := filepath.Join(w.dir, "le", "live", "mail")
+			os.MkdirAll(live, 0o755)
+			writeFile(t, filepath.Join(w.dir, "le", "renewal", "mail.conf"), renewalConfNoReuse, 0o644)
+			w.write(t, fmt.Sprintf("certbot_lineage = %q\n", live))
+		}, exitOK, []string{"reuse_key is not True in "}, ""},
+		{"ca_file missing and a bad endpoint", func(t *testing.T, w *checkWorld) {
+			cfg, _ := os.ReadFile(w.config)
+			s := strings.Replace(string(cfg), `endpoints = ["127.0.0.1:25"]`, `endpoints = ["127.0.0.1"]`, 1)
+			writeFile(t, w.config, s+fmt.Sprintf("ca_file = %q\n", filepath.Join(w.dir, "nope.pem")), 0o600)
+		}, exitUsage, []string{"error:   lineage.mail.ca_file = ", "error:   lineage.mail.endpoints[0] = \"127.0.0.1\": want host:port"}, ": 2 error(s)"},
+		{"syntax error has file:line", func(t *testing.T, w *checkWorld) {
+			w.write(t, "ttl = = 3\n")
+		}, exitUsage, nil, "CONFIG:17:"},
+		{"unknown setting has file:line", func(t *testing.T, w *checkWorld) {
+			w.write(t, "chian_file = \"x\"\n")
+		}, exitUsage, nil, "CONFIG:17: lineage.mail.chian_file: unknown setting"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newCheckWorld(t)
+			if tt.setup != nil {
+				tt.setup(t, w)
+			}
+			code, out, errOut := danectl(t, "config", "check", "--config", w.config)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantCode, out, errOut)
+			}
+			subst := strings.NewReplacer("KEYFILE", w.keyFile, "CHAINDIR", w.chainDir, "CONFIG", w.config)
+			for _, want := range tt.want {
+				if want = subst.Replace(want); !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q; got:\n%s", want, out)
+				}
+			}
+			if want := subst.Replace(tt.wantErr); !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q; got:\n%s", want, errOut)
+			}
+			for _, secret := range []string{w.secret, tokenValue, "s3cr3tPlaceholder"} {
+				if strings.Contains(out+errOut, secret) {
+					t.Errorf("output contains a secret (%.6s…):\n%s\n%s", secret, out, errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigCheckEnvSet(t *testing.T) {
+	w := newCheckWorld(t)
+	cfg, _ := os.ReadFile(w.config)
+	s := strings.Replace(string(cfg), fmt.Sprintf("key_file = %q", w.keyFile), "key_name = \"dh\"\nsecret_env = \"DANEHOOK_TEST_SECRET\"", 1)
+	writeFile(t, w.config, s, 0o600)
+	for _, tt := range []struct {
+		value    string
+		wantCode int
+		want     string
+	}{
+		{w.secret, exitOK, `ok:      provider.primary.secret_env = "DANEHOOK_TEST_SECRET": TSIG key dh. (hmac-sha256)`},
+		{"not base64!", exitUsage, `error:   provider.primary.secret_env = "DANEHOOK_TEST_SECRET": `},
+	} {
+		t.Setenv("DANEHOOK_TEST_SECRET", tt.value)
+		code, out, errOut := danectl(t, "config", "check", "--config", w.config)
+		if code != tt.wantCode || !strings.Contains(out, tt.want) {
+			t.Errorf("exit %d (want %d), stdout lacks %q?\n%s\n%s", code, tt.wantCode, tt.want, out, errOut)
+		}
+		if strings.Contains(out+errOut, tt.value) {
+			t.Errorf("output contains the secret")
+		}
+	}
+}
