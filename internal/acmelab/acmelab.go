@@ -30,7 +30,6 @@
 package acmelab
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -149,7 +148,7 @@ func Start(t testing.TB, opts Options) *Lab {
 
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("acmelab: last lines of %s:\n%s", l.LogFile, tail(l.LogFile, 60))
+			t.Logf("acmelab: last lines of %s:\n%s", l.LogFile, testenv.Tail(l.LogFile, 60))
 		}
 		l.stop()
 	})
@@ -280,7 +279,7 @@ func (l *Lab) start(pebble, cfg string) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("pebble exited: %v; log:\n%s", p.err, tail(l.LogFile, 10))
+			return fmt.Errorf("pebble exited: %v; log:\n%s", p.err, testenv.Tail(l.LogFile, 10))
 		case <-ctx.Done():
 			return fmt.Errorf("pebble not ready at %s: %v", l.DirectoryURL, last)
 		case <-time.After(20 * time.Millisecond):
@@ -475,25 +474,6 @@ func freePorts(n int) ([]int, error) {
 		return ports, nil
 	}
 	return nil, fmt.Errorf("no %d free TCP ports on 127.0.0.1 in %d-%d", n, portBase, portBase+portSpan-1)
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n") + "\n"
 }
 
 // hostPort joins 127.0.0.1 and port.

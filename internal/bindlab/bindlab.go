@@ -21,7 +21,6 @@
 package bindlab
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -451,7 +450,7 @@ func (l *Lab) waitReady(ctx context.Context, s *server) error {
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("named (%s) exited: %v; %s", s.role, s.err, tail(s.log, 10)+tail(filepath.Join(s.dir, "named.stderr"), 10))
+			return fmt.Errorf("named (%s) exited: %v; %s", s.role, s.err, testenv.Tail(s.log, 10)+testenv.Tail(filepath.Join(s.dir, "named.stderr"), 10))
 		case <-ctx.Done():
 			return fmt.Errorf("named (%s) on %s not ready: %v", s.role, addr, last)
 		case <-time.After(20 * time.Millisecond):
@@ -708,7 +707,7 @@ func (l *Lab) Logs() (primary, secondary string) {
 
 func (l *Lab) dumpLogs(t testing.TB) {
 	for _, role := range []string{"primary", "secondary"} {
-		t.Logf("bindlab: last lines of %s named.log:\n%s", role, tail(filepath.Join(l.Dir, role, "named.log"), 50))
+		t.Logf("bindlab: last lines of %s named.log:\n%s", role, testenv.Tail(filepath.Join(l.Dir, role, "named.log"), 50))
 	}
 }
 
@@ -744,25 +743,6 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n") + "\n"
 }
 
 // tsigKeygen writes `tsig-keygen -a alg name` to path with mode 0600.

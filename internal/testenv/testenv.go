@@ -4,8 +4,11 @@
 package testenv
 
 import (
+	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +35,40 @@ func Missing(t testing.TB, what string) {
 		t.Fatalf("missing component under CI=true: %s", what)
 	}
 	t.Skipf("missing component: %s (this would fail under CI=true)", what)
+}
+
+// Tail returns the last n lines of the file at path ("" when it cannot be
+// read), for the logs a test harness prints when a test fails.
+func Tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// OpenSSL runs the openssl command line with stdin and returns its standard
+// output, failing t with openssl's standard error when it exits non-zero.
+// Callers Require "openssl" first.
+func OpenSSL(t testing.TB, stdin []byte, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("openssl", args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openssl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"errors"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,19 +11,6 @@ import (
 	"github.com/danehook/danehook/internal/testenv"
 	"github.com/danehook/danehook/pkg/chain"
 )
-
-func openssl(t *testing.T, stdin []byte, args ...string) []byte {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "openssl", args...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("openssl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
 
 // TestOpenSSLKeys parses keys as the openssl command line writes them.
 func TestOpenSSLKeys(t *testing.T) {
@@ -53,7 +39,7 @@ func TestOpenSSLKeys(t *testing.T) {
 					args[j] = out
 				}
 			}
-			openssl(t, nil, args...)
+			testenv.OpenSSL(t, nil, args...)
 			b, err := chain.ReadFile(out)
 			if tt.wantIs != nil {
 				if !errors.Is(err, tt.wantIs) {
@@ -71,7 +57,7 @@ func TestOpenSSLKeys(t *testing.T) {
 				t.Fatalf("got %d keys, block %v; want one %q", len(b.PrivateKeys), b.PrivateKeyBlocks, tt.wantType)
 			}
 			// openssl's view of the public key equals ours.
-			spki := openssl(t, nil, "pkey", "-in", out, "-pubout", "-outform", "DER")
+			spki := testenv.OpenSSL(t, nil, "pkey", "-in", out, "-pubout", "-outform", "DER")
 			if want := must(x509.MarshalPKIXPublicKey(b.PrivateKeys[0].Public())); !bytes.Equal(spki, want) {
 				t.Errorf("openssl and Go disagree on the public key")
 			}
@@ -100,12 +86,12 @@ func TestOpenSSLReadsServedFile(t *testing.T) {
 			if err := c.WriteFile(served); err != nil {
 				t.Fatal(err)
 			}
-			spki := openssl(t, nil, "pkey", "-in", served, "-pubout", "-outform", "DER")
+			spki := testenv.OpenSSL(t, nil, "pkey", "-in", served, "-pubout", "-outform", "DER")
 			if !bytes.Equal(spki, h.leaf.Cert.RawSubjectPublicKeyInfo) {
 				t.Errorf("openssl reads a key from %q that is not the leaf's", served)
 			}
-			p7 := openssl(t, nil, "crl2pkcs7", "-nocrl", "-certfile", served)
-			subjects := openssl(t, p7, "pkcs7", "-print_certs", "-noout")
+			p7 := testenv.OpenSSL(t, nil, "crl2pkcs7", "-nocrl", "-certfile", served)
+			subjects := testenv.OpenSSL(t, p7, "pkcs7", "-print_certs", "-noout")
 			var got []string
 			for _, line := range strings.Split(string(subjects), "\n") {
 				if s, ok := strings.CutPrefix(line, "subject="); ok {
@@ -120,7 +106,7 @@ func TestOpenSSLReadsServedFile(t *testing.T) {
 			ta := writeFile(dir, "ta.pem", pemCerts(c.TA))
 			untrusted := writeFile(dir, "issuers.pem", pemCerts(c.Issuers...))
 			leaf := writeFile(dir, "leaf.pem", pemCerts(c.Leaf))
-			if out := openssl(t, nil, "verify", "-CAfile", ta, "-untrusted", untrusted, leaf); !bytes.Contains(out, []byte("OK")) {
+			if out := testenv.OpenSSL(t, nil, "verify", "-CAfile", ta, "-untrusted", untrusted, leaf); !bytes.Contains(out, []byte("OK")) {
 				t.Errorf("openssl verify: %s", out)
 			}
 		})

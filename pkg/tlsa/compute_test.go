@@ -14,7 +14,6 @@ import (
 	"errors"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,20 +21,6 @@ import (
 	"github.com/danehook/danehook/internal/testenv"
 	"github.com/miekg/dns"
 )
-
-// openssl runs the openssl CLI with stdin and returns its standard output.
-func openssl(t *testing.T, stdin []byte, args ...string) []byte {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "openssl", args...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("openssl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
 
 // TestFromCertificateOpenSSL cross-checks every selector and digest against
 // the openssl CLI:
@@ -54,13 +39,13 @@ func TestFromCertificateOpenSSL(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			pubPEM := openssl(t, nil, "x509", "-in", path, "-pubkey", "-noout")
-			spki := openssl(t, pubPEM, "pkey", "-pubin", "-outform", "DER")
-			certDER := openssl(t, nil, "x509", "-in", path, "-outform", "DER")
+			pubPEM := testenv.OpenSSL(t, nil, "x509", "-in", path, "-pubkey", "-noout")
+			spki := testenv.OpenSSL(t, pubPEM, "pkey", "-pubin", "-outform", "DER")
+			certDER := testenv.OpenSSL(t, nil, "x509", "-in", path, "-outform", "DER")
 			want := map[[2]uint8]string{}
 			for sel, content := range map[uint8][]byte{SelectorCert: certDER, SelectorSPKI: spki} {
 				for mt, alg := range map[uint8]string{MatchSHA256: "-sha256", MatchSHA512: "-sha512"} {
-					out := string(openssl(t, content, "dgst", alg, "-r"))
+					out := string(testenv.OpenSSL(t, content, "dgst", alg, "-r"))
 					want[[2]uint8{sel, mt}] = strings.Fields(out)[0]
 				}
 				want[[2]uint8{sel, MatchFull}] = hex.EncodeToString(content)
