@@ -77,6 +77,9 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 					append(attrs, "reason", res.Reason, "safe", cliapp.When(res.Pending.SafeAt, time.Now()),
 						"blocking", strings.Join(res.Pending.Blocking, "; "))...)
 			}
+			if res.Pinned != "" {
+				log.Info("set reuse_key = True: certbot had written its renewal configuration without it, so the next renewal keeps this key", "file", res.Pinned)
+			}
 			if c.Bool("reload") || d.Client == hookenv.LegoV4 {
 				r, err := e.Reload(ctx)
 				cliapp.LogReload(log, r)

@@ -112,7 +112,7 @@ func TestPlanPublishStatusCommands(t *testing.T) {
 func TestPublishRefusedExitCode(t *testing.T) {
 	cfg, _ := dnsLab(t, func(l *bindlab.Lab) string { return l.Keys["narrow."].File })
 	code, out, errs := danectl(t, "publish", "--config", cfg)
-	if code != 4 || !strings.Contains(errs, "REFUSED") || !strings.Contains(errs, "hint: grant") {
+	if code != 4 || !strings.Contains(errs, "REFUSED") || !strings.Contains(errs, "update-policy { grant") || strings.Count(errs, "update-policy { grant") != 1 {
 		t.Fatalf("publish with a key the policy does not grant: exit %d, want 4\n%s%s", code, out, errs)
 	}
 }

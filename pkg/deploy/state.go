@@ -80,9 +80,6 @@ type LineageState struct {
 	// VerifiedRecords are the records (presentation form) that chain
 	// needs; they are not removed until the next verification.
 	VerifiedRecords []string `json:"verified_records,omitempty"`
-	// ServedSPKI is the SHA-256 of the served key's SubjectPublicKeyInfo,
-	// hex (3 1 1 data), as last installed or verified.
-	ServedSPKI string `json:"served_spki,omitempty"`
 	// KeySPKI is the SHA-256 of the key the ACME client used last (as seen
 	// by dane-prerenew or dane-deploy), hex.
 	KeySPKI string `json:"key_spki,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
@@ -189,6 +190,9 @@ type DeployResult struct {
 	Reason string
 	// Pending is set when the switch waits for records to age.
 	Pending *Pending
+	// Pinned is the certbot renewal configuration that Deploy set to
+	// reuse_key = True, "" when it already was (or the client is lego).
+	Pinned string
 }
 
 // FindLineage returns the configured lineage of a hook run: the one whose
@@ -295,7 +299,26 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	if err := e.Store.Save(l.Name, st); err != nil {
 		return res, err
 	}
-	return res, e.Store.Save(dnsDoc, dns)
+	if err := e.Store.Save(dnsDoc, dns); err != nil {
+		return res, err
+	}
+	if d.Client == hookenv.Certbot {
+		// certbot writes renewal/<name>.conf back after each renewal, before
+		// this hook, from the settings it read before its pre hook ran, so a
+		// reuse_key repair made by dane-prerenew does not survive the
+		// renewal. Repeat it now, so the next renewal keeps this key (§5).
+		conf := certbot.RenewalConf(dirOf(d.KeyFile))
+		if _, err := os.Stat(conf); err == nil {
+			changed, err := certbot.EnsureReuseKey(conf)
+			if err != nil {
+				return res, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err)
+			}
+			if changed {
+				res.Pinned = conf
+			}
+		}
+	}
+	return res, nil
 }
 
 // install writes c as l's served chain file (atomically, 0600) and clears a
@@ -466,6 +489,10 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
 	return res, e.apply(ctx, plans, dns)
 }
 
+// ErrVerify is wrapped by every failure of the live STARTTLS check after a
+// reload: no handshake, or a chain that matches no published record.
+var ErrVerify = errors.New("live chain verification failed")
+
 // verifyAttempts bounds the STARTTLS retries after a reload: postfix
 // reload returns once master has been signalled, before every smtpd has
 // restarted.
@@ -514,8 +541,11 @@ func (e *Engine) verify(ctx context.Context, l *config.Lineage) ([]string, error
 					case <-time.After(time.Second):
 					}
 				}
+				if errors.Is(verr, postfix.ErrNoMatch) {
+					return done, fmt.Errorf("lineage %q: live chain at %s does not match the records at %s, so no record is removed: %w: %w", l.Name, ep, owner, ErrVerify, verr)
+				}
 				if verr != nil {
-					return done, fmt.Errorf("lineage %q: live chain at %s does not match the records at %s, so no record is removed: %w", l.Name, ep, owner, verr)
+					return done, fmt.Errorf("lineage %q: STARTTLS check of %s for %s failed, so no record is removed: %w: %w", l.Name, ep, owner, ErrVerify, verr)
 				}
 			}
 		}

@@ -89,6 +89,7 @@ func Classify(err error) error {
 		errors.Is(err, dnsupdate.ErrCloudflareUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return Fail(ExitServer, err, hint)
 	case errors.Is(err, postfix.ErrNotRunning), errors.Is(err, postfix.ErrNoMatch), errors.Is(err, postfix.ErrNoSTARTTLS),
+		errors.Is(err, deploy.ErrVerify),
 		isPostfixCommand(err):
 		if hint == "" {
 			hint = "Postfix keeps serving the previous chain; fix the cause and run dane-reload (or danectl tick) again"
@@ -142,7 +143,8 @@ func Run(app *cli.App, args []string, stderr io.Writer) int {
 		msg = app.Name + ": error: " + msg
 	}
 	fmt.Fprintln(stderr, msg)
-	if ee != nil && ee.Hint != "" {
+	// Some library errors already end with their advice; say it once.
+	if ee != nil && ee.Hint != "" && !strings.Contains(msg, ee.Hint) {
 		fmt.Fprintln(stderr, "hint: "+ee.Hint)
 	}
 	return code

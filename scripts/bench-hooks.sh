@@ -1,0 +1,60 @@
+#!/bin/sh
+# bench-hooks.sh: what danehook's hooks cost on a same-key renewal, next to
+# the deploy hook an operator would otherwise write by hand — side by side
+# with hyperfine, against a real BIND primary + secondary and a real Postfix
+# on loopback (started by TestBenchHooksSetup in scripts/e2e):
+#
+#   danehook  dane-deploy then dane-reload with certbot's variables: key and
+#             leaf checked, desired RRset computed and compared with the
+#             primary (no DNS change for the same key), chain file written
+#             atomically, postfix check, postfix reload, STARTTLS handshake
+#             verified against the records of every authoritative server
+#   shell     openssl SPKI digest, nsupdate delete + add of the RRset, cp of
+#             key + chain into the chain file, postfix reload — no checks
+#
+# Before each timed run (hyperfine --prepare, not timed) a new leaf is issued
+# for the same key, as certbot's renew with reuse_key does. Nothing waits on
+# purpose in either command: with the same key there is no switch to age.
+#
+# Usage: scripts/bench-hooks.sh [RUNS]          (default 20 runs per command)
+# Needs: go, hyperfine, openssl, nsupdate, named, postfix; root.
+#
+# The test calls this script back for the three commands hyperfine times:
+#   bench-hooks.sh renew|danehook|shell ENVFILE
+set -eu
+
+case "${1:-}" in
+renew)
+  . "$2"
+  openssl x509 -req -in "$CSR" -CA "$CA" -CAkey "$CAKEY" -days 90 \
+    -set_serial "0x$(openssl rand -hex 8)" -out "$LIVE/cert.pem" 2>/dev/null
+  cat "$LIVE/cert.pem" "$LIVE/chain.pem" >"$LIVE/fullchain.pem"
+  exit 0
+  ;;
+danehook)
+  . "$2"
+  export DANEHOOK_CONFIG RENEWED_LINEAGE="$LIVE" RENEWED_DOMAINS="$HOST"
+  "$BIN/dane-deploy" 2>/dev/null
+  "$BIN/dane-reload" 2>/dev/null
+  exit 0
+  ;;
+shell)
+  . "$2"
+  spki=$(openssl x509 -in "$LIVE/cert.pem" -noout -pubkey |
+    openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)
+  printf 'server %s %s\nzone %s\nupdate delete %s TLSA\nupdate add %s %s TLSA 3 1 1 %s\nsend\n' \
+    "$DNS_IP" "$DNS_PORT" "$ZONE" "$OWNER" "$OWNER" "$TTL" "$spki" | nsupdate -k "$KEYFILE"
+  cat "$LIVE/privkey.pem" "$LIVE/fullchain.pem" >"$CHAIN.new"
+  chmod 600 "$CHAIN.new"
+  mv "$CHAIN.new" "$CHAIN"
+  postfix -c "$PFDIR" reload 2>/dev/null
+  exit 0
+  ;;
+esac
+
+for c in go hyperfine openssl nsupdate named postfix; do
+  command -v "$c" >/dev/null 2>&1 || { echo "bench-hooks: $c is not on PATH; run scripts/install-deps.sh" >&2; exit 2; }
+done
+cd "$(dirname "$0")/.."
+DANEHOOK_BENCH=1 DANEHOOK_BENCH_RUNS=${1:-20} exec go test -count=1 -timeout 20m \
+  -run '^TestBenchHooksSetup$' -v ./scripts/e2e

@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/postfixlab"
+	"github.com/danehook/danehook/internal/testenv"
+)
+
+// TestBenchHooksSetup is scripts/bench-hooks.sh: it starts BIND and Postfix,
+// makes a certbot-like live directory whose key the TLSA record pins, writes
+// an env file for the script's commands and runs hyperfine on
+// "bench-hooks.sh danehook" (dane-deploy + dane-reload) and "bench-hooks.sh
+// shell" (the hand-written pipeline), each after "bench-hooks.sh renew"
+// (a new leaf for the same key, untimed). It runs only with
+// DANEHOOK_BENCH=1; DANEHOOK_BENCH_RUNS sets hyperfine's --runs (default 20).
+func TestBenchHooksSetup(t *testing.T) {
+	if os.Getenv("DANEHOOK_BENCH") != "1" {
+		t.Skip("a benchmark: run scripts/bench-hooks.sh (DANEHOOK_BENCH=1)")
+	}
+	testenv.Require(t, "hyperfine", "openssl", "nsupdate")
+	runs := 20
+	if s := os.Getenv("DANEHOOK_BENCH_RUNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			t.Fatalf("DANEHOOK_BENCH_RUNS=%q: want a number of runs >= 2", s)
+		}
+		runs = n
+	}
+	script := filepath.Join(repoRoot, "scripts", "bench-hooks.sh")
+	b := bindlab.Start(t, bindlab.Options{})
+	pf := postfixlab.Start(t, postfixlab.Options{})
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live", "mail")
+	if err := os.MkdirAll(live, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// A CA, the lineage's key and a CSR for it: "renew" signs a new leaf.
+	caKey, caPEM := benchCA(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: host}, DNSNames: []string{host}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"ca.pem":      caPEM,
+		"ca-key.pem":  pemKey(t, caKey),
+		"mail.csr":    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}),
+		"privkey.pem": pemKey(t, key),
+		"chain.pem":   caPEM,
+	}
+	for name, data := range files {
+		d := dir
+		if name == "privkey.pem" || name == "chain.pem" {
+			d = live
+		}
+		if err := os.WriteFile(filepath.Join(d, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	w := &world{t: t, c: clients[0], bind: b, pf: pf, dir: dir, chain: pf.ChainFiles[0], state: filepath.Join(dir, "state"),
+		config: filepath.Join(dir, "danehook.toml")}
+	// The lineage has no certbot_lineage: the live directory is not certbot's.
+	w.c.Name = "bench"
+	w.writeConfig(b.KeyFile)
+	env := filepath.Join(dir, "bench.env")
+	vars := [][2]string{
+		{"BIN", binDir}, {"DANEHOOK_CONFIG", w.config}, {"LIVE", live}, {"HOST", host},
+		{"CSR", filepath.Join(dir, "mail.csr")}, {"CA", filepath.Join(dir, "ca.pem")}, {"CAKEY", filepath.Join(dir, "ca-key.pem")},
+		{"DNS_IP", bindlab.PrimaryIP}, {"DNS_PORT", strconv.Itoa(b.Port)}, {"ZONE", zone}, {"OWNER", owner},
+		{"TTL", strconv.Itoa(int(b.TTL))}, {"KEYFILE", b.KeyFile}, {"CHAIN", w.chain}, {"PFDIR", pf.ConfigDir},
+	}
+	var sb strings.Builder
+	for _, v := range vars {
+		fmt.Fprintf(&sb, "%s='%s'\n", v[0], v[1])
+	}
+	if err := os.WriteFile(env, []byte(sb.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	sh := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(script, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out)
+		}
+	}
+	// Serve the lineage's key and publish its record once, so that every
+	// timed run is a same-key renewal.
+	sh("renew", env)
+	keyPEM, _ := os.ReadFile(filepath.Join(live, "privkey.pem"))
+	certs, _ := os.ReadFile(filepath.Join(live, "fullchain.pem"))
+	postfixlab.WriteChain(t, w.chain, keyPEM, certs)
+	if err := pf.Instance.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sh("danehook", env)
+	sh("shell", env)
+	sh("danehook", env)
+	spki := w.served().Record
+	w.waitRecords(spki)
+	w.verifyLive()
+
+	export := filepath.Join(dir, "hyperfine.json")
+	q := func(args ...string) string { return "'" + strings.Join(args, "' '") + "'" }
+	cmd := exec.Command("hyperfine", "--warmup", "3", "--runs", strconv.Itoa(runs), "--export-json", export,
+		"--prepare", q(script, "renew", env),
+		"--command-name", "danehook: dane-deploy + dane-reload", q(script, "danehook", env),
+		"--command-name", "shell: openssl + nsupdate + cp + postfix reload", q(script, "shell", env))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Printf("\nbench-hooks: same-key renewal; BIND %s + %s, Postfix %s; env file %s\n\n", b.Primary, b.Secondary, pf.Addr, env)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("hyperfine: %v", err)
+	}
+	// The benchmark must not have broken anything.
+	w.waitRecords(spki)
+	w.verifyLive()
+
+	var res struct {
+		Results []struct {
+			Command string  `json:"command"`
+			Mean    float64 `json:"mean"`
+			Stddev  float64 `json:"stddev"`
+			Median  float64 `json:"median"`
+		} `json:"results"`
+	}
+	b2, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b2, &res); err != nil || len(res.Results) != 2 {
+		t.Fatalf("%s: %v (%d results)", export, err, len(res.Results))
+	}
+	d, s := res.Results[0], res.Results[1]
+	fmt.Printf("\nbench-hooks: %-50s mean %6.1f ms ± %.1f (median %.1f)\n", d.Command, d.Mean*1e3, d.Stddev*1e3, d.Median*1e3)
+	fmt.Printf("bench-hooks: %-50s mean %6.1f ms ± %.1f (median %.1f)\n", s.Command, s.Mean*1e3, s.Stddev*1e3, s.Median*1e3)
+	fmt.Printf("bench-hooks: ratio danehook / shell = %.2f\n", d.Mean/s.Mean)
+}
+
+// benchCA makes a self-signed ECDSA CA and returns its key and PEM.
+func benchCA(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "danehook bench CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func pemKey(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}

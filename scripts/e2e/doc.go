@@ -1,0 +1,14 @@
+// Package e2e holds danehook's end-to-end tests: the real binaries
+// (dane-prerenew, dane-deploy, dane-reload, danectl) wired as hooks into real
+// ACME clients (certbot, lego v5, lego v4) talking to Pebble, publishing TLSA
+// records at a real BIND primary and secondary, and switching a real Postfix.
+//
+// The tests live in *_test.go files; this package has no API. Run them with
+//
+//	go test -count=1 ./scripts/e2e/
+//
+// TestLabWalkthrough (run by scripts/lab.sh) tells the story of one key
+// rotation on stdout; TestBenchHooksSetup (run by scripts/bench-hooks.sh)
+// measures the hooks against a hand-written shell pipeline with hyperfine.
+// Outside CI a missing tool skips a test; under CI=true it fails it.
+package e2e

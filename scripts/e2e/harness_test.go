@@ -1,0 +1,506 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danehook/danehook/internal/acmelab"
+	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/postfixlab"
+	"github.com/danehook/danehook/internal/testenv"
+	"github.com/danehook/danehook/pkg/deploy"
+	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/tlsa"
+	"github.com/miekg/dns"
+)
+
+// The lab's names: bindlab serves example.test. with mail.example.test A
+// 127.0.0.1, which Pebble resolves for HTTP-01.
+const (
+	host  = "mail.example.test"
+	owner = "_25._tcp.mail.example.test."
+	zone  = "example.test."
+)
+
+// narrowKey is an extra TSIG key every lab knows whose update-policy grants
+// nothing at the TLSA owner: an UPDATE signed with it is REFUSED.
+const narrowKey = "narrow."
+
+// client is one ACME client wired to danehook's hooks.
+type client struct {
+	// Name is the subtest name and the hookenv client name.
+	Name string
+	// Tool is the acmelab binary name.
+	Tool string
+	// Lineage is the lineage name the client reports to its deploy hook.
+	Lineage string
+}
+
+var clients = []client{
+	{Name: "certbot", Tool: acmelab.Certbot, Lineage: "mail"},
+	{Name: "lego-v5", Tool: acmelab.LegoV5, Lineage: host},
+	{Name: "lego-v4", Tool: acmelab.LegoV4, Lineage: host},
+}
+
+// world is one complete lab for one client: BIND primary + secondary,
+// Postfix, Pebble, the client's files, danehook's configuration and state.
+type world struct {
+	t      *testing.T
+	c      client
+	tool   string // path of the client binary
+	bind   *bindlab.Lab
+	pf     *postfixlab.Lab
+	acme   *acmelab.Lab
+	dir    string // working directory: client files, config, state
+	config string // danehook.toml
+	state  string // state directory
+	chain  string // the served chain file (smtpd_tls_chain_files)
+	// story receives the operator-readable narrative (io.Discard except in
+	// TestLabWalkthrough).
+	story io.Writer
+}
+
+// newWorld starts every lab for c and writes danehook's configuration.
+func newWorld(t *testing.T, c client) *world {
+	t.Helper()
+	testenv.Require(t, "openssl")
+	tool := acmelab.RequireTool(t, c.Tool)
+	w := &world{t: t, c: c, tool: tool, dir: t.TempDir(), story: io.Discard}
+	w.bind = bindlab.Start(t, bindlab.Options{ExtraKeys: []bindlab.ExtraKey{{
+		Name: narrowKey,
+		// Enough to make the key valid for the zone, never for the owner.
+		Grants: []string{`grant "` + narrowKey + `" name nothing-here.example.test. TXT;`},
+	}}})
+	w.pf = postfixlab.Start(t, postfixlab.Options{})
+	w.acme = acmelab.Start(t, acmelab.Options{DNSServer: w.bind.Primary})
+	w.chain = w.pf.ChainFiles[0]
+	w.state = filepath.Join(w.dir, "state")
+	w.config = filepath.Join(w.dir, "danehook.toml")
+	w.writeConfig(w.bind.KeyFile)
+	return w
+}
+
+// writeConfig writes danehook.toml with the RFC 2136 provider signing with
+// keyFile.
+func (w *world) writeConfig(keyFile string) {
+	w.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir = %q\n\n[postfix]\nconfig_dir = %q\n\n", w.state, w.pf.ConfigDir)
+	fmt.Fprintf(&b, "[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 2\n\n",
+		w.bind.Primary, keyFile, w.bind.Port)
+	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nchain_file = %q\nendpoints = [%q]\n",
+		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
+	if w.c.Name == "certbot" {
+		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
+	}
+	if err := os.WriteFile(w.config, []byte(b.String()), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *world) certbotDir() string  { return filepath.Join(w.dir, "certbot") }
+func (w *world) certbotLive() string { return filepath.Join(w.certbotDir(), "live", "mail") }
+func (w *world) legoPath() string    { return filepath.Join(w.dir, "lego") }
+
+// files returns the client's current leaf (or bundle), key and issuer files.
+func (w *world) files() (cert, key, issuer string) {
+	if w.c.Name == "certbot" {
+		l := w.certbotLive()
+		return filepath.Join(l, "cert.pem"), filepath.Join(l, "privkey.pem"), filepath.Join(l, "chain.pem")
+	}
+	d := filepath.Join(w.legoPath(), "certificates")
+	return filepath.Join(d, host+".crt"), filepath.Join(d, host+".key"), filepath.Join(d, host+".issuer.crt")
+}
+
+// hookEnv returns the variables the client gives its deploy hook, to run
+// dane-deploy by hand as the client would.
+func (w *world) hookEnv() []string {
+	cert, key, issuer := w.files()
+	switch w.c.Name {
+	case "certbot":
+		return []string{"RENEWED_LINEAGE=" + w.certbotLive(), "RENEWED_DOMAINS=" + host}
+	case "lego-v5":
+		return []string{"LEGO_HOOK_CERT_NAME=" + host, "LEGO_HOOK_CERT_DOMAINS=" + host,
+			"LEGO_HOOK_CERT_PATH=" + cert, "LEGO_HOOK_CERT_KEY_PATH=" + key, "LEGO_HOOK_ISSUER_CERT_PATH=" + issuer}
+	default:
+		return []string{"LEGO_CERT_DOMAIN=" + host, "LEGO_CERT_PATH=" + cert, "LEGO_CERT_KEY_PATH=" + key,
+			"LEGO_ISSUER_CERT_PATH=" + issuer}
+	}
+}
+
+// issueArgs is the first issuance with danehook's hooks wired in.
+func (w *world) issueArgs() []string {
+	switch w.c.Name {
+	case "certbot":
+		return append(append([]string{"certonly"}, w.acme.CertbotArgs(w.certbotDir())...),
+			"--key-type", "ecdsa", "--reuse-key", "--cert-name", "mail", "-d", host,
+			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+	case "lego-v5":
+		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--reuse-key",
+			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+	default:
+		return append(w.acme.LegoV4Args(w.legoPath(), "run", "--domains", host, "--key-type", "ec256"),
+			"--run-hook", bin("dane-deploy"))
+	}
+}
+
+// renewArgs is a forced renewal, with the same key or a new one.
+func (w *world) renewArgs(newKey bool) []string {
+	switch w.c.Name {
+	case "certbot":
+		a := append(append([]string{"renew"}, w.acme.CertbotArgs(w.certbotDir())...), "--force-renewal", "--cert-name", "mail")
+		if newKey {
+			a = append(a, "--new-key")
+		}
+		return a
+	case "lego-v5":
+		a := append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--renew-force",
+			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+		if !newKey {
+			a = append(a, "--reuse-key")
+		}
+		return a
+	default:
+		a := append(w.acme.LegoV4Args(w.legoPath(), "renew", "--domains", host, "--key-type", "ec256"),
+			"--renew-hook", bin("dane-deploy"), "--days", "999", "--ari-disable")
+		if !newKey {
+			a = append(a, "--reuse-key")
+		}
+		return a
+	}
+}
+
+// env is the environment of every command: the lab's ACME trust and
+// DANEHOOK_CONFIG (the hooks get it from the client, which passes its
+// environment on).
+func (w *world) env(extra ...string) []string {
+	env := append(os.Environ(), w.acme.Env()...)
+	env = append(env, "DANEHOOK_CONFIG="+w.config)
+	return append(env, extra...)
+}
+
+// result is a finished command.
+type result struct {
+	cmd  string
+	out  string // stdout and stderr together
+	code int
+	took time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%s: exit %d after %.1f s\n%s", r.cmd, r.code, r.took.Seconds(), r.out)
+}
+
+// exec runs name with args in the world's directory with env (nil: w.env())
+// and returns how it ended; it fails t only when the command cannot start.
+func (w *world) exec(env []string, name string, args ...string) result {
+	w.t.Helper()
+	if env == nil {
+		env = w.env()
+	}
+	ctx, cancel := context.WithTimeout(w.t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = w.dir
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	r := result{cmd: filepath.Base(name) + " " + strings.Join(args, " "), out: out.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		w.t.Fatalf("%s: %v", r.cmd, err)
+	}
+	return r
+}
+
+// client runs the ACME client and fails t unless it exits 0.
+func (w *world) client(args ...string) result {
+	w.t.Helper()
+	r := w.exec(nil, w.tool, args...)
+	if r.code != 0 {
+		w.t.Fatalf("%v", r)
+	}
+	w.t.Logf("%s %s took %.1f s", w.c.Name, verb(args), r.took.Seconds())
+	return r
+}
+
+// danectl runs danectl with args.
+func (w *world) danectl(args ...string) result {
+	w.t.Helper()
+	return w.exec(nil, bin("danectl"), args...)
+}
+
+// cert is a certificate the client holds: its leaf serial and 3 1 1 record.
+type cert struct {
+	Serial string // hex
+	SPKI   string // hex SHA-256 of the SubjectPublicKeyInfo
+	Record tlsa.Record
+}
+
+func certOf(c *x509.Certificate) cert {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return cert{
+		Serial: c.SerialNumber.Text(16),
+		SPKI:   hex.EncodeToString(sum[:]),
+		Record: tlsa.Record{Usage: 3, Selector: 1, MatchingType: 1, Data: sum[:]},
+	}
+}
+
+// current reads the client's current leaf.
+func (w *world) current() cert {
+	w.t.Helper()
+	f, _, _ := w.files()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		w.t.Fatalf("%s: no PEM block", f)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		w.t.Fatalf("%s: %v", f, err)
+	}
+	return certOf(c)
+}
+
+// served does a STARTTLS handshake with Postfix and returns its leaf.
+func (w *world) served() cert {
+	w.t.Helper()
+	c, err := servedAt(w.t.Context(), w.pf.Addr)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+func servedAt(ctx context.Context, addr string) (cert, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	chain, _, err := postfix.Handshake(ctx, addr, host)
+	if err != nil {
+		return cert{}, err
+	}
+	return certOf(chain[0]), nil
+}
+
+// tlsaAt asks server ("ip:port") directly, without recursion, for the TLSA
+// RRset at owner.
+func tlsaAt(ctx context.Context, server string) ([]tlsa.Record, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(owner, dns.TypeTLSA)
+	m.RecursionDesired = false
+	c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	r, _, err := c.ExchangeContext(ctx, m, server)
+	if err != nil {
+		return nil, fmt.Errorf("TLSA %s at %s: %w", owner, server, err)
+	}
+	if r.Rcode == dns.RcodeNameError && r.Authoritative {
+		return nil, nil // no records: the owner does not exist (yet)
+	}
+	if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
+		return nil, fmt.Errorf("TLSA %s at %s: rcode %s aa=%v", owner, server, dns.RcodeToString[r.Rcode], r.Authoritative)
+	}
+	var out []tlsa.Record
+	for _, rr := range r.Answer {
+		if t, ok := rr.(*dns.TLSA); ok {
+			data, err := hex.DecodeString(t.Certificate)
+			if err != nil {
+				return nil, fmt.Errorf("TLSA at %s: %w", server, err)
+			}
+			out = append(out, tlsa.Record{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: data})
+		}
+	}
+	return out, nil
+}
+
+// servers returns the primary and the secondary.
+func (w *world) servers() []string { return []string{w.bind.Primary, w.bind.Secondary} }
+
+// records returns the TLSA RRset at one server as sorted presentation strings.
+func (w *world) records(server string) []string {
+	w.t.Helper()
+	recs, err := tlsaAt(w.t.Context(), server)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return present(recs)
+}
+
+func present(recs []tlsa.Record) []string {
+	out := []string{}
+	for _, r := range recs {
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitRecords waits (up to 10 s: NOTIFY and IXFR take milliseconds) until
+// both servers serve exactly want at the owner, and fails t otherwise.
+func (w *world) waitRecords(want ...tlsa.Record) {
+	w.t.Helper()
+	exp := present(want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok := true
+		var got []string
+		for _, s := range w.servers() {
+			recs := w.records(s)
+			got = append(got, fmt.Sprintf("%s: %q", s, recs))
+			ok = ok && slices.Equal(recs, exp)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("TLSA %s: got %s; want %q at both servers", owner, strings.Join(got, ", "), exp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitServed polls STARTTLS (up to 10 s: postfix reload is asynchronous)
+// until Postfix presents want's leaf.
+func (w *world) waitServed(want cert) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := w.served()
+		if got.Serial == want.Serial && got.SPKI == want.SPKI {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("Postfix serves leaf serial %s key %s; want serial %s key %s", got.Serial, short(got.SPKI), want.Serial, short(want.SPKI))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// verifyLive checks the live chain against the RRset of each server with
+// pkg/postfix (as a DANE sender matches) and with openssl s_client's own
+// DANE code.
+func (w *world) verifyLive() {
+	w.t.Helper()
+	for _, s := range w.servers() {
+		recs, err := tlsaAt(w.t.Context(), s)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if _, err := postfix.Verify(w.t.Context(), w.pf.Addr, host, recs); err != nil {
+			w.t.Fatalf("live chain against the RRset at %s: %v", s, err)
+		}
+	}
+	w.opensslDANE(w.served().Record, true)
+}
+
+// opensslDANE runs openssl s_client with the record as the only TLSA
+// record and checks that it verifies (ok) or fails.
+func (w *world) opensslDANE(rec tlsa.Record, ok bool) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-starttls", "smtp", "-connect", w.pf.Addr,
+		"-dane_tlsa_domain", host, "-dane_tlsa_rrdata", rec.String(), "-dane_ee_no_namechecks",
+		"-verify_return_error", "-brief")
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	out, err := cmd.CombinedOutput()
+	if got := err == nil; got != ok {
+		w.t.Fatalf("openssl s_client -dane_tlsa_rrdata %q: success %v, want %v: %v\n%s", rec.String(), got, ok, err, out)
+	}
+}
+
+// serial returns the primary's SOA serial.
+func (w *world) serial() uint32 { return w.bind.Serial(w.t, w.bind.Primary, zone) }
+
+// lineageState reads danehook's state of the world's lineage.
+func (w *world) lineageState() deploy.LineageState {
+	w.t.Helper()
+	var st deploy.LineageState
+	readJSON(w.t, filepath.Join(w.state, w.c.Lineage+".json"), &st)
+	return st
+}
+
+// dnsState reads danehook's DNS state (owned records, first-seen times).
+func (w *world) dnsState() deploy.DNSState {
+	w.t.Helper()
+	var st deploy.DNSState
+	readJSON(w.t, filepath.Join(w.state, "dns.json"), &st)
+	return st
+}
+
+// tickUntilServed runs `danectl tick` every second, as a fast timer would,
+// until Postfix serves want's key, and returns how many ticks that took; it
+// fails t on a tick error or after timeout.
+func (w *world) tickUntilServed(want cert, timeout time.Duration) (ticks int) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := w.danectl("tick")
+		ticks++
+		if r.code != 0 {
+			w.t.Fatalf("%v", r)
+		}
+		if got := w.served(); got.SPKI == want.SPKI {
+			return ticks
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("after %d ticks in %v Postfix still does not serve key %s; last tick:\n%v", ticks, timeout, short(want.SPKI), r)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func short(spki string) string {
+	if len(spki) > 16 {
+		return spki[:16] + "…"
+	}
+	return spki
+}
+
+func has(recs []string, r tlsa.Record) bool { return slices.Contains(recs, r.String()) }
+
+// readJSON decodes the JSON file at path into v, failing t.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// verb returns the client's subcommand in args.
+func verb(args []string) string {
+	for _, a := range args {
+		switch a {
+		case "certonly", "renew", "run":
+			return a
+		}
+	}
+	return ""
+}
