@@ -6,11 +6,12 @@
 # and a Postfix instance serving danehook's chain file, and walks through
 # the main job with the real certbot and danehook's hooks:
 #
-#   1. first issuance: TLSA published at both name servers, chain installed,
-#      verified by a STARTTLS handshake;
-#   2. renewal with a new key: the new record is published beside the old
-#      one, Postfix keeps the old chain until the new record is aged, then
-#      'danectl tick' switches, verifies and removes the old record.
+#   1. first issuance: the new key's TLSA record published at both name
+#      servers beside the record of the self-signed chain Postfix started
+#      with; once aged (2 x TTL after the last server serves it) 'danectl
+#      tick' installs the chain, verifies it by STARTTLS and removes the
+#      old record;
+#   2. renewal with a new key: the same, with the previous ACME key.
 #
 # It prints what happened as it goes and stops every service when it ends.
 set -euo pipefail
