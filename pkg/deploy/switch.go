@@ -71,6 +71,7 @@ func (e *Engine) safety(ctx context.Context, l *config.Lineage, c *chain.Chain, 
 	}
 	now := e.now()
 	s := Safety{Safe: true}
+	unknown := false // some owner's aged time cannot be known yet
 	for _, o := range os {
 		zone, err := pub.FindZone(ctx, o)
 		if err != nil {
@@ -78,13 +79,12 @@ func (e *Engine) safety(ctx context.Context, l *config.Lineage, c *chain.Chain, 
 		}
 		obs, _, err := e.observe(ctx, l.Provider, zone, o, uint32(l.TTL), false, dns)
 		if err != nil {
-			s.Safe = false
-			s.SafeAt = time.Time{}
+			s.Safe, unknown = false, true
 			s.Blocking = append(s.Blocking, fmt.Sprintf("%s: %v", o, err))
 			continue
 		}
-		// The owner is safe once any one record of the chain is aged: take
-		// the earliest known aged time among its records.
+		// The owner is safe once any one record of the chain is aged; until
+		// then it waits for the record that ages first.
 		var best propagate.Status
 		var why []string
 		for _, r := range recs {
@@ -102,30 +102,18 @@ func (e *Engine) safety(ctx context.Context, l *config.Lineage, c *chain.Chain, 
 		case best.Aged:
 		case !best.AgedAt.IsZero():
 			s.Safe = false
-			if !s.SafeAt.IsZero() || len(s.Blocking) == 0 {
-				s.SafeAt = later(s.SafeAt, best.AgedAt)
-			}
+			s.SafeAt = later(s.SafeAt, best.AgedAt)
 			s.Blocking = append(s.Blocking, fmt.Sprintf("%s: %s not aged until %s (2 x %ds after the last server was first seen serving it)",
 				o, short(best.Record), best.AgedAt.UTC().Format(time.RFC3339), best.TTL))
 		default:
-			s.Safe = false
-			s.SafeAt = time.Time{}
+			s.Safe, unknown = false, true
 			s.Blocking = append(s.Blocking, fmt.Sprintf("%s: %s", o, strings.Join(dedupe(why), "; ")))
 		}
 	}
-	if len(s.Blocking) > 0 && hasUnknown(s) {
+	if unknown {
 		s.SafeAt = time.Time{}
 	}
 	return s, nil
-}
-
-func hasUnknown(s Safety) bool {
-	for _, b := range s.Blocking {
-		if !strings.Contains(b, "not aged until") {
-			return true
-		}
-	}
-	return false
 }
 
 func later(a, b time.Time) time.Time {
