@@ -25,8 +25,10 @@ echo "== go test"
 # scripts/pkgtest installs the .deb on this machine: it runs alone, below.
 go test -count=1 $(go list ./... | grep -v '/scripts/pkgtest$')
 
-echo "== package: build the .deb and .rpm, install, upgrade, remove, purge"
-go test -count=1 ./scripts/pkgtest/
+echo "== package: build the .deb and .rpm, install, e2e with the installed binaries and hooks, upgrade, remove, purge"
+# DANEHOOK_PKGTEST_E2E selects the scripts/e2e scenarios run (go test -run)
+# against /usr/bin and /usr/share/danehook/hooks while the .deb is installed.
+DANEHOOK_PKGTEST_E2E='^TestClients$/^certbot$' go test -count=1 ./scripts/pkgtest/
 
 echo "== fuzz (${FUZZTIME} each)"
 grep -rl --include='*_test.go' '^func Fuzz' pkg internal cmd 2>/dev/null | while read -r f; do

@@ -113,10 +113,13 @@ func (e *Engine) loadSource(l *config.Lineage) (*chain.Chain, error) {
 	default:
 		return nil, nil
 	}
-	if errors.Is(err, chain.ErrKeyMismatch) && l.CertbotLineage != "" {
-		// A committed rotation swapped certbot's key ahead of the renewal
-		// that will certify it: the staged key's record covers it.
-		if st, lerr := e.loadLineage(l.Name); lerr == nil && st.Next != nil && st.Next.Swapped {
+	if km := (*chain.KeyMismatchError)(nil); errors.As(err, &km) {
+		// A committed rotation put the staged key in the client's key file
+		// ahead of the renewal that will certify it — certbot's at
+		// dane-prerenew or commit --now, lego's at commit, which may be days
+		// before the renewal: the staged key's record covers that key, the
+		// served chain the old certificate.
+		if st, lerr := e.loadLineage(l.Name); lerr == nil && st.Next != nil && hex.EncodeToString(km.KeySPKI[:]) == st.Next.SPKI {
 			return nil, nil
 		}
 	}

@@ -463,7 +463,7 @@ func (e *Engine) swapKeys(ls []*config.Lineage) error {
 // swapKey makes the ACME client's key the staged key: certbot — a new
 // archive/<name>/privkeyN.pem (N one past the highest version) and the
 // live privkey.pem link repointed to it, as danebot does; lego — lego_key
-// replaced atomically. Idempotent: a key file that already holds the staged
+// replaced atomically, and lego_csr, when set, made from it. Idempotent: a key file that already holds the staged
 // key is left alone. It records Swapped in st.
 func (e *Engine) swapKey(l *config.Lineage, st *LineageState) error {
 	key, err := readKey(st.Next.File)
@@ -484,6 +484,13 @@ func (e *Engine) swapKey(l *config.Lineage, st *LineageState) error {
 		if cur, err := readKey(l.LegoKey); err != nil || spkiOrEmpty(cur) != st.Next.SPKI {
 			if err := atomicfile.Write(l.LegoKey, data, 0o600); err != nil {
 				return fmt.Errorf("lineage %q: %w", l.Name, err)
+			}
+		}
+		if l.LegoCSR != "" {
+			// lego --csr reads the CSR before its pre hook too: make it
+			// from the staged key now, or the renewal certifies the old key.
+			if _, err := e.pinCSR(l, false, PinResult{Lineage: l.Name, File: l.LegoCSR}); err != nil {
+				return err
 			}
 		}
 	default:

@@ -5,7 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/state"
@@ -119,6 +122,11 @@ func TestRotationStageCommitDeploy(t *testing.T) {
 	if err != nil || spkiOrEmpty(k) != n.SPKI {
 		t.Fatalf("lego key file after commit: %v; want the staged key", err)
 	}
+	// Until the renewal lego's key file holds the staged key and its
+	// certificate the old one: the timer's plan must not fail on that.
+	if _, err := e.Plan(t.Context()); err != nil {
+		t.Errorf("Plan between commit and renewal: %v", err)
+	}
 	if _, err := e.Abort(t.Context(), "mail"); !errors.Is(err, ErrCommitted) {
 		t.Errorf("Abort after commit = %v, want ErrCommitted", err)
 	}
@@ -142,6 +150,51 @@ func TestRotationStageCommitDeploy(t *testing.T) {
 	if got := servedRecords(t, e); !has(got, old[0]) || !has(got, n.SPKI) {
 		t.Errorf("before verification the primary serves %v, want both keys", got)
 	}
+}
+
+// TestRotationCommitLegoCSR: lego --csr reads the pinned CSR before its
+// pre hook, like the key, so commit makes lego_csr from the staged key.
+func TestRotationCommitLegoCSR(t *testing.T) {
+	dir := t.TempDir()
+	crt, key, csr := filepath.Join(dir, "mail.crt"), filepath.Join(dir, "mail.key"), filepath.Join(dir, "mail.csr")
+	e, _, _ := bindEngine(t, `lego_cert = "`+crt+`"
+lego_key = "`+key+`"
+lego_csr = "`+csr+`"`)
+	k, c, _ := newCA(t).issue(t, nil)
+	writeFile(t, key, k)
+	writeFile(t, crt, c)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k, c)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Pin(false); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := e.Stage(t.Context(), "mail", KeySpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServedEverywhere(t, e)
+	e.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	if _, err := e.Commit(t.Context(), "mail", false); err != nil {
+		t.Fatalf("Commit once aged: %v", err)
+	}
+	b, err := chain.ReadFile(csr)
+	if err != nil || len(b.CSRs) != 1 {
+		t.Fatalf("%s after commit: %v, %d CSRs; want one", csr, err, len(b.CSRs))
+	}
+	der, err := x509.MarshalPKIXPublicKey(b.CSRs[0].PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(sha256Sum(der)); got != n.SPKI {
+		t.Errorf("lego_csr after commit is made from key %s; want the staged key %s", got, n.SPKI)
+	}
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }
 
 func pemKey(t *testing.T, k interface{}) []byte {

@@ -7,8 +7,18 @@
 //
 //	go test -count=1 ./scripts/e2e/
 //
-// TestLabWalkthrough (run by scripts/lab.sh) tells the story of one key
-// rotation on stdout; TestBenchHooksSetup (run by scripts/bench-hooks.sh)
-// measures the hooks against a hand-written shell pipeline with hyperfine.
-// Outside CI a missing tool skips a test; under CI=true it fails it.
+// TestClients runs issuance, renewals and faults per client; TestRotate runs
+// `danectl rotate` (stage, status, commit, commit --now) with certbot and
+// lego v5 and prints each rotation's latency against its floor as
+// "rotation latency: X s, floor Y s, ratio Z". TestLabWalkthrough (run by
+// scripts/lab.sh) tells the story of one key rotation on stdout;
+// TestBenchHooksSetup (run by scripts/bench-hooks.sh) measures the hooks
+// against a hand-written shell pipeline with hyperfine. Outside CI a missing
+// tool skips a test; under CI=true it fails it.
+//
+// The binaries are built from the repository unless DANEHOOK_BIN_DIR names
+// a directory holding installed ones (scripts/pkgtest: /usr/bin). With
+// DANEHOOK_HOOKS_DIR (/usr/share/danehook/hooks, or the repository's hooks/)
+// certbot worlds link the hook wrappers with `danectl init certbot` and
+// issue with them instead of naming the binaries.
 package e2e

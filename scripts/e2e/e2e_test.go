@@ -74,6 +74,7 @@ func TestClients(t *testing.T) {
 func (w *world) firstIssuance() {
 	t := w.t
 	before := w.served()
+	w.wireHooks()
 	args := w.issueArgs()
 	w.client(args...)
 	issued := w.current()

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,12 @@ type world struct {
 	// story receives the operator-readable narrative (io.Discard except in
 	// TestLabWalkthrough).
 	story io.Writer
+	// legoFiles adds lego_cert and lego_key to the lineage (lego clients),
+	// so danehook reads lego's files itself and `rotate commit` can hand
+	// lego the staged key.
+	legoFiles bool
+	// renewCommand is the lineage's renew_command (`rotate commit --now`).
+	renewCommand []string
 }
 
 // newWorld starts every lab for c and writes danehook's configuration.
@@ -107,6 +114,17 @@ func (w *world) writeConfig(keyFile string) {
 		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
 	if w.c.Name == "certbot" {
 		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
+	}
+	if w.legoFiles {
+		cert, key, _ := w.files()
+		fmt.Fprintf(&b, "lego_cert = %q\nlego_key = %q\n", cert, key)
+	}
+	if len(w.renewCommand) > 0 {
+		q := make([]string, len(w.renewCommand))
+		for i, a := range w.renewCommand {
+			q[i] = fmt.Sprintf("%q", a)
+		}
+		fmt.Fprintf(&b, "renew_command = [%s]\n", strings.Join(q, ", "))
 	}
 	if err := os.WriteFile(w.config, []byte(b.String()), 0o600); err != nil {
 		w.t.Fatal(err)
@@ -147,15 +165,53 @@ func (w *world) hookEnv() []string {
 func (w *world) issueArgs() []string {
 	switch w.c.Name {
 	case "certbot":
+		pre, deploy, post := bin("dane-prerenew"), bin("dane-deploy"), bin("dane-reload")
+		if hooksDir != "" {
+			// The wrappers `danectl init certbot` linked (wireHooks): certbot
+			// stores them and, as they are its directory hooks, runs each
+			// once at renewals.
+			pre, deploy, post = w.certbotHook("pre"), w.certbotHook("deploy"), w.certbotHook("post")
+		}
 		return append(append([]string{"certonly"}, w.acme.CertbotArgs(w.certbotDir())...),
 			"--key-type", "ecdsa", "--reuse-key", "--cert-name", "mail", "-d", host,
-			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+			"--pre-hook", pre, "--deploy-hook", deploy, "--post-hook", post)
 	case "lego-v5":
 		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--reuse-key",
 			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
 	default:
 		return append(w.acme.LegoV4Args(w.legoPath(), "run", "--domains", host, "--key-type", "ec256"),
 			"--run-hook", bin("dane-deploy"))
+	}
+}
+
+// certbotHook is the directory hook of phase ("pre", "deploy", "post")
+// that `danectl init certbot` links in the world's certbot directory.
+func (w *world) certbotHook(phase string) string {
+	return filepath.Join(w.certbotDir(), "renewal-hooks", phase, "danehook")
+}
+
+// wireHooks, for a certbot world with DANEHOOK_HOOKS_DIR set, links the
+// hook wrappers into the certbot directory as an operator does:
+// `danectl init certbot --certbot-dir … --hooks-dir … --config …`. The
+// wrappers run dane-* from PATH (see env). Otherwise it does nothing: the
+// hooks are the binaries themselves.
+func (w *world) wireHooks() {
+	w.t.Helper()
+	if hooksDir == "" || w.c.Name != "certbot" {
+		return
+	}
+	if err := os.MkdirAll(w.certbotDir(), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	r := w.danectl("init", "certbot", "--certbot-dir", w.certbotDir(), "--hooks-dir", hooksDir, "--config", w.config)
+	if r.code != 0 {
+		w.t.Fatalf("%v", r)
+	}
+	for _, phase := range []string{"pre", "deploy", "post"} {
+		want := filepath.Join(hooksDir, "certbot", phase, "danehook")
+		if got, err := os.Readlink(w.certbotHook(phase)); err != nil || got != want {
+			w.t.Fatalf("danectl init certbot: %s links to %q (%v); want %s\n%v", w.certbotHook(phase), got, err, want, r)
+		}
 	}
 }
 
@@ -185,21 +241,26 @@ func (w *world) renewArgs(newKey bool) []string {
 	}
 }
 
-// env is the environment of every command: the lab's ACME trust and
+// env is the environment of every command: the lab's ACME trust,
 // DANEHOOK_CONFIG (the hooks get it from the client, which passes its
-// environment on).
+// environment on) and PATH with the danehook binaries first (the certbot
+// hook wrappers run dane-* from PATH).
 func (w *world) env(extra ...string) []string {
-	env := append(os.Environ(), w.acme.Env()...)
-	env = append(env, "DANEHOOK_CONFIG="+w.config)
+	env := os.Environ()
+	if w.acme != nil {
+		env = append(env, w.acme.Env()...)
+	}
+	env = append(env, "DANEHOOK_CONFIG="+w.config, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return append(env, extra...)
 }
 
 // result is a finished command.
 type result struct {
-	cmd  string
-	out  string // stdout and stderr together
-	code int
-	took time.Duration
+	cmd    string
+	out    string // stdout and stderr together
+	stdout string // stdout alone (for --json)
+	code   int
+	took   time.Duration
 }
 
 func (r result) String() string {
@@ -218,11 +279,13 @@ func (w *world) exec(env []string, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = w.dir
 	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Two pipes copied by two goroutines: out is shared, so it is locked.
+	var stdout bytes.Buffer
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, &stdout), out
 	start := time.Now()
 	err := cmd.Run()
-	r := result{cmd: filepath.Base(name) + " " + strings.Join(args, " "), out: out.String(), took: time.Since(start)}
+	r := result{cmd: filepath.Base(name) + " " + strings.Join(args, " "), out: out.String(), stdout: stdout.String(), took: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -232,6 +295,24 @@ func (w *world) exec(env []string, name string, args ...string) result {
 		w.t.Fatalf("%s: %v", r.cmd, err)
 	}
 	return r
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // client runs the ACME client and fails t unless it exits 0.
