@@ -377,9 +377,13 @@ func e2eInstalled(t *testing.T, root string) {
 		return
 	}
 	out, err := run(root, []string{"DANEHOOK_BIN_DIR=" + binDir, "DANEHOOK_HOOKS_DIR=" + hooksDir},
-		"go", "test", "-count=1", "-run", pattern, "./scripts/e2e/")
+		"go", "test", "-count=1", "-v", "-run", pattern, "./scripts/e2e/")
 	if err != nil {
 		t.Fatalf("go test -run %q ./scripts/e2e/ with the installed binaries: %v\n%s", pattern, err, out)
+	}
+	// go test reports ok when the pattern matches nothing: require passes.
+	if !strings.Contains(out, "--- PASS: ") || strings.Contains(out, "no tests to run") {
+		t.Fatalf("go test -run %q ./scripts/e2e/ ran no test with the installed binaries:\n%s", pattern, lastLines(out, 20))
 	}
 	t.Logf("e2e with the installed binaries:\n%s", lastLines(out, 5))
 }
