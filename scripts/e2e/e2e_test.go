@@ -35,10 +35,6 @@ const switchTimeout = 20 * time.Second
 // a broken Postfix configuration (lego v4).
 func TestClients(t *testing.T) {
 	t.Parallel()
-	type step struct {
-		name string
-		fn   func(*world)
-	}
 	extra := map[string][]step{
 		"certbot": {{"secondary-lagging", (*world).secondaryLagging}, {"reuse-key-lost", (*world).reuseKeyLost}},
 		"lego-v5": {{"dns-update-refused", (*world).updateRefused}},
@@ -53,16 +49,24 @@ func TestClients(t *testing.T) {
 				{"renew-same-key", (*world).renewSameKey},
 				{"renew-new-key", func(w *world) { w.renewNewKey(c.Name == "certbot") }},
 			}, extra[c.Name]...)
-			for _, s := range steps {
-				ok := t.Run(s.name, func(t *testing.T) {
-					w.t = t
-					s.fn(w)
-				})
-				if !ok {
-					return // later steps build on this one
-				}
-			}
+			w.run(t, steps)
 		})
+	}
+}
+
+// step is one scenario step of a world.
+type step struct {
+	name string
+	fn   func(*world)
+}
+
+// run runs steps as subtests of t in order, stopping at the first that
+// fails: later steps build on the earlier ones.
+func (w *world) run(t *testing.T, steps []step) {
+	for _, s := range steps {
+		if !t.Run(s.name, func(t *testing.T) { w.t = t; s.fn(w) }) {
+			return
+		}
 	}
 }
 

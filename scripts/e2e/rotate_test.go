@@ -35,10 +35,6 @@ const agedTimeout = 20 * time.Second
 // through every rotation.
 func TestRotate(t *testing.T) {
 	t.Parallel()
-	type step struct {
-		name string
-		fn   func(*world)
-	}
 	extra := map[string][]step{
 		"certbot": {{"rotate-at-renewal", (*world).rotateAtRenewal}},
 		"lego-v5": {{"rotate-secondary-lagging", (*world).rotateSecondaryLagging}},
@@ -60,15 +56,7 @@ func TestRotate(t *testing.T) {
 				{"rotate-commit-now", (*world).rotateCommitNow},
 			}, extra[c.Name]...)
 			steps = append(steps, step{"renew-same-key", (*world).renewSameKey})
-			for _, s := range steps {
-				ok := t.Run(s.name, func(t *testing.T) {
-					w.t = t
-					s.fn(w)
-				})
-				if !ok {
-					return // later steps build on this one
-				}
-			}
+			w.run(t, steps)
 		})
 	}
 }
