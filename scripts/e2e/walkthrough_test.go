@@ -19,10 +19,7 @@ func TestLabWalkthrough(t *testing.T) {
 	w.say("Postfix: STARTTLS on %s, smtpd_tls_chain_files = %s (a self-signed key at first)", w.pf.Addr, w.chain)
 	w.say("ACME: Pebble at %s; certbot runs --pre-hook dane-prerenew --deploy-hook dane-deploy --post-hook dane-reload", w.acme.DirectoryURL)
 	w.say("Timer: 'danectl tick' runs every second (hourly in production)\n")
-	steps := []struct {
-		name string
-		fn   func(*world)
-	}{
+	steps := []step{
 		{"first-issuance", (*world).firstIssuance},
 		{"renew-new-key", func(w *world) { w.renewNewKey(true) }},
 	}
