@@ -309,6 +309,11 @@ func TestCrashHelper(t *testing.T) {
 	}
 	e := &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}, LockWait: 5 * time.Second}
 	switch os.Getenv("DANEHOOK_TEST_HELPER_STEP") {
+	case "deploy":
+		l := cfg.Lineages["mail"]
+		_, err = e.Deploy(t.Context(), &hookenv.Deploy{Client: hookenv.LegoV5, Lineage: "mail", KeyFile: l.LegoKey, CertFile: l.LegoCert})
+	case "reload":
+		_, err = e.Reload(t.Context())
 	case "stage":
 		_, _, err = e.Stage(t.Context(), "mail", KeySpec{})
 	case "commit":

@@ -257,6 +257,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	if err := e.apply(ctx, plans, dns); err != nil {
 		return res, err
 	}
+	crashpoint("deploy:published")
 
 	switch {
 	case served == nil:
@@ -283,6 +284,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		if err := e.install(l, st, c); err != nil {
 			return res, err
 		}
+		crashpoint("deploy:installed")
 	}
 	if err := e.Store.Save(l.Name, st); err != nil {
 		return res, err
@@ -439,6 +441,7 @@ func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
 			return res, err
 		}
 		res.Reloaded = true
+		crashpoint("reload:reloaded")
 		for _, l := range changed {
 			v, err := e.verify(ctx, l)
 			res.Verified = append(res.Verified, v...)

@@ -1,0 +1,146 @@
+package deploy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danehook/danehook/internal/postfixlab"
+	"github.com/danehook/danehook/pkg/hookenv"
+	"github.com/danehook/danehook/pkg/postfix"
+)
+
+// servedSPKI is the 3 1 1 data of the key Postfix presents at addr.
+func servedSPKI(t *testing.T, addr string) string {
+	t.Helper()
+	chain, _, err := postfix.Handshake(t.Context(), addr, postfixlab.Hostname)
+	if err != nil {
+		t.Fatalf("STARTTLS to %s: %v", addr, err)
+	}
+	sum := sha256.Sum256(chain[0].RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestDeployCrashRecovery kills dane-deploy's step after publishing and
+// after installing, and checks that the served chain's record is published
+// at the crash and that running the step again converges.
+func TestDeployCrashRecovery(t *testing.T) {
+	for _, point := range []string{"deploy:published", "deploy:installed"} {
+		t.Run(point, func(t *testing.T) {
+			e, ca, crt, key := legoRotationLab(t)
+			cfgPath := filepath.Join(t.TempDir(), "danehook.toml")
+			writeCfg(t, e, cfgPath)
+			served := spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile))
+			// deploy:published: a renewal with a new key (not safe yet);
+			// deploy:installed: a renewal with the same key (installed at once).
+			k, _ := readKey(key)
+			if point == "deploy:published" {
+				nk, nc, _ := ca.issue(t, nil)
+				writeFile(t, key, nk)
+				writeFile(t, crt, nc)
+			} else {
+				writeFile(t, crt, mustIssue(t, ca, k))
+			}
+			crashChild(t, cfgPath, "deploy", point)
+			if !has(servedRecords(t, e), served) && !has(servedRecords(t, e), spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile))) {
+				t.Fatal("after the crash no published record matches the served chain file")
+			}
+			res, err := e.Deploy(t.Context(), &hookenv.Deploy{Client: hookenv.LegoV5, Lineage: "mail", KeyFile: key, CertFile: crt})
+			if err != nil {
+				t.Fatalf("Deploy after crash: %v", err)
+			}
+			if point == "deploy:published" && (res.Installed || res.Pending == nil) {
+				t.Errorf("new key after crash: %+v, want a pending switch", res)
+			}
+			if point == "deploy:installed" && !res.Installed {
+				t.Errorf("same key after crash: %+v, want installed", res)
+			}
+			if now := spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile)); !has(servedRecords(t, e), now) {
+				t.Errorf("served chain's record %s not published after rerun", now)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// spkiOf reads the first certificate: skip the key block.
+	if i := strings.Index(string(b), "-----BEGIN CERTIFICATE-----"); i >= 0 {
+		return b[i:]
+	}
+	return b
+}
+
+// TestReloadCrashRecovery kills dane-reload's step right after the Postfix
+// reload, before verification and cleanup: Postfix serves the new chain,
+// whose record is published, the old record is still there, and running
+// the step again verifies and removes it.
+func TestReloadCrashRecovery(t *testing.T) {
+	pf := postfixlab.Start(t, postfixlab.Options{})
+	e, ca, crt, key := legoRotationLab(t)
+	l := e.Config.Lineages["mail"]
+	// Serve through the Postfix lab: its chain file, its endpoint.
+	l.ChainFile = pf.ChainFiles[0]
+	l.Endpoints = []string{pf.Addr}
+	e.Config.Postfix.ConfigDir = pf.ConfigDir
+	cfgPath := filepath.Join(t.TempDir(), "danehook.toml")
+	writeCfg(t, e, cfgPath)
+	cfg, _ := os.ReadFile(cfgPath)
+	cfg = append(cfg, []byte("endpoints = [\""+pf.Addr+"\"]\n[postfix]\nconfig_dir = \""+pf.ConfigDir+"\"\n")...)
+	os.WriteFile(cfgPath, cfg, 0o600)
+
+	old := servedSPKI(t, pf.Addr)
+	if _, err := e.Publish(t.Context()); err != nil { // the lab's self-signed key
+		t.Fatal(err)
+	}
+	k, _ := readKey(key)
+	writeFile(t, crt, mustIssue(t, ca, k))
+	res, err := e.Deploy(t.Context(), &hookenv.Deploy{Client: hookenv.LegoV5, Lineage: "mail", KeyFile: key, CertFile: crt})
+	if err != nil || res.Installed {
+		t.Fatalf("Deploy = %+v, %v; want a pending switch", res, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := e.Status(t.Context())
+		if err == nil && len(st.Owners) == 1 && allServedTwice(st.Owners[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("desired records not served by both servers within 10 s: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond) // 2 x TTL (1 s) after both servers serve it
+	crashChild(t, cfgPath, "reload", "reload:reloaded")
+	now := servedSPKI(t, pf.Addr)
+	if now == old || !has(servedRecords(t, e), now) || !has(servedRecords(t, e), old) {
+		t.Fatalf("after the crash Postfix serves %s; published %v: want the new key, both records", now, servedRecords(t, e))
+	}
+	r, err := e.Reload(t.Context())
+	if err != nil {
+		t.Fatalf("Reload after crash: %v", err)
+	}
+	if !r.Reloaded || len(r.Verified) == 0 || len(r.Removed) != 1 || !strings.Contains(r.Removed[0], old) {
+		t.Errorf("Reload after crash = %+v, want reloaded, verified and the old record removed", r)
+	}
+	if got := servedRecords(t, e); has(got, old) || !has(got, now) {
+		t.Errorf("published after rerun: %v", got)
+	}
+}
+
+func allServedTwice(o OwnerStatus) bool {
+	for _, r := range o.Records.Records {
+		if len(r.Serving) != 2 {
+			return false
+		}
+	}
+	return len(o.Records.Records) > 0
+}
