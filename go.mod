@@ -8,7 +8,6 @@ require (
 	github.com/libdns/libdns v1.1.0
 	github.com/libdns/rfc2136 v1.0.1
 	github.com/miekg/dns v1.1.73
-	github.com/shuque/dane v0.2.3
 	github.com/urfave/cli/v2 v2.27.7
 )
 
