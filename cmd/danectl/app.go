@@ -30,6 +30,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		Commands:        commands,
+		Flags:           []cli.Flag{cliapp.ConfigFlag},
 		HideHelpCommand: true,
 	}
 }

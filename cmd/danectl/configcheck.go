@@ -83,7 +83,7 @@ func subject(setting, value string) string {
 }
 
 func configCheck(c *cli.Context) error {
-	path := config.Path(c.String("config"))
+	path := cliapp.ConfigPath(c)
 	cfg, err := config.Load(path)
 	if err != nil {
 		return cliapp.Classify(err)

@@ -96,7 +96,7 @@ func planAction(apply bool) cli.ActionFunc {
 		}
 		// Print what was planned (or sent) even when applying failed.
 		if plans != nil {
-			if perr := printPlans(c.App.Writer, plans, c.Bool("json"), apply); perr != nil {
+			if perr := printPlans(c.App.Writer, plans, c.Bool("json"), apply && err == nil); perr != nil {
 				return perr
 			}
 		}
@@ -148,6 +148,9 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		}
 		if adds+removes > 0 {
 			verb = fmt.Sprintf("%d to add, %d to remove", adds, removes)
+			if !applied {
+				verb += " (not applied)"
+			}
 			if applied {
 				verb = fmt.Sprintf("%d added, %d removed", adds, removes)
 			}
@@ -185,7 +188,7 @@ func statusAction(c *cli.Context) error {
 		writeStatus(w, st, time.Now())
 	}
 	if !st.OK() {
-		return fail(exitMismatch, fmt.Errorf("not everything is aged and installed yet (see above)"), "")
+		return fail(exitMismatch, fmt.Errorf("danectl: waiting: %s", st.Waiting()), "")
 	}
 	return nil
 }

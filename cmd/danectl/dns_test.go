@@ -68,7 +68,7 @@ func TestPlanPublishStatusCommands(t *testing.T) {
 	if code, out, errs = danectl(t, "publish", "--config", cfg); code != exitOK || !strings.Contains(out, "1 added") {
 		t.Fatalf("publish: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs = danectl(t, "plan", "--config", cfg, "mail"); code != exitOK || !strings.Contains(out, "no change") {
+	if code, out, errs = danectl(t, "--config", cfg, "plan", "mail"); code != exitOK || !strings.Contains(out, "no change") {
 		t.Fatalf("plan after publish: exit %d, want 0 and no change\n%s%s", code, out, errs)
 	}
 	lab.WaitSerial(t, lab.Secondary, "example.test.", lab.Serial(t, lab.Primary, "example.test."), 10*time.Second)
@@ -114,6 +114,9 @@ func TestPublishRefusedExitCode(t *testing.T) {
 	code, out, errs := danectl(t, "publish", "--config", cfg)
 	if code != 4 || !strings.Contains(errs, "REFUSED") || !strings.Contains(errs, "update-policy { grant") || strings.Count(errs, "update-policy { grant") != 1 {
 		t.Fatalf("publish with a key the policy does not grant: exit %d, want 4\n%s%s", code, out, errs)
+	}
+	if strings.Contains(out, "added") || !strings.Contains(out, "(not applied)") {
+		t.Errorf("refused publish reported as applied:\n%s", out)
 	}
 }
 

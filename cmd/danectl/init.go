@@ -119,7 +119,7 @@ Exit codes: 0 done, 2 bad input.`,
 // loadConfig reads the configuration named by --config (or
 // $DANEHOOK_CONFIG, or the default path).
 func loadConfig(c *cli.Context) (*config.Config, error) {
-	cfg, err := config.Load(config.Path(c.String("config")))
+	cfg, err := config.Load(cliapp.ConfigPath(c))
 	if err != nil {
 		return nil, cliapp.Classify(err)
 	}

@@ -52,7 +52,7 @@ lineages rotate independently.`,
 					defer cancel()
 					n, plans, err := e.Stage(ctx, l, deploy.KeySpec{Type: c.String("key-type"), Bits: c.Int("bits"), Curve: c.String("curve")})
 					if plans != nil {
-						_ = printPlans(c.App.Writer, plans, false, true)
+						_ = printPlans(c.App.Writer, plans, false, err == nil)
 					}
 					if err != nil {
 						return cliapp.Classify(err)
@@ -115,7 +115,7 @@ certbot lineages), followed by the reload step.`,
 					defer cancel()
 					plans, err := e.Abort(ctx, l)
 					if plans != nil {
-						_ = printPlans(c.App.Writer, plans, false, true)
+						_ = printPlans(c.App.Writer, plans, false, err == nil)
 					}
 					if err != nil {
 						return rotateError(err)

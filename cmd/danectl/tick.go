@@ -52,14 +52,16 @@ Exit codes: 0 all good, 1 something waits or does not match, 2 bad input.`,
 				writeStatus(c.App.Writer, st, time.Now())
 				checks, verr := e.Verify(ctx, c.Args().Slice()...)
 				fmt.Fprintln(c.App.Writer)
+				fmt.Fprintln(c.App.Writer, "live STARTTLS checks:")
 				for _, v := range checks {
-					fmt.Fprintf(c.App.Writer, "STARTTLS %s\n", v)
+					fmt.Fprintf(c.App.Writer, "  ok %s\n", v)
 				}
 				if verr != nil {
-					return cliapp.Fail(exitMismatch, verr, "the live chain does not match DNS: run 'danectl tick' or see README 'Troubleshooting'")
+					fmt.Fprintf(c.App.Writer, "  FAILED %v\n", verr)
+					return cliapp.Classify(verr)
 				}
 				if !st.OK() {
-					return fail(exitMismatch, fmt.Errorf("not everything is aged and installed yet (see above)"), "")
+					return fail(exitMismatch, fmt.Errorf("danectl: waiting: %s", st.Waiting()), "")
 				}
 				return nil
 			},

@@ -237,7 +237,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &Error{File: path, Line: locate(data, k), Setting: k.String(), Problem: "unknown setting (check the spelling against packaging/danehook.toml)"}
+		return nil, &Error{File: path, Line: locate(data, k), Setting: k.String(), Problem: "unknown setting (check the spelling against the example, /usr/share/doc/danehook/danehook.toml or packaging/danehook.toml)"}
 	}
 	if err := c.validate(data); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/danehook/danehook/pkg/config"
@@ -105,6 +106,26 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 	for _, o := range os {
 		st.Owners = append(st.Owners, e.ownerStatus(ctx, o, d, dns, now))
 	}
+	// A pending switch's safe time and blockers as of now, not as of the
+	// hook run that recorded it.
+	for i, ls := range st.Lineages {
+		if ls.Pending == nil {
+			continue
+		}
+		l := e.Config.Lineages[ls.Name]
+		c, err := e.loadChain(l, ls.Pending.File)
+		if err != nil || c == nil {
+			continue
+		}
+		if sf, err := e.safety(ctx, l, c, dns); err == nil {
+			p := *ls.Pending
+			p.SafeAt, p.Blocking = sf.SafeAt, sf.Blocking
+			if sf.Safe {
+				p.SafeAt, p.Blocking = now, []string{"none: 'danectl tick' (or the next hook run) switches"}
+			}
+			st.Lineages[i].Pending = &p
+		}
+	}
 	if err := e.Store.Save(dnsDoc, dns); err != nil {
 		return nil, err
 	}
@@ -173,4 +194,32 @@ func (e *Engine) ownerStatus(ctx context.Context, o string, d *desiredSet, dns *
 	}
 	os.DNSSEC = &sec
 	return os
+}
+
+// Waiting says in one line what keeps s from being OK: pending switches,
+// reloads, records not aged, owners that could not be observed.
+func (s *Status) Waiting() string {
+	var parts []string
+	for _, l := range s.Lineages {
+		switch {
+		case l.Err != "":
+			parts = append(parts, fmt.Sprintf("lineage %s: %s", l.Name, l.Err))
+		case l.Pending != nil:
+			parts = append(parts, fmt.Sprintf("lineage %s: switch pending", l.Name))
+		case l.Reload:
+			parts = append(parts, fmt.Sprintf("lineage %s: reload and verification pending", l.Name))
+		}
+	}
+	for _, o := range s.Owners {
+		switch {
+		case o.Err != "":
+			parts = append(parts, fmt.Sprintf("%s: %s", o.Owner, o.Err))
+		case !o.Records.Aged:
+			parts = append(parts, fmt.Sprintf("%s: records not aged yet", o.Owner))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
 }

@@ -79,6 +79,13 @@ func Classify(err error) error {
 		return Fail(ExitUsage, err, "fix the configuration file; 'danectl config check' validates it")
 	case errors.Is(err, state.ErrLocked):
 		return Fail(ExitLocked, err, "another dane-* hook or danectl run is working; try again when it ends")
+	case errors.Is(err, deploy.ErrVerify), errors.Is(err, postfix.ErrNoMatch), errors.Is(err, postfix.ErrNoSTARTTLS):
+		return Fail(ExitPostfix, err, "no record was removed; check that smtpd_tls_chain_files names the lineage's chain_file and that the endpoint answers, then run 'danectl tick'")
+	case errors.Is(err, postfix.ErrNotRunning), isPostfixCommand(err):
+		if hint == "" {
+			hint = "Postfix was not reloaded; fix the cause and run dane-reload (or danectl tick) again"
+		}
+		return Fail(ExitPostfix, err, hint)
 	case errors.Is(err, dnsupdate.ErrTSIG), errors.Is(err, dnsupdate.ErrCloudflareAuth):
 		return Fail(ExitTSIG, err, hint)
 	case errors.Is(err, dnsupdate.ErrRefused), errors.Is(err, dnsupdate.ErrCloudflareRequest):
@@ -88,13 +95,6 @@ func Classify(err error) error {
 	case errors.Is(err, dnsupdate.ErrServer), errors.Is(err, dnsupdate.ErrPrerequisite),
 		errors.Is(err, dnsupdate.ErrCloudflareUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return Fail(ExitServer, err, hint)
-	case errors.Is(err, postfix.ErrNotRunning), errors.Is(err, postfix.ErrNoMatch), errors.Is(err, postfix.ErrNoSTARTTLS),
-		errors.Is(err, deploy.ErrVerify),
-		isPostfixCommand(err):
-		if hint == "" {
-			hint = "Postfix keeps serving the previous chain; fix the cause and run dane-reload (or danectl tick) again"
-		}
-		return Fail(ExitPostfix, err, hint)
 	case errors.As(err, &km):
 		return Fail(ExitUsage, err, "the key and the certificate come from different renewals; check the ACME client's files")
 	case errors.Is(err, hookenv.ErrNoClient):
@@ -119,7 +119,7 @@ func Run(app *cli.App, args []string, stderr io.Writer) int {
 	if app.OnUsageError == nil {
 		app.OnUsageError = func(c *cli.Context, err error, _ bool) error {
 			name := app.Name
-			if c.Command != nil && c.Command.Name != "" {
+			if c.Command != nil && c.Command.Name != "" && c.Command.Name != app.Name {
 				name += " " + c.Command.Name
 			}
 			return Fail(ExitUsage, err, "run '"+name+" --help'")
@@ -160,9 +160,21 @@ var ConfigFlag = &cli.StringFlag{
 // JSONFlag is --json.
 var JSONFlag = &cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"}
 
+// ConfigPath returns the configuration file: --config given to the command
+// or to the program (danectl --config F status), else $DANEHOOK_CONFIG,
+// else the default.
+func ConfigPath(c *cli.Context) string {
+	for _, cc := range c.Lineage() {
+		if v := cc.String("config"); v != "" {
+			return config.Path(v)
+		}
+	}
+	return config.Path("")
+}
+
 // Engine loads the configuration named by --config and returns an engine.
 func Engine(c *cli.Context) (*deploy.Engine, error) {
-	cfg, err := config.Load(config.Path(c.String("config")))
+	cfg, err := config.Load(ConfigPath(c))
 	if err != nil {
 		return nil, Classify(err)
 	}
