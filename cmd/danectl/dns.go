@@ -208,6 +208,13 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 				fmt.Fprintf(w, "    blocked by %s\n", b)
 			}
 		}
+		if l.Next != nil {
+			state := "staged, commit when aged ('danectl rotate status')"
+			if !l.Next.Committed.IsZero() {
+				state = "committed: the next renewal uses it"
+			}
+			fmt.Fprintf(w, "  ROTATION    next key 3 1 1 %s (%s) %s\n", l.Next.SPKI, l.Next.Algorithm, state)
+		}
 		if l.Reload {
 			fmt.Fprintf(w, "  RELOAD PENDING: the chain file changed; run dane-reload (or danectl tick)\n")
 		}

@@ -90,6 +90,10 @@ func TestRotationStageCommitDeploy(t *testing.T) {
 	if !has(got, n.SPKI) || !has(got, old[0]) {
 		t.Fatalf("after stage the primary serves %v, want the current and the next key", got)
 	}
+	// danectl status shows the staged key offline, from the state.
+	if st, err := e.Status(t.Context(), "mail"); err != nil || st.Lineages[0].Next == nil || st.Lineages[0].Next.SPKI != n.SPKI {
+		t.Errorf("Status after stage: %v, want the staged key listed", err)
+	}
 	// Staging again keeps the key.
 	n2, _, err := e.Stage(t.Context(), "mail", KeySpec{Type: "rsa"})
 	if err != nil || n2.SPKI != n.SPKI {

@@ -45,6 +45,8 @@ type LineageStatus struct {
 	Reload bool `json:"reload_pending,omitempty"`
 	// Verified is when a STARTTLS handshake last matched the records.
 	Verified string `json:"verified,omitempty"`
+	// Next is a staged key of a rotation (see `danectl rotate status`).
+	Next *NextKey `json:"next,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 }
@@ -139,7 +141,7 @@ func (e *Engine) lineageStatus(l *config.Lineage) LineageStatus {
 		ls.Err = err.Error()
 		return ls
 	}
-	ls.Pending, ls.Reload = s.Pending, e.needsReload(l, s)
+	ls.Pending, ls.Reload, ls.Next = s.Pending, e.needsReload(l, s), s.Next
 	if !s.Verified.IsZero() {
 		ls.Verified = s.Verified.UTC().Format("2006-01-02T15:04:05Z")
 	}
