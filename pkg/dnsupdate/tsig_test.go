@@ -171,9 +171,11 @@ func FuzzParseTSIGKey(f *testing.F) {
 		k, err := ParseTSIGKey(data)
 		secrets := secretRE.FindAllSubmatch(data, -1)
 		if err != nil {
+			// Outside the secret literals the input may repeat the secret's
+			// text (in the key name, say), which errors may quote.
+			rest := string(secretRE.ReplaceAll(data, nil))
 			for _, m := range secrets {
-				if strings.Contains(err.Error(), string(m[1])) && !strings.Contains(string(data), "key \""+string(m[1])) &&
-					!strings.Contains(string(data), "key "+string(m[1])) {
+				if strings.Contains(err.Error(), string(m[1])) && !strings.Contains(rest, string(m[1])) {
 					t.Fatalf("error %q contains a secret", err)
 				}
 			}
