@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +31,7 @@ func TestDeployCrashRecovery(t *testing.T) {
 	for _, point := range []string{"deploy:published", "deploy:installed"} {
 		t.Run(point, func(t *testing.T) {
 			e, ca, crt, key := legoRotationLab(t)
-			cfgPath := filepath.Join(t.TempDir(), "danehook.toml")
-			writeCfg(t, e, cfgPath)
+			cfgPath := e.Config.Path
 			served := spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile))
 			// deploy:published: a renewal with a new key (not safe yet);
 			// deploy:installed: a renewal with the same key (installed at once).
@@ -88,13 +86,14 @@ func TestReloadCrashRecovery(t *testing.T) {
 	e, ca, crt, key := legoRotationLab(t)
 	l := e.Config.Lineages["mail"]
 	// Serve through the Postfix lab: its chain file, its endpoint.
+	oldChain := l.ChainFile
 	l.ChainFile = pf.ChainFiles[0]
 	l.Endpoints = []string{pf.Addr}
 	e.Config.Postfix.ConfigDir = pf.ConfigDir
-	cfgPath := filepath.Join(t.TempDir(), "danehook.toml")
-	writeCfg(t, e, cfgPath)
+	cfgPath := e.Config.Path
 	cfg, _ := os.ReadFile(cfgPath)
-	cfg = append(cfg, []byte("endpoints = [\""+pf.Addr+"\"]\n[postfix]\nconfig_dir = \""+pf.ConfigDir+"\"\n")...)
+	cfg = []byte(strings.Replace(string(cfg), oldChain, pf.ChainFiles[0], 1))
+	cfg = append(cfg, []byte("\nendpoints = [\""+pf.Addr+"\"]\n[postfix]\nconfig_dir = \""+pf.ConfigDir+"\"\n")...)
 	os.WriteFile(cfgPath, cfg, 0o600)
 
 	old := servedSPKI(t, pf.Addr)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -132,7 +133,7 @@ type desiredSet struct {
 
 // desired computes the desired RRset of every owner of every lineage.
 // extra adds chains by lineage name (the chain dane-deploy is deploying).
-func (e *Engine) desired(extra map[string][]*chainRef) (*desiredSet, error) {
+func (e *Engine) desired(extra map[string][]*chain.Chain) (*desiredSet, error) {
 	d := &desiredSet{desired: map[string][]tlsa.Record{}, ttl: map[string]uint32{}, provider: map[string]string{},
 		lineages: map[string][]string{}, held: map[string][]tlsa.Record{}, dnssec: map[string]bool{}}
 	for _, name := range e.Config.LineageNames() {
@@ -145,9 +146,7 @@ func (e *Engine) desired(extra map[string][]*chainRef) (*desiredSet, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, x := range extra[name] {
-			cs.Extra = append(cs.Extra, x.Chain)
-		}
+		cs.Extra = append(cs.Extra, extra[name]...)
 		var recs []tlsa.Record
 		if st.Next != nil && containsUsage(l, "3 1 1") {
 			r, err := nextRecord(st.Next)
@@ -218,7 +217,7 @@ func (e *Engine) ownersOf(names []string) ([]string, error) {
 }
 
 // plan computes the plan at each owner of the named lineages.
-func (e *Engine) plan(ctx context.Context, names []string, extra map[string][]*chainRef, dns *DNSState) ([]*OwnerPlan, error) {
+func (e *Engine) plan(ctx context.Context, names []string, extra map[string][]*chain.Chain, dns *DNSState) ([]*OwnerPlan, error) {
 	d, err := e.desired(extra)
 	if err != nil {
 		return nil, err

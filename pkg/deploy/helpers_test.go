@@ -107,7 +107,12 @@ ttl = 1
 provider = "lab"
 chain_file = "` + filepath.Join(dir, "postfix", "mail-ecdsa.pem") + `"
 ` + extra
-	cfg, err := config.Parse(filepath.Join(dir, "danehook.toml"), []byte(cfgText))
+	// Written out too, for the child processes of the crash tests.
+	cfgPath := filepath.Join(dir, "danehook.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(cfgPath, []byte(cfgText))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -351,8 +351,7 @@ func TestRotationCrashRecovery(t *testing.T) {
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			e, _, _, key := legoRotationLab(t)
-			cfgPath := filepath.Join(t.TempDir(), "danehook.toml")
-			writeCfg(t, e, cfgPath)
+			cfgPath := e.Config.Path
 			current := servedRecords(t, e)[0]
 			if tc.step == "commit" {
 				if _, _, err := e.Stage(t.Context(), "mail", KeySpec{}); err != nil {
@@ -410,31 +409,6 @@ func waitServedEverywhere(t *testing.T, e *Engine) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("staged record not served by both servers within 10 s")
-}
-
-// writeCfg writes e's configuration back to a file for a child process.
-func writeCfg(t *testing.T, e *Engine, path string) {
-	t.Helper()
-	p := e.Config.Providers["lab"]
-	l := e.Config.Lineages["mail"]
-	text := `state_dir = "` + e.Store.Dir + `"
-[provider.lab]
-type = "rfc2136"
-server = "` + p.Server + `"
-key_file = "` + p.KeyFile + `"
-nameserver_port = ` + itoa(p.NameserverPort) + `
-timeout = 2
-[lineage.mail]
-hosts = ["mail.example.test"]
-ttl = 1
-provider = "lab"
-chain_file = "` + l.ChainFile + `"
-lego_cert = "` + l.LegoCert + `"
-lego_key = "` + l.LegoKey + `"
-`
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 var _ = tlsa.UsageDANEEE

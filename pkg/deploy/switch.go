@@ -249,7 +249,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	res.KeyChanged = served != nil && spkiHex(served) != res.SPKI
 
 	// Publish first: the new chain's records beside everything still needed.
-	plans, err := e.plan(ctx, []string{l.Name}, map[string][]*chainRef{l.Name: {{Chain: c, From: d.CertFile}}}, dns)
+	plans, err := e.plan(ctx, []string{l.Name}, map[string][]*chain.Chain{l.Name: {c}}, dns)
 	if err != nil {
 		return nil, err
 	}
