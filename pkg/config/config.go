@@ -95,8 +95,14 @@ type Lineage struct {
 	LegoCSR string `toml:"lego_csr"`
 	// Endpoints are the host:port addresses verified by STARTTLS after reload.
 	Endpoints []string `toml:"endpoints"`
-	// RequireDNSSEC turns an unsigned zone from a warning into an error.
+	// RequireDNSSEC turns an unsigned zone from a warning into an error,
+	// in status and in dane-deploy, dane-reload and tick alike.
 	RequireDNSSEC bool `toml:"require_dnssec"`
+	// AllowUntrusted lets danehook publish and install a chain whose issuer
+	// is not in the system trust store or ca_file (a staging or test CA
+	// such as Pebble's). Off by default: a staging certificate on a
+	// production MX is a mistake worth refusing.
+	AllowUntrusted bool `toml:"allow_untrusted"`
 	// RotateEvery, when set ("365d", "90d", "2160h"), makes `danectl tick`
 	// stage a new key once the served key is that old and commit it once
 	// its records are aged, so the next scheduled renewal uses it.

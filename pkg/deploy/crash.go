@@ -1,21 +1,15 @@
 package deploy
 
-import (
-	"os"
-	"syscall"
-)
+// crashHook, when set, is called at every step boundary with the name of
+// the boundary ("deploy:published", "reload:reloaded", …). Production
+// binaries never set it: only this package's crash-safety tests do, in a
+// child test process that kills itself there, as a power cut or an OOM
+// kill would, and then check that re-running the step converges.
+var crashHook func(point string)
 
-// CrashEnv names the environment variable of the crash-safety tests: when
-// it equals the name of a step boundary, the process kills itself with
-// SIGKILL there, as a power cut or an OOM kill would. It is never set in
-// production; the tests re-run the step afterwards and check that the run
-// converges and the invariant held.
-const CrashEnv = "DANEHOOK_TEST_CRASH"
-
-// crashpoint kills the process when CrashEnv names point.
+// crashpoint marks a step boundary for the crash-safety tests.
 func crashpoint(point string) {
-	if os.Getenv(CrashEnv) == point {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // SIGKILL cannot be caught; wait for it to land
+	if crashHook != nil {
+		crashHook(point)
 	}
 }

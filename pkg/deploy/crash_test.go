@@ -42,6 +42,9 @@ func TestDeployCrashRecovery(t *testing.T) {
 				writeFile(t, crt, nc)
 			} else {
 				writeFile(t, crt, mustIssue(t, ca, k))
+				// The same key: installed at once once its record is aged
+				// (seen by both servers, then 2 x TTL of 1 s).
+				waitAged(t, e)
 			}
 			crashChild(t, cfgPath, "deploy", point)
 			if !has(servedRecords(t, e), served) && !has(servedRecords(t, e), spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile))) {
@@ -54,7 +57,7 @@ func TestDeployCrashRecovery(t *testing.T) {
 			if point == "deploy:published" && (res.Installed || res.Pending == nil) {
 				t.Errorf("new key after crash: %+v, want a pending switch", res)
 			}
-			if point == "deploy:installed" && !res.Installed {
+			if point == "deploy:installed" && !res.Installed && !strings.Contains(res.Reason, "already sends this chain") {
 				t.Errorf("same key after crash: %+v, want installed", res)
 			}
 			if now := spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile)); !has(servedRecords(t, e), now) {
@@ -89,11 +92,13 @@ func TestReloadCrashRecovery(t *testing.T) {
 	oldChain := l.ChainFile
 	l.ChainFile = pf.ChainFiles[0]
 	l.Endpoints = []string{pf.Addr}
+	oldPostfix := e.Config.Postfix.ConfigDir
 	e.Config.Postfix.ConfigDir = pf.ConfigDir
 	cfgPath := e.Config.Path
 	cfg, _ := os.ReadFile(cfgPath)
 	cfg = []byte(strings.Replace(string(cfg), oldChain, pf.ChainFiles[0], 1))
-	cfg = append(cfg, []byte("\nendpoints = [\""+pf.Addr+"\"]\n[postfix]\nconfig_dir = \""+pf.ConfigDir+"\"\n")...)
+	cfg = []byte(strings.Replace(string(cfg), oldPostfix, pf.ConfigDir, 1))
+	cfg = append(cfg, []byte("\nendpoints = [\""+pf.Addr+"\"]\n")...)
 	os.WriteFile(cfgPath, cfg, 0o600)
 
 	old := servedSPKI(t, pf.Addr)
@@ -127,8 +132,10 @@ func TestReloadCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reload after crash: %v", err)
 	}
-	if !r.Reloaded || len(r.Verified) == 0 || len(r.Removed) != 1 || !strings.Contains(r.Removed[0], old) {
-		t.Errorf("Reload after crash = %+v, want reloaded, verified and the old record removed", r)
+	// Postfix already presents the new chain (the crashed run reloaded
+	// it): the rerun sees that, need not reload again, verifies and removes.
+	if len(r.Verified) == 0 || len(r.Removed) != 1 || !strings.Contains(r.Removed[0], old) {
+		t.Errorf("Reload after crash = %+v, want verified and the old record removed", r)
 	}
 	if got := servedRecords(t, e); has(got, old) || !has(got, now) {
 		t.Errorf("published after rerun: %v", got)
@@ -142,4 +149,22 @@ func allServedTwice(o OwnerStatus) bool {
 		}
 	}
 	return len(o.Records.Records) > 0
+}
+
+// waitAged observes until both servers serve every desired record, then
+// waits 2 x TTL (1 s) so that they are aged.
+func waitAged(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := e.Status(t.Context())
+		if err == nil && len(st.Owners) == 1 && allServedTwice(st.Owners[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("desired records not served by both servers within 10 s: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond)
 }

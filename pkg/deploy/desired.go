@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,32 +13,9 @@ import (
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
-
-// chains holds the chains of one lineage that TLSA records must cover.
-type chains struct {
-	// Served is the chain file Postfix reads (nil before the first install).
-	Served *chain.Chain
-	// Pending is a renewed chain waiting for its records to age.
-	Pending *chain.Chain
-	// Source is what the ACME client holds now (certbot_lineage or
-	// lego_cert/lego_key), nil when not configured.
-	Source *chain.Chain
-	// Extra are chains handed in by the caller (the one dane-deploy is
-	// deploying).
-	Extra []*chain.Chain
-}
-
-func (c chains) all() []*chain.Chain {
-	var out []*chain.Chain
-	for _, x := range append([]*chain.Chain{c.Served, c.Pending, c.Source}, c.Extra...) {
-		if x != nil {
-			out = append(out, x)
-		}
-	}
-	return out
-}
 
 // spkiHex returns the hex SHA-256 of the chain's key SubjectPublicKeyInfo
 // (the 3 1 1 association data).
@@ -46,21 +25,6 @@ func spkiHex(c *chain.Chain) string {
 	}
 	sum := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
-}
-
-// owners returns the TLSA owners of l: one per host and port.
-func owners(l *config.Lineage) ([]string, error) {
-	var out []string
-	for _, h := range l.Hosts {
-		for _, p := range l.Ports {
-			o, err := tlsa.Owner(uint16(p), h)
-			if err != nil {
-				return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
-			}
-			out = append(out, o)
-		}
-	}
-	return out, nil
 }
 
 // loadChain reads a served or pending chain file (key and certificates in
@@ -100,7 +64,7 @@ func (e *Engine) setTA(l *config.Lineage, c *chain.Chain) error {
 
 // loadSource reads the ACME client's current files for l, or returns nil
 // when none are configured.
-func (e *Engine) loadSource(l *config.Lineage) (*chain.Chain, error) {
+func (e *Engine) loadSource(l *config.Lineage, st *LineageState) (*chain.Chain, error) {
 	var (
 		c   *chain.Chain
 		err error
@@ -119,7 +83,7 @@ func (e *Engine) loadSource(l *config.Lineage) (*chain.Chain, error) {
 		// dane-prerenew or commit --now, lego's at commit, which may be days
 		// before the renewal: the staged key's record covers that key, the
 		// served chain the old certificate.
-		if st, lerr := e.loadLineage(l.Name); lerr == nil && st.Next != nil && hex.EncodeToString(km.KeySPKI[:]) == st.Next.SPKI {
+		if st != nil && st.Next != nil && hex.EncodeToString(km.KeySPKI[:]) == st.Next.SPKI {
 			return nil, nil
 		}
 	}
@@ -149,28 +113,8 @@ func (e *Engine) pendingPath(lineage string) string {
 	return filepath.Join(e.Store.Dir, lineage+".pending.pem")
 }
 
-// loadChains reads every chain of l that its records must cover.
-func (e *Engine) loadChains(l *config.Lineage, st *LineageState) (chains, error) {
-	var (
-		c   chains
-		err error
-	)
-	if c.Served, err = e.loadChain(l, l.ChainFile); err != nil {
-		return c, err
-	}
-	if st.Pending != nil {
-		if c.Pending, err = e.loadChain(l, st.Pending.File); err != nil {
-			return c, err
-		}
-	}
-	if c.Source, err = e.loadSource(l); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
 // records returns the records l wants for chain c: 3 1 1 of its key and,
-// when configured, 2 1 1 of its trust anchor.
+// when configured and c carries one, 2 1 1 of its trust anchor.
 func records(l *config.Lineage, c *chain.Chain) ([]tlsa.Record, error) {
 	var out []tlsa.Record
 	for _, u := range l.Usages {
@@ -183,7 +127,10 @@ func records(l *config.Lineage, c *chain.Chain) ([]tlsa.Record, error) {
 			r, err = tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
 		case "2 1 1":
 			if c.TA == nil {
-				return nil, fmt.Errorf("lineage %q: 2 1 1 needs a trust anchor but the chain has none", l.Name)
+				// A chain without its trust anchor (an installed file from
+				// before ta was set) needs no 2 1 1; a chain about to be
+				// installed always has one (setTA fails otherwise).
+				continue
 			}
 			r, err = tlsa.FromCertificate(c.TA, tlsa.UsageDANETA, tlsa.SelectorSPKI, tlsa.MatchSHA256)
 		default:
@@ -213,4 +160,17 @@ func containsRecord(set []tlsa.Record, r tlsa.Record) bool {
 		}
 	}
 	return false
+}
+
+// tlsaDigest returns the 3 1 1 data of cert's key, hex.
+func tlsaDigest(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// presentAlg makes a STARTTLS handshake to addr for host and returns the
+// chain presented (leaf first).
+func presentAlg(ctx context.Context, addr, host, alg string) ([]*x509.Certificate, error) {
+	certs, _, err := postfix.Handshake(ctx, addr, host)
+	return certs, err
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -110,228 +107,120 @@ type OwnerPlan struct {
 	// Changes turns what the provider serves into Desired: adds, removals
 	// of owned records nobody needs, and keeps.
 	Changes dnsupdate.Plan
-	// Held lists removals postponed because the chain Postfix was last
-	// verified on needs them and a newer chain file waits for its reload
-	// and verification.
-	Held []dnsupdate.RR
+	// Held lists owned records that are no longer wanted but whose
+	// removal waits (a chain Postfix may serve relies on them, or what
+	// Postfix presents was not verified); HeldReasons says why, in order.
+	Held        []dnsupdate.RR
+	HeldReasons []string
 }
 
-// desiredSet is the desired RRset of every owner, computed over every
-// configured lineage (lineages may share owners).
-type desiredSet struct {
-	owners   []string
-	desired  map[string][]tlsa.Record
-	ttl      map[string]uint32
-	provider map[string]string
-	lineages map[string][]string
-	// held are records that must not be removed yet, by owner: those of
-	// the chain Postfix was last verified on, while a newer chain file
-	// waits for its reload and verification.
-	held   map[string][]tlsa.Record
-	dnssec map[string]bool
-}
-
-// desired computes the desired RRset of every owner of every lineage.
-// extra adds chains by lineage name (the chain dane-deploy is deploying).
-func (e *Engine) desired(extra map[string][]*chain.Chain) (*desiredSet, error) {
-	d := &desiredSet{desired: map[string][]tlsa.Record{}, ttl: map[string]uint32{}, provider: map[string]string{},
-		lineages: map[string][]string{}, held: map[string][]tlsa.Record{}, dnssec: map[string]bool{}}
-	for _, name := range e.Config.LineageNames() {
-		l := e.Config.Lineages[name]
-		st, err := e.loadLineage(name)
-		if err != nil {
-			return nil, err
-		}
-		cs, err := e.loadChains(l, st)
-		if err != nil {
-			return nil, err
-		}
-		cs.Extra = append(cs.Extra, extra[name]...)
-		var recs []tlsa.Record
-		if st.Next != nil && containsUsage(l, "3 1 1") {
-			r, err := nextRecord(st.Next)
-			if err != nil {
-				return nil, fmt.Errorf("lineage %q: staged key: %w", name, err)
-			}
-			recs = append(recs, r)
-		}
-		for _, c := range cs.all() {
-			r, err := records(l, c)
-			if err != nil {
-				return nil, err
-			}
-			recs = appendUnique(recs, r...)
-		}
-		os, err := owners(l)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range os {
-			if p, ok := d.provider[o]; ok && p != l.Provider {
-				return nil, fmt.Errorf("owner %s: lineages %s use different providers (%q, %q): an owner must be published by one provider",
-					o, strings.Join(append(d.lineages[o], name), ", "), p, l.Provider)
-			}
-			if _, ok := d.provider[o]; !ok {
-				d.owners = append(d.owners, o)
-			}
-			d.provider[o] = l.Provider
-			d.desired[o] = appendUnique(d.desired[o], recs...)
-			d.ttl[o] = max(d.ttl[o], uint32(l.TTL))
-			d.lineages[o] = append(d.lineages[o], name)
-			if e.needsReload(l, st) {
-				for _, p := range st.VerifiedRecords {
-					if r, err := tlsa.Parse(p); err == nil {
-						d.held[o] = appendUnique(d.held[o], r)
-					}
-				}
-			}
-			d.dnssec[o] = d.dnssec[o] || l.RequireDNSSEC
-		}
-	}
-	sort.Strings(d.owners)
-	return d, nil
-}
-
-// ownersOf returns the owners of the named lineages (all when empty).
-func (e *Engine) ownersOf(names []string) ([]string, error) {
+// Plan returns the changes a run would make at every owner of the named
+// lineages (all when names is empty), without changing anything: the
+// additions Publish, dane-deploy and tick send, and the removals tick would
+// send once it has verified what Postfix presents (Held lists those that
+// must wait, with the reason in HeldReasons). Errors name the lineage,
+// file, provider or server at fault.
+func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
 	ls, err := e.Config.Select(names...)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	var out []string
+	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
+	if err != nil {
+		return nil, err
+	}
+	next := e.candidates(s)
+	want, err := e.wanted(s, next)
+	if err != nil {
+		return nil, err
+	}
+	var rs []ownerRef
 	for _, l := range ls {
-		os, err := owners(l)
-		if err != nil {
-			return nil, err
+		lv := s.lineage(l.Name)
+		if lv.Err != nil {
+			return nil, lv.Err
 		}
-		for _, o := range os {
-			if !seen[o] {
-				seen[o] = true
-				out = append(out, o)
+		rs = append(rs, lv.Refs...)
+	}
+	if len(names) == 0 {
+		rs = nil
+	}
+	verified := map[string]string{}
+	for _, lv := range s.Lineages {
+		if why := e.notPresenting(lv); why != "" {
+			verified[lv.L.Name] = why + " (a tick reloads and verifies first)"
+		}
+	}
+	plans, err := e.addPlans(s, want, rs)
+	if err != nil {
+		return plans, err
+	}
+	for _, op := range plans {
+		remove, held := decideRemovals(s, s.owner(op.Owner), want[op.Owner], next, verified, nil)
+		for _, rr := range remove {
+			op.Changes = append(op.Changes, dnsupdate.Change{Op: dnsupdate.Remove, RR: rr})
+		}
+		for _, h := range held {
+			op.Held = append(op.Held, h.RR)
+			op.HeldReasons = append(op.HeldReasons, h.Reason)
+		}
+		for _, rr := range s.owner(op.Owner).Current {
+			if !hasChange(op.Changes, rr.Record) {
+				op.Changes = append(op.Changes, dnsupdate.Change{Op: dnsupdate.Keep, RR: rr})
 			}
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	return plans, e.Store.Save(dnsDoc, s.DNS)
 }
 
-// plan computes the plan at each owner of the named lineages.
-func (e *Engine) plan(ctx context.Context, names []string, extra map[string][]*chain.Chain, dns *DNSState) ([]*OwnerPlan, error) {
-	d, err := e.desired(extra)
-	if err != nil {
-		return nil, err
+func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
+	for _, c := range cs {
+		if c.Record.Equal(rec) {
+			return true
+		}
 	}
-	os, err := e.ownersOf(names)
-	if err != nil {
-		return nil, err
-	}
-	var out []*OwnerPlan
-	for _, o := range os {
-		pub, err := e.publisher(d.provider[o])
-		if err != nil {
-			return nil, err
-		}
-		zone, err := pub.FindZone(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		current, err := pub.Records(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		op := &OwnerPlan{Owner: o, Zone: zone, Provider: d.provider[o], TTL: d.ttl[o], Lineages: d.lineages[o], Desired: d.desired[o]}
-		for _, c := range dnsupdate.Diff(o, d.ttl[o], current, d.desired[o], dns.owned(o)) {
-			if c.Op == dnsupdate.Remove && containsRecord(d.held[o], c.Record) {
-				op.Held = append(op.Held, c.RR)
-				c.Op = dnsupdate.Keep
-			}
-			op.Changes = append(op.Changes, c)
-		}
-		out = append(out, op)
-	}
-	return out, nil
+	return false
 }
 
-// Plan returns the changes Publish would make at every owner of the named
-// lineages (all when names is empty), without changing anything. Errors
-// name the lineage, file, provider or server at fault.
-func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
-	dns, err := e.loadDNS()
-	if err != nil {
-		return nil, err
-	}
-	return e.plan(ctx, names, nil, dns)
-}
-
-// Publish applies the plan of the named lineages (all when empty) under the
-// lock and records the records it added as owned. It is idempotent: a second
-// run finds nothing to change and sends nothing. Changes go per provider, one
-// UPDATE per zone for RFC 2136. On error the records already sent stay owned,
-// so the next run repairs the difference.
+// Publish sends, under the lock, the additions of the named lineages'
+// owners (all when empty) and records them as owned. It never removes a
+// record: removal waits for tick, which first verifies what Postfix
+// presents. It is idempotent: a second run finds nothing to add and sends
+// nothing. Changes go per provider, one UPDATE per zone for RFC 2136. On
+// error the records already sent stay owned, so the next run repairs the
+// difference.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
+	ls, err := e.Config.Select(names...)
+	if err != nil {
+		return nil, err
+	}
 	lk, err := e.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Unlock()
-	dns, err := e.loadDNS()
+	s, err := e.observe(ctx, observeOpts{})
 	if err != nil {
 		return nil, err
 	}
-	plans, err := e.plan(ctx, names, nil, dns)
+	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
 		return nil, err
 	}
-	return plans, e.apply(ctx, plans, dns)
-}
-
-// apply sends the plans' changes, provider by provider, keeping dns's owned
-// records in step: adds are recorded as owned before they are sent (a crash
-// after sending never leaves an unowned record of ours), removals are
-// forgotten only once sent.
-func (e *Engine) apply(ctx context.Context, plans []*OwnerPlan, dns *DNSState) error {
-	byProvider := map[string][]dnsupdate.Change{}
-	var providers []string
-	for _, p := range plans {
-		for _, c := range p.Changes {
-			if c.Op == dnsupdate.Keep {
-				continue
-			}
-			if _, ok := byProvider[p.Provider]; !ok {
-				providers = append(providers, p.Provider)
-			}
-			byProvider[p.Provider] = append(byProvider[p.Provider], c)
-			if c.Op == dnsupdate.Add {
-				dns.own(c.Owner, c.Record)
-			}
+	var rs []ownerRef
+	for _, l := range ls {
+		if lv := s.lineage(l.Name); lv.Err != nil {
+			return nil, lv.Err
+		} else {
+			rs = append(rs, lv.Refs...)
 		}
 	}
-	if len(providers) == 0 {
-		return nil
+	plans, err := e.addPlans(s, want, rs)
+	if err != nil {
+		return plans, errors.Join(err, e.save(s))
 	}
-	if err := e.Store.Save(dnsDoc, dns); err != nil {
-		return err
+	if err := e.apply(ctx, s, plans); err != nil {
+		return plans, errors.Join(err, e.save(s))
 	}
-	var errs []error
-	for _, name := range providers {
-		pub, err := e.publisher(name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := pub.Apply(ctx, byProvider[name]); err != nil {
-			errs = append(errs, fmt.Errorf("provider %q: %w", name, err))
-			continue
-		}
-		for _, c := range byProvider[name] {
-			if c.Op == dnsupdate.Remove {
-				dns.disown(c.Owner, c.Record)
-			}
-		}
-	}
-	if err := e.Store.Save(dnsDoc, dns); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return plans, e.save(s)
 }

@@ -92,8 +92,15 @@ func bindEngine(t *testing.T, extra string) (*Engine, *bindlab.Lab, *dnsupdate.R
 	t.Helper()
 	lab := bindlab.Start(t, bindlab.Options{TTL: 1})
 	dir := t.TempDir()
+	// A Postfix configuration directory that reads the lineage's chain
+	// file (postconf only; no Postfix runs in these tests).
+	pfDir := filepath.Join(dir, "postfix-etc")
+	chainFile := filepath.Join(dir, "postfix", "mail-ecdsa.pem")
+	writeFile(t, filepath.Join(pfDir, "main.cf"), []byte("smtpd_tls_chain_files = "+chainFile+"\n"))
 	cfgText := `
 state_dir = "` + filepath.Join(dir, "state") + `"
+[postfix]
+config_dir = "` + pfDir + `"
 [provider.lab]
 type = "rfc2136"
 server = "` + lab.Primary + `"
@@ -105,7 +112,8 @@ timeout = 2
 hosts = ["mail.example.test"]
 ttl = 1
 provider = "lab"
-chain_file = "` + filepath.Join(dir, "postfix", "mail-ecdsa.pem") + `"
+allow_untrusted = true
+chain_file = "` + chainFile + `"
 ` + extra
 	// Written out too, for the child processes of the crash tests.
 	cfgPath := filepath.Join(dir, "danehook.toml")
@@ -143,4 +151,10 @@ func mustLeaf(t testing.TB, certsPEM []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// fileDigest returns the hex SHA-256 of the file at path ("" when missing).
+func fileDigest(path string) (string, error) {
+	_, d, err := readChainFile(path)
+	return d, err
 }

@@ -58,7 +58,7 @@ func (e *Engine) Pin(check bool, names ...string) ([]PinResult, error) {
 			return out, err
 		}
 		out = append(out, r)
-		src, err := e.loadSource(l)
+		src, err := e.loadSource(l, nil)
 		if err != nil || src == nil {
 			continue
 		}

@@ -157,15 +157,33 @@ func (e *Engine) stage(ctx context.Context, l *config.Lineage, spec KeySpec) (*N
 		}
 	}
 	crashpoint("stage:recorded")
-	dns, err := e.loadDNS()
+	plans, err := e.publishFor(ctx, l)
+	return st.Next, plans, err
+}
+
+// publishFor observes and sends the additions at l's owners (callers hold
+// the lock).
+func (e *Engine) publishFor(ctx context.Context, l *config.Lineage) ([]*OwnerPlan, error) {
+	s, err := e.observe(ctx, observeOpts{})
 	if err != nil {
-		return st.Next, nil, err
+		return nil, err
 	}
-	plans, err := e.plan(ctx, []string{l.Name}, nil, dns)
+	lv := s.lineage(l.Name)
+	if lv.Err != nil {
+		return nil, lv.Err
+	}
+	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
-		return st.Next, nil, err
+		return nil, err
 	}
-	return st.Next, plans, e.apply(ctx, plans, dns)
+	plans, err := e.addPlans(s, want, lv.Refs)
+	if err != nil {
+		return plans, errors.Join(err, e.save(s))
+	}
+	if err := e.apply(ctx, s, plans); err != nil {
+		return plans, errors.Join(err, e.save(s))
+	}
+	return plans, e.save(s)
 }
 
 // makeNextKey writes a new key for l (or adopts one a crashed Stage wrote
@@ -262,42 +280,36 @@ func (e *Engine) rotationStatus(ctx context.Context, l *config.Lineage, st *Line
 	if err != nil {
 		return nil, err
 	}
-	os, err := owners(l)
+	s, err := e.observe(ctx, observeOpts{})
 	if err != nil {
 		return nil, err
 	}
-	pub, err := e.publisher(l.Provider)
-	if err != nil {
-		return nil, err
-	}
+	*dns = *s.DNS
+	lv := s.lineage(l.Name)
 	rs.Aged = true
 	known := true
-	for _, o := range os {
-		zone, err := pub.FindZone(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		obs, _, err := e.observe(ctx, l.Provider, zone, o, uint32(l.TTL), false, dns)
-		if err != nil {
+	for _, r := range lv.Refs {
+		ov := s.owner(r.Owner)
+		if ov.Err != nil {
 			rs.Aged, known = false, false
-			rs.Blocking = append(rs.Blocking, fmt.Sprintf("%s: %v", o, err))
+			rs.Blocking = append(rs.Blocking, fmt.Sprintf("%s: %v", r.Owner, ov.Err))
 			continue
 		}
-		s := propagate.Age(obs, dns.Seen, rec, e.now())
-		rs.Observations = append(rs.Observations, obs)
-		rs.Owners = append(rs.Owners, s)
-		if !s.Aged {
+		a := propagate.Age(ov.Obs, s.DNS.Seen, rec, s.Now)
+		rs.Observations = append(rs.Observations, ov.Obs)
+		rs.Owners = append(rs.Owners, a)
+		if !a.Aged {
 			rs.Aged = false
-			for _, b := range s.Blocking {
-				rs.Blocking = append(rs.Blocking, o+": "+b)
+			for _, b := range a.Blocking {
+				rs.Blocking = append(rs.Blocking, r.Owner+": "+b)
 			}
-			if s.AgedAt.IsZero() {
+			if a.AgedAt.IsZero() {
 				known = false
 			} else {
-				rs.Blocking = append(rs.Blocking, fmt.Sprintf("%s: aged at %s", o, s.AgedAt.UTC().Format(time.RFC3339)))
+				rs.Blocking = append(rs.Blocking, fmt.Sprintf("%s: aged at %s", r.Owner, a.AgedAt.UTC().Format(time.RFC3339)))
 			}
 		}
-		rs.AgedAt = later(rs.AgedAt, s.AgedAt)
+		rs.AgedAt = later(rs.AgedAt, a.AgedAt)
 	}
 	if !known {
 		rs.AgedAt = time.Time{}
@@ -427,20 +439,15 @@ func (e *Engine) Abort(ctx context.Context, lineage string) ([]*OwnerPlan, error
 		return nil, fmt.Errorf("lineage %q: %w at %s: the next renewal uses the staged key; let it complete", l.Name, ErrCommitted, st.Next.Committed.UTC().Format(time.RFC3339))
 	}
 	file := st.Next.File
+	withdrawn, _ := nextRecord(st.Next)
 	st.Next = nil
 	if err := e.Store.Save(l.Name, st); err != nil {
 		return nil, err
 	}
 	os.Remove(file)
-	dns, err := e.loadDNS()
-	if err != nil {
-		return nil, err
-	}
-	plans, err := e.plan(ctx, []string{l.Name}, nil, dns)
-	if err != nil {
-		return nil, err
-	}
-	return plans, e.apply(ctx, plans, dns)
+	// The staged key's records are removed like any other: once no chain
+	// Postfix may serve relies on them and what it presents is verified.
+	return e.removeUnneeded(ctx, withdrawn)
 }
 
 // swapKeys puts committed staged keys in place for the renewal about to

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,6 +254,7 @@ func TestRotationDualAlgorithms(t *testing.T) {
 hosts = ["mail.example.test"]
 ttl = 1
 provider = "lab"
+allow_untrusted = true
 chain_file = "`+filepath.Join(dir, "mail-rsa.pem")+`"
 `)
 	ca := newCA(t)
@@ -301,7 +303,7 @@ func issueRSA(t *testing.T, ca *testCA, k *rsa.PrivateKey) []byte {
 
 // TestCrashHelper is not a test: the crash tests run the test binary again
 // with it selected to perform one step in a child process that kills itself
-// at the crash point named by CrashEnv.
+// at the crash point named by crashEnv.
 func TestCrashHelper(t *testing.T) {
 	cfgPath := os.Getenv("DANEHOOK_TEST_HELPER_CONFIG")
 	if cfgPath == "" {
@@ -312,6 +314,13 @@ func TestCrashHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}, LockWait: 5 * time.Second}
+	point := os.Getenv(crashEnv)
+	crashHook = func(p string) {
+		if p == point {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // SIGKILL cannot be caught; wait for it to land
+		}
+	}
 	switch os.Getenv("DANEHOOK_TEST_HELPER_STEP") {
 	case "deploy":
 		l := cfg.Lineages["mail"]
@@ -328,10 +337,13 @@ func TestCrashHelper(t *testing.T) {
 	}
 }
 
+// crashEnv names the crash point for the helper process.
+const crashEnv = "DANEHOOK_TEST_CRASH"
+
 func crashChild(t *testing.T, cfgPath, step, point string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "DANEHOOK_TEST_HELPER_CONFIG="+cfgPath, "DANEHOOK_TEST_HELPER_STEP="+step, CrashEnv+"="+point)
+	cmd.Env = append(os.Environ(), "DANEHOOK_TEST_HELPER_CONFIG="+cfgPath, "DANEHOOK_TEST_HELPER_STEP="+step, crashEnv+"="+point)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != -1 {

@@ -24,6 +24,10 @@ type DNSState struct {
 	Owned map[string][]string `json:"owned"`
 	// Seen holds first-seen times per owner, record and server.
 	Seen *propagate.Seen `json:"seen"`
+	// Providers maps an owner to the provider that published its owned
+	// records, so that an owner dropped from the configuration (a renamed
+	// host) is still observed and cleaned up through the right provider.
+	Providers map[string]string `json:"providers,omitempty"`
 }
 
 // owned returns the owned records at owner.
@@ -37,10 +41,17 @@ func (s *DNSState) owned(owner string) []tlsa.Record {
 	return out
 }
 
-// own adds rec to the owned records at owner; disown removes it.
-func (s *DNSState) own(owner string, rec tlsa.Record) {
+// own adds rec, published through provider, to the owned records at
+// owner; disown removes it.
+func (s *DNSState) own(owner string, rec tlsa.Record, provider string) {
 	if s.Owned == nil {
 		s.Owned = map[string][]string{}
+	}
+	if provider != "" {
+		if s.Providers == nil {
+			s.Providers = map[string]string{}
+		}
+		s.Providers[owner] = provider
 	}
 	p := rec.String()
 	for _, x := range s.Owned[owner] {
@@ -62,6 +73,7 @@ func (s *DNSState) disown(owner string, rec tlsa.Record) {
 	}
 	if len(keep) == 0 {
 		delete(s.Owned, owner)
+		delete(s.Providers, owner)
 		return
 	}
 	s.Owned[owner] = keep

@@ -3,11 +3,12 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
-	"time"
 
-	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // OwnerStatus is what every authoritative server serves at one owner and
@@ -27,6 +28,12 @@ type OwnerStatus struct {
 	DNSSEC *propagate.DNSSECStatus `json:"dnssec,omitempty"`
 	// Owned lists the records danehook published at the owner.
 	Owned []string `json:"owned"`
+	// Unmatched lists records at the owner that danehook does not own and
+	// that no chain Postfix may serve relies on (a panel's 3 0 1, a stale
+	// key, a retired CA): `danectl prune` removes them once that is safe.
+	Unmatched []string `json:"unmatched,omitempty"`
+	// Held lists owned records no longer wanted whose removal waits, and why.
+	Held []string `json:"held,omitempty"`
 	// Err is set when the owner could not be observed.
 	Err string `json:"error,omitempty"`
 }
@@ -40,9 +47,17 @@ type LineageStatus struct {
 	Served string `json:"served_spki,omitempty"`
 	// Pending is a switch waiting for its records to age.
 	Pending *Pending `json:"pending,omitempty"`
-	// Reload is true when the served chain changed and Postfix has not yet
-	// been reloaded and verified on it.
-	Reload bool `json:"reload_pending,omitempty"`
+	// Reload is true when what Postfix presents is not the installed chain
+	// (or, without endpoints, the file changed since the last reload);
+	// ReloadReason says which.
+	Reload       bool   `json:"reload_pending,omitempty"`
+	ReloadReason string `json:"reload_reason,omitempty"`
+	// Switch is what a tick would decide about the newest chain, when it
+	// is not the installed one.
+	Switch *SwitchDecision `json:"switch,omitempty"`
+	// Presented says, per endpoint, what it presented for the lineage's
+	// key algorithm in this run.
+	Presented []string `json:"presented,omitempty"`
 	// Verified is when a STARTTLS handshake last matched the records.
 	Verified string `json:"verified,omitempty"`
 	// Next is a staged key of a rotation (see `danectl rotate status`).
@@ -73,124 +88,119 @@ func (s *Status) OK() bool {
 	return true
 }
 
-// Status asks every authoritative server of every owner of the named
-// lineages (all when empty) what it serves, updates the first-seen times in
-// the state, and reports per owner and per server whether the desired
-// records are aged or when they will be. Problems at one owner are reported
-// in its Err; the error return is for configuration, state and lock errors.
+// Status observes everything a run observes (every authoritative server
+// of every owner, the lineages' files, what Postfix reads and presents),
+// updates the first-seen times in the state, and reports per lineage what
+// a tick would decide (switch or wait, and why) and per owner whether the
+// desired records are aged, which records match no chain, and which
+// removals wait. Problems at one owner or lineage are reported in its Err;
+// the error return is for configuration, state and lock errors.
 func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
+	ls, err := e.Config.Select(names...)
+	if err != nil {
+		return nil, err
+	}
 	lk, err := e.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Unlock()
-	dns, err := e.loadDNS()
+	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
 	if err != nil {
 		return nil, err
 	}
-	ls, err := e.Config.Select(names...)
+	next := e.candidates(s)
+	want, err := e.wanted(s, next)
 	if err != nil {
 		return nil, err
 	}
 	st := &Status{}
+	selected := map[string]bool{}
 	for _, l := range ls {
-		st.Lineages = append(st.Lineages, e.lineageStatus(l))
+		selected[l.Name] = true
+		st.Lineages = append(st.Lineages, e.lineageStatus(s, s.lineage(l.Name), next, want))
 	}
-	d, err := e.desired(nil)
-	if err != nil {
-		return nil, err
+	verified := map[string]string{}
+	for _, lv := range s.Lineages {
+		if why := e.notPresenting(lv); why != "" {
+			verified[lv.L.Name] = why
+		}
 	}
-	os, err := e.ownersOf(names)
-	if err != nil {
-		return nil, err
-	}
-	now := e.now()
-	for _, o := range os {
-		st.Owners = append(st.Owners, e.ownerStatus(ctx, o, d, dns, now))
-	}
-	// A pending switch's safe time and blockers as of now, not as of the
-	// hook run that recorded it.
-	for i, ls := range st.Lineages {
-		if ls.Pending == nil {
+	for _, ov := range s.Owners {
+		if len(names) > 0 && !anyIn(ov.Lineages, names) {
 			continue
 		}
-		l := e.Config.Lineages[ls.Name]
-		c, err := e.loadChain(l, ls.Pending.File)
-		if err != nil || c == nil {
-			continue
-		}
-		if sf, err := e.safety(ctx, l, c, dns); err == nil {
-			p := *ls.Pending
-			p.SafeAt, p.Blocking = sf.SafeAt, sf.Blocking
-			if sf.Safe {
-				p.SafeAt, p.Blocking = now, []string{"none: 'danectl tick' (or the next hook run) switches"}
-			}
-			st.Lineages[i].Pending = &p
-		}
+		st.Owners = append(st.Owners, e.ownerStatus(ctx, s, ov, want[ov.Owner], next, verified))
 	}
-	if err := e.Store.Save(dnsDoc, dns); err != nil {
+	if err := e.Store.Save(dnsDoc, s.DNS); err != nil {
 		return nil, err
 	}
 	return st, nil
 }
 
-func (e *Engine) lineageStatus(l *config.Lineage) LineageStatus {
+func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*chain.Chain, want map[string][]tlsa.Record) LineageStatus {
+	l := lv.L
 	ls := LineageStatus{Name: l.Name, ChainFile: l.ChainFile}
-	s, err := e.loadLineage(l.Name)
-	if err != nil {
-		ls.Err = err.Error()
+	if lv.Err != nil {
+		ls.Err = lv.Err.Error()
 		return ls
 	}
-	ls.Pending, ls.Reload, ls.Next = s.Pending, e.needsReload(l, s), s.Next
-	if !s.Verified.IsZero() {
-		ls.Verified = s.Verified.UTC().Format("2006-01-02T15:04:05Z")
+	ls.Next = lv.State.Next
+	if !lv.State.Verified.IsZero() {
+		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
 	}
-	c, err := e.loadChain(l, l.ChainFile)
-	if err != nil {
+	ls.Served = spkiHex(lv.Installed)
+	if why := e.notPresenting(lv); why != "" {
+		ls.Reload = true
+		ls.ReloadReason = why
+	}
+	if err := e.postfixReads(s, l); err != nil {
 		ls.Err = err.Error()
 	}
-	ls.Served = spkiHex(c)
+	if c := next[l.Name]; c != nil {
+		d := decideSwitch(s, lv, c, want)
+		ls.Switch = &d
+		p := &Pending{SPKI: spkiHex(c), Leaf: describeLeaf(c), SafeAt: d.SafeAt, Blocking: d.Blocking}
+		if lv.State.Pending != nil {
+			p.File, p.Since = lv.State.Pending.File, lv.State.Pending.Since
+		}
+		if d.Safe {
+			p.SafeAt, p.Blocking = s.Now, []string{"none: 'danectl tick' (or the next hook run) switches"}
+		}
+		ls.Pending = p
+	}
+	for ep, err := range lv.PresentErr {
+		ls.Presented = append(ls.Presented, fmt.Sprintf("%s: %v", ep, err))
+	}
+	for ep, certs := range lv.Presented {
+		state := "the installed chain"
+		if lv.Installed == nil || !sameChain(certs, lv.Installed.Served()) {
+			state = "NOT the installed chain"
+		}
+		ls.Presented = append(ls.Presented, fmt.Sprintf("%s: %s (%s)", ep, describeCert(certs), state))
+	}
+	sort.Strings(ls.Presented)
 	return ls
 }
 
-// observe asks every authoritative server of zone what it serves at owner
-// and records first sightings in dns.Seen.
-func (e *Engine) observe(ctx context.Context, provider, zone, owner string, ttl uint32, requireDNSSEC bool, dns *DNSState) (*propagate.Observation, *propagate.Checker, error) {
-	pc, ok := e.Config.Providers[provider]
-	if !ok {
-		return nil, nil, fmt.Errorf("no [provider.%s] in %s", provider, e.Config.Path)
-	}
-	ck := newChecker(pc, ttl, requireDNSSEC)
-	obs, err := ck.Observe(ctx, zone, owner)
-	if err != nil {
-		return nil, ck, err
-	}
-	dns.Seen.Update(obs, e.now())
-	return obs, ck, nil
-}
-
-func (e *Engine) ownerStatus(ctx context.Context, o string, d *desiredSet, dns *DNSState, now time.Time) OwnerStatus {
-	os := OwnerStatus{Owner: o, Provider: d.provider[o], Lineages: d.lineages[o], Owned: dns.Owned[o]}
-	os.Records.Owner = o
-	pub, err := e.publisher(d.provider[o])
-	if err != nil {
-		os.Err = err.Error()
+func (e *Engine) ownerStatus(ctx context.Context, s *snapshot, ov *ownerView, want []tlsa.Record, next map[string]*chain.Chain, verified map[string]string) OwnerStatus {
+	os := OwnerStatus{Owner: ov.Owner, Zone: ov.Zone, Provider: ov.Provider, Lineages: ov.Lineages, Owned: s.DNS.Owned[ov.Owner]}
+	os.Records.Owner = ov.Owner
+	if ov.Err != nil {
+		os.Err = ov.Err.Error()
 		return os
 	}
-	zone, err := pub.FindZone(ctx, o)
-	if err != nil {
-		os.Err = err.Error()
-		return os
+	os.Observation = ov.Obs
+	os.Records = propagate.AgeSet(ov.Obs, s.DNS.Seen, want, s.Now)
+	for _, r := range unmatched(s, ov) {
+		os.Unmatched = append(os.Unmatched, r.String())
 	}
-	os.Zone = zone
-	obs, ck, err := e.observe(ctx, d.provider[o], zone, o, d.ttl[o], d.dnssec[o], dns)
-	if err != nil {
-		os.Err = err.Error()
-		return os
+	_, held := decideRemovals(s, ov, want, next, verified, nil)
+	for _, h := range held {
+		os.Held = append(os.Held, fmt.Sprintf("%s: %s", h.RR.Record, h.Reason))
 	}
-	os.Observation = obs
-	os.Records = propagate.AgeSet(obs, dns.Seen, d.desired[o], now)
-	sec, err := ck.DNSSEC(ctx, zone)
+	ck := newChecker(e.Config.Providers[ov.Provider], ov.TTL, ov.RequireDNSSEC)
+	sec, err := ck.DNSSEC(ctx, ov.Zone)
 	if err != nil {
 		os.Err = err.Error()
 	}
@@ -209,7 +219,7 @@ func (s *Status) Waiting() string {
 		case l.Pending != nil:
 			parts = append(parts, fmt.Sprintf("lineage %s: switch pending", l.Name))
 		case l.Reload:
-			parts = append(parts, fmt.Sprintf("lineage %s: reload and verification pending", l.Name))
+			parts = append(parts, fmt.Sprintf("lineage %s: reload and verification pending (%s)", l.Name, l.ReloadReason))
 		}
 	}
 	for _, o := range s.Owners {

@@ -2,6 +2,7 @@ package propagate
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,13 @@ type Seen struct {
 	// ("3 1 1 <lower-case hex>") to a server address ("ip:port") to the
 	// time that server was first seen serving that record.
 	Owners map[string]map[string]map[string]time.Time `json:"owners"`
+	// TTLs maps a TLSA owner to an RRset TTL in seconds (decimal text) to
+	// the last time any server was seen serving the owner's RRset with that
+	// TTL. A resolver may hold an RRset it fetched at time t for its TTL,
+	// so a TTL seen at t still bounds caches until t + TTL, also after the
+	// servers lowered it (DESIGN §2 "aged": the largest TTL observed at the
+	// owner since the change began, before and after it).
+	TTLs map[string]map[string]time.Time `json:"ttls,omitempty"`
 }
 
 // recordKey is the key of rec in Seen: its presentation form, lower case.
@@ -45,6 +53,7 @@ func (s *Seen) Update(obs *Observation, now time.Time) {
 	if obs == nil {
 		return
 	}
+	s.noteTTLs(obs, now)
 	if s.Owners == nil {
 		s.Owners = map[string]map[string]map[string]time.Time{}
 	}
@@ -99,6 +108,58 @@ func (s *Seen) Update(obs *Observation, now time.Time) {
 		return
 	}
 	s.Owners[owner] = recs
+}
+
+// noteTTLs records the RRset TTL of every server that serves records at
+// obs's owner as last seen at now.
+func (s *Seen) noteTTLs(obs *Observation, now time.Time) {
+	owner := canonical(obs.Owner)
+	for _, st := range obs.Servers {
+		if !st.OK() || len(st.Records) == 0 || st.TTL == 0 {
+			continue
+		}
+		if s.TTLs == nil {
+			s.TTLs = map[string]map[string]time.Time{}
+		}
+		if s.TTLs[owner] == nil {
+			s.TTLs[owner] = map[string]time.Time{}
+		}
+		k := strconv.FormatUint(uint64(st.TTL), 10)
+		if now.After(s.TTLs[owner][k]) {
+			s.TTLs[owner][k] = now
+		}
+	}
+	// Forget a TTL once it can no longer matter: a record first served by
+	// every server at L < t + TTL is aged at L + 2 × TTL < t + 3 × TTL.
+	for k, t := range s.TTLs[owner] {
+		ttl, _ := strconv.ParseUint(k, 10, 32)
+		if now.Sub(t) > 3*time.Duration(ttl)*time.Second {
+			delete(s.TTLs[owner], k)
+		}
+	}
+	if len(s.TTLs[owner]) == 0 {
+		delete(s.TTLs, owner)
+	}
+}
+
+// CachedTTL returns the largest RRset TTL, in seconds, that a resolver may
+// still hold from an answer for owner given at or before at: the largest
+// TTL T last seen at t with t + T after at. 0 when none.
+func (s *Seen) CachedTTL(owner string, at time.Time) uint32 {
+	if s == nil {
+		return 0
+	}
+	var out uint32
+	for k, t := range s.TTLs[canonical(owner)] {
+		v, err := strconv.ParseUint(k, 10, 32)
+		if err != nil {
+			continue
+		}
+		if t.Add(time.Duration(v)*time.Second).After(at) && uint32(v) > out {
+			out = uint32(v)
+		}
+	}
+	return out
 }
 
 // FirstSeen returns when the server at addr was first seen serving rec at
@@ -207,6 +268,11 @@ func Age(obs *Observation, seen *Seen, rec tlsa.Record, now time.Time) Status {
 	if len(st.Blocking) > 0 {
 		return st
 	}
+	// An RRset fetched before the record reached the last server may be
+	// cached with a larger TTL than the servers serve now (a TTL lowered by
+	// the change itself, as BIND does when an UPDATE adds a record with a
+	// smaller TTL to an RRset).
+	st.TTL = max(st.TTL, seen.CachedTTL(obs.Owner, st.LastSeen))
 	st.AgedAt = st.LastSeen.Add(2 * time.Duration(st.TTL) * time.Second)
 	st.Aged = !now.Before(st.AgedAt)
 	return st

@@ -1,0 +1,412 @@
+package deploy
+
+import (
+	"crypto/x509"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// The decision functions of the invariant (DESIGN §2–§3). They read a
+// snapshot and return what to do with the reasons, and change nothing, so
+// that `danectl plan` and `status` print the reasons the hooks act on and
+// tests can enumerate states without servers.
+
+// candidate returns the chain lv should serve next: the newest of the
+// renewal a hook was handed, what the ACME client holds, a recorded
+// pending chain, and the installed chain with the trust anchor the
+// configuration asks for — by the leaf's notBefore, ties to the earlier in
+// that order. It returns nil when the installed file already sends that
+// chain. A hook that failed or was killed, or a renewal made without
+// hooks, is carried on by the next run this way (issue: "never resumed").
+func candidate(lv *lineageView, installedTA *chain.Chain) *chain.Chain {
+	var best *chain.Chain
+	for _, c := range []*chain.Chain{lv.Renewal, lv.Source, lv.Pending, installedTA} {
+		if c == nil || c.Leaf == nil {
+			continue
+		}
+		if best == nil || c.Leaf.NotBefore.After(best.Leaf.NotBefore) {
+			best = c
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	if lv.Installed != nil && sameChain(lv.Installed.Served(), best.Served()) {
+		return nil
+	}
+	return best
+}
+
+// covered tells whether certs, sent by the server for host, match at least
+// one of recs with a sender's full DANE semantics (postfix.Evaluate).
+func covered(certs []*x509.Certificate, host string, recs []tlsa.Record, now time.Time) bool {
+	if len(certs) == 0 || len(recs) == 0 {
+		return false
+	}
+	return postfix.Evaluate(certs, host, recs, now).OK()
+}
+
+// touches reports whether rec's data names any certificate (or key) of
+// certs, whatever its usage: a record a chain may rely on.
+func touches(rec tlsa.Record, certs []*x509.Certificate) bool {
+	res := tlsa.Match(certs, []tlsa.Record{rec})
+	return len(res.Matches) > 0 || len(res.Rejected) > 0
+}
+
+// agedAt returns the records of ov that are aged at now, and the status of
+// every observed record.
+func agedAt(ov *ownerView, seen *propagate.Seen, now time.Time) ([]tlsa.Record, map[string]propagate.Status) {
+	var aged []tlsa.Record
+	st := map[string]propagate.Status{}
+	if ov.Obs == nil {
+		return nil, st
+	}
+	for _, r := range ov.observed() {
+		s := propagate.Age(ov.Obs, seen, r, now)
+		st[strings.ToLower(r.String())] = s
+		if s.Aged {
+			aged = append(aged, r)
+		}
+	}
+	return aged, st
+}
+
+// noRRset reports whether every authoritative server answered that ov has
+// no TLSA RRset and no resolver can still hold one: senders then do not use
+// DANE at the owner, and any chain delivers (RFC 7672 §2.2).
+func noRRset(ov *ownerView, seen *propagate.Seen, now time.Time) bool {
+	if ov.Obs == nil || len(ov.Obs.Servers) == 0 || len(ov.Current) > 0 {
+		return false
+	}
+	for _, s := range ov.Obs.Servers {
+		if !s.OK() || len(s.Records) > 0 {
+			return false
+		}
+	}
+	return seen.CachedTTL(ov.Owner, now) == 0
+}
+
+// SwitchDecision says whether one lineage switches to a new chain in this
+// run, and why.
+type SwitchDecision struct {
+	Lineage string `json:"lineage"`
+	// Chain is the chain to serve next; nil when the installed file is
+	// already the newest.
+	Chain *chain.Chain `json:"-"`
+	// Leaf describes Chain's leaf.
+	Leaf string `json:"leaf,omitempty"`
+	// Safe is true when Chain may be installed now.
+	Safe bool `json:"safe"`
+	// Reason says why it is safe, or what it waits for.
+	Reason string `json:"reason"`
+	// SafeAt is when it is expected to become safe; zero while a server
+	// blocks it or the time cannot be known.
+	SafeAt time.Time `json:"safe_at,omitzero"`
+	// Blocking names, per owner, what keeps it from being safe.
+	Blocking []string `json:"blocking,omitempty"`
+}
+
+// decideSwitch applies "safe to switch" (DESIGN §2) to c for lv: at every
+// owner of the lineage, c matches, with full DANE semantics, at least one
+// record that is aged — whatever danehook published or remembers — or the
+// owner has no TLSA RRset that any sender could hold. want are the records
+// danehook wants at each owner (to say when c's own records age).
+func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string][]tlsa.Record) SwitchDecision {
+	d := SwitchDecision{Lineage: lv.L.Name, Chain: c, Safe: true}
+	if c == nil {
+		d.Reason = "the installed chain file is the newest chain"
+		return d
+	}
+	d.Leaf = describeLeaf(c)
+	unknown := false
+	var why []string
+	for _, r := range lv.Refs {
+		ov := s.owner(r.Owner)
+		if ov == nil || ov.Err != nil {
+			d.Safe, unknown = false, true
+			msg := "not observed"
+			if ov != nil {
+				msg = ov.Err.Error()
+			}
+			d.Blocking = append(d.Blocking, fmt.Sprintf("%s: %s", r.Owner, msg))
+			continue
+		}
+		aged, st := agedAt(ov, s.DNS.Seen, s.Now)
+		if covered(c.Served(), r.Host, aged, s.Now) {
+			why = append(why, r.Owner+": matches an aged record")
+			continue
+		}
+		if noRRset(ov, s.DNS.Seen, s.Now) {
+			why = append(why, r.Owner+": no TLSA RRset any sender can hold yet")
+			continue
+		}
+		d.Safe = false
+		// When will a record of c be aged? The earliest among the observed
+		// and wanted records that c matches.
+		var best propagate.Status
+		var blocking []string
+		for _, rec := range appendUnique(append([]tlsa.Record(nil), ov.observed()...), want[r.Owner]...) {
+			if !covered(c.Served(), r.Host, []tlsa.Record{rec}, s.Now) {
+				continue
+			}
+			a, ok := st[strings.ToLower(rec.String())]
+			if !ok {
+				a = propagate.Age(ov.Obs, s.DNS.Seen, rec, s.Now)
+			}
+			if !a.AgedAt.IsZero() && (best.AgedAt.IsZero() || a.AgedAt.Before(best.AgedAt)) {
+				best = a
+			}
+			blocking = append(blocking, a.Blocking...)
+		}
+		if best.AgedAt.IsZero() {
+			unknown = true
+			if len(blocking) == 0 {
+				blocking = []string{"no record at the owner matches the new chain yet"}
+			}
+			d.Blocking = append(d.Blocking, fmt.Sprintf("%s: %s", r.Owner, strings.Join(dedupe(blocking), "; ")))
+			continue
+		}
+		d.SafeAt = later(d.SafeAt, best.AgedAt)
+		d.Blocking = append(d.Blocking, fmt.Sprintf("%s: %s not aged until %s (2 x %ds after the last server was first seen serving it)",
+			r.Owner, short(best.Record), best.AgedAt.UTC().Format(time.RFC3339), best.TTL))
+	}
+	if unknown {
+		d.SafeAt = time.Time{}
+	}
+	if d.Safe {
+		d.Reason = strings.Join(why, "; ")
+	} else {
+		d.Reason = "the new chain matches no aged record at every owner yet"
+	}
+	return d
+}
+
+// mayServe returns every chain that Postfix may send for lv: the installed
+// file, what each endpoint presented, the chain about to be installed or
+// pending, and what the ACME client holds.
+func mayServe(lv *lineageView, next *chain.Chain) [][]*x509.Certificate {
+	var out [][]*x509.Certificate
+	add := func(certs []*x509.Certificate) {
+		if len(certs) == 0 {
+			return
+		}
+		for _, x := range out {
+			if sameChain(x, certs) {
+				return
+			}
+		}
+		out = append(out, certs)
+	}
+	for _, c := range []*chain.Chain{lv.Installed, next, lv.Pending, lv.Source, lv.Renewal} {
+		if c != nil {
+			add(c.Served())
+		}
+	}
+	eps := make([]string, 0, len(lv.Presented))
+	for ep := range lv.Presented {
+		eps = append(eps, ep)
+	}
+	sort.Strings(eps)
+	for _, ep := range eps {
+		add(lv.Presented[ep])
+	}
+	return out
+}
+
+// Held is a removal that waits, and why.
+type Held struct {
+	RR     dnsupdate.RR `json:"record"`
+	Reason string       `json:"reason"`
+}
+
+// decideRemovals applies "safe to remove" (DESIGN §2) to the records
+// danehook owns at ov that it no longer wants: a record is removed only
+// when no chain that Postfix may serve (for any lineage at the owner, or
+// for every lineage at an owner only the state remembers) relies on it, and
+// what every such lineage's endpoints present was observed in this run. A
+// record a chain relies on stays; so removing a record never uncovers a
+// chain that matched an aged record before. verified says, per lineage,
+// whether this run saw its endpoints present the installed chain (and why
+// not).
+//
+// withdrawn are records of keys that were never in any chain (an aborted
+// staged key): they need no verification.
+func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[string]*chain.Chain, verified map[string]string, withdrawn []tlsa.Record) (remove []dnsupdate.RR, held []Held) {
+	if ov.Err != nil {
+		return nil, nil
+	}
+	lineages := ov.Lineages
+	if len(lineages) == 0 {
+		for _, lv := range s.Lineages {
+			lineages = append(lineages, lv.L.Name)
+		}
+	}
+	var chains [][]*x509.Certificate
+	var blockedBy []string
+	for _, name := range lineages {
+		lv := s.lineage(name)
+		if lv == nil {
+			continue
+		}
+		if lv.Err != nil {
+			blockedBy = append(blockedBy, fmt.Sprintf("lineage %s could not be read: %v", name, lv.Err))
+			continue
+		}
+		if why, ok := verified[name]; ok && why != "" {
+			blockedBy = append(blockedBy, fmt.Sprintf("lineage %s: %s", name, why))
+		}
+		chains = append(chains, mayServe(lv, next[name])...)
+	}
+	for _, c := range s.PostfixChains {
+		chains = append(chains, c.Served())
+	}
+	for _, rec := range s.DNS.owned(ov.Owner) {
+		if containsRecord(want, rec) {
+			continue
+		}
+		served := false
+		for _, rr := range ov.observed() {
+			if rr.Equal(rec) {
+				served = true
+			}
+		}
+		rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
+		if !served {
+			// Nothing to remove: forget it (see apply).
+			remove = append(remove, rr)
+			continue
+		}
+		reason := ""
+		for _, certs := range chains {
+			if touches(rec, certs) {
+				reason = fmt.Sprintf("a chain Postfix may serve relies on it (leaf %s)", certs[0].Subject)
+				break
+			}
+		}
+		if reason == "" && len(blockedBy) > 0 && !containsRecord(withdrawn, rec) {
+			reason = strings.Join(blockedBy, "; ")
+		}
+		if reason != "" {
+			held = append(held, Held{RR: rr, Reason: reason})
+			continue
+		}
+		remove = append(remove, rr)
+	}
+	return remove, held
+}
+
+// unmatched returns the records at ov that no chain any lineage may serve
+// relies on and that danehook does not own: a panel's 3 0 1, a stale key,
+// a retired CA (`danectl prune` removes them once safe).
+func unmatched(s *snapshot, ov *ownerView) []tlsa.Record {
+	var chains [][]*x509.Certificate
+	for _, lv := range s.Lineages {
+		chains = append(chains, mayServe(lv, nil)...)
+	}
+	owned := s.DNS.owned(ov.Owner)
+	var out []tlsa.Record
+	for _, rec := range ov.observed() {
+		if containsRecord(owned, rec) {
+			continue
+		}
+		used := false
+		for _, c := range chains {
+			if touches(rec, c) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// wanted returns the records danehook wants at every owner (the desired
+// RRset, DESIGN §2): for each lineage at the owner, the records of the
+// installed chain, of the chain it switches to or waits for, of what the
+// ACME client holds, of what Postfix presented, and the staged next key's
+// 3 1 1.
+func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][]tlsa.Record, error) {
+	out := map[string][]tlsa.Record{}
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			continue
+		}
+		l := lv.L
+		var recs []tlsa.Record
+		if lv.State.Next != nil && containsUsage(l, "3 1 1") {
+			r, err := nextRecord(lv.State.Next)
+			if err != nil {
+				return nil, fmt.Errorf("lineage %q: staged key: %w", l.Name, err)
+			}
+			recs = append(recs, r)
+		}
+		for _, c := range []*chain.Chain{e.withTA(l, lv.Installed), next[l.Name], lv.Pending, lv.Source, lv.Renewal} {
+			if c == nil {
+				continue
+			}
+			r, err := records(l, c)
+			if err != nil {
+				return nil, err
+			}
+			recs = appendUnique(recs, r...)
+		}
+		for _, r := range lv.Refs {
+			out[r.Owner] = appendUnique(out[r.Owner], recs...)
+		}
+	}
+	return out, nil
+}
+
+// additions returns the wanted records no server serves yet at ov.
+func additions(ov *ownerView, want []tlsa.Record) []dnsupdate.Change {
+	var out []dnsupdate.Change
+	var current []tlsa.Record
+	for _, rr := range ov.Current {
+		current = append(current, rr.Record)
+	}
+	for _, r := range want {
+		if containsRecord(current, r) {
+			continue
+		}
+		out = append(out, dnsupdate.Change{Op: dnsupdate.Add, RR: dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: r}})
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func short(rec string) string {
+	f := strings.Fields(rec)
+	if len(f) == 4 && len(f[3]) > 16 {
+		return strings.Join(f[:3], " ") + " " + f[3][:16] + "…"
+	}
+	return rec
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+package deploy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
+)
+
+// Guardrails a mail operator expects before a chain is published or
+// installed.
+var (
+	// ErrUntrusted: the chain's issuer is in neither the system trust
+	// store nor ca_file (a staging or test CA) and the lineage does not
+	// say allow_untrusted = true.
+	ErrUntrusted = errors.New("certificate issuer is not trusted")
+	// ErrPostfixNotReading: Postfix is not configured to read the lineage's
+	// chain_file, so installing it would change nothing Postfix serves (and
+	// whatever Postfix reads instead is not protected by danehook).
+	ErrPostfixNotReading = errors.New("postfix does not read the lineage's chain file")
+	// ErrUnsigned: require_dnssec is set and the zone is not signed.
+	ErrUnsigned = errors.New("zone is not DNSSEC-signed")
+)
+
+// trusted checks that c's leaf chains, through c's issuers, to a root of
+// the system trust store or of l's ca_file, unless l.AllowUntrusted.
+// Errors wrap ErrUntrusted and name the leaf and the fix.
+func trusted(l *config.Lineage, c *chain.Chain) error {
+	if l.AllowUntrusted {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if sys, err := chain.LoadRootStore(); err == nil {
+		for _, r := range sys.Certificates() {
+			pool.AddCert(r)
+		}
+	}
+	if l.CAFile != "" {
+		extra, err := chain.LoadRootStore(l.CAFile)
+		if err != nil {
+			return fmt.Errorf("lineage %q: ca_file: %w", l.Name, err)
+		}
+		for _, r := range extra.Certificates() {
+			pool.AddCert(r)
+		}
+	}
+	inter := x509.NewCertPool()
+	for _, c := range c.Issuers {
+		inter.AddCert(c)
+	}
+	if c.TA != nil {
+		inter.AddCert(c.TA)
+	}
+	if _, err := c.Leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("lineage %q: %w: %s (issuer %s) does not chain to the system trust store or ca_file: %v; a staging or test CA? set allow_untrusted = true in [lineage.%s], or ca_file to its root",
+			l.Name, ErrUntrusted, describeLeaf(c), c.Leaf.Issuer, err, l.Name)
+	}
+	return nil
+}
+
+// postfixReads checks that Postfix's smtpd_tls_chain_files names l's
+// chain_file. It returns nil when the configuration could not be read (the
+// run reports that separately) and an error wrapping ErrPostfixNotReading
+// with the exact `postconf -e` line otherwise.
+func (e *Engine) postfixReads(s *snapshot, l *config.Lineage) error {
+	if !s.PostfixRead || s.PostfixErr != nil {
+		return nil
+	}
+	for _, f := range s.PostfixFiles {
+		if f == l.ChainFile {
+			return nil
+		}
+	}
+	var want []string
+	for _, name := range e.Config.LineageNames() {
+		want = append(want, e.Config.Lineages[name].ChainFile)
+	}
+	cmd := "postconf"
+	if d := e.Config.Postfix.ConfigDir; d != "" {
+		cmd += " -c " + d
+	}
+	read := "nothing"
+	if len(s.PostfixFiles) > 0 {
+		read = strings.Join(s.PostfixFiles, ", ")
+	}
+	return fmt.Errorf("lineage %q: %w: smtpd_tls_chain_files reads %s, not %s; Postfix would serve a chain danehook does not protect; run: %s -e 'smtpd_tls_chain_files = %s' && postfix reload",
+		l.Name, ErrPostfixNotReading, read, l.ChainFile, cmd, strings.Join(want, ", "))
+}
+
+// requireDNSSEC checks the zones of lineages with require_dnssec = true.
+func (e *Engine) requireDNSSEC(ctx context.Context, s *snapshot, names ...string) error {
+	checked := map[string]bool{}
+	for _, ov := range s.Owners {
+		if !ov.RequireDNSSEC || ov.Err != nil || checked[ov.Zone] {
+			continue
+		}
+		if len(names) > 0 && !anyIn(ov.Lineages, names) {
+			continue
+		}
+		checked[ov.Zone] = true
+		ck := newChecker(e.Config.Providers[ov.Provider], ov.TTL, true)
+		sec, err := ck.DNSSEC(ctx, ov.Zone)
+		if err != nil {
+			return fmt.Errorf("zone %q: %w", ov.Zone, err)
+		}
+		if !sec.Signed {
+			return fmt.Errorf("zone %q (lineages %s): %w: require_dnssec = true, and senders ignore TLSA records in unsigned zones (RFC 7672 §2.2): %s",
+				ov.Zone, strings.Join(ov.Lineages, ", "), ErrUnsigned, sec.Explanation)
+		}
+	}
+	return nil
+}
+
+func anyIn(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,799 @@
+package deploy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/danehook/danehook/pkg/certbot"
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/hookenv"
+	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// This file holds the steps the binaries run, each one locked run of
+// observe (snapshot.go) → decide (decide.go) → act → save once.
+
+// DeployResult reports what Deploy did for one renewed certificate.
+type DeployResult struct {
+	Lineage string
+	Client  hookenv.Client
+	// SPKI is the 3 1 1 data of the renewed certificate's key.
+	SPKI string
+	// KeyChanged is true when the key differs from the installed chain's.
+	KeyChanged bool
+	// Plans are the DNS changes made.
+	Plans []*OwnerPlan
+	// Installed is true when the chain file was written: the switch was
+	// safe (DESIGN §2).
+	Installed bool
+	// Reason says why the chain was installed or left pending.
+	Reason string
+	// Pending is set when the switch waits for records to age.
+	Pending *Pending
+	// Pinned is the certbot renewal configuration that Deploy set to
+	// reuse_key = True, "" when it already was (or the client is lego).
+	Pinned string
+}
+
+// FindLineage returns the configured lineage of a hook run: the one whose
+// name is d.Lineage, else the one whose certbot_lineage directory or lego
+// files are the ones the client named.
+func (e *Engine) FindLineage(d *hookenv.Deploy) (*config.Lineage, error) {
+	if l, ok := e.Config.Lineages[d.Lineage]; ok {
+		return l, nil
+	}
+	for _, name := range e.Config.LineageNames() {
+		l := e.Config.Lineages[name]
+		if (l.CertbotLineage != "" && strings.TrimSuffix(l.CertbotLineage, "/") == strings.TrimSuffix(dirOf(d.KeyFile), "/")) ||
+			(l.LegoKey != "" && l.LegoKey == d.KeyFile) {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("%s renewed %q, which is not a lineage in %s (configured: %s): add a [lineage.%q] table or check the certificate name",
+		d.Client, d.Lineage, e.Config.Path, strings.Join(e.Config.LineageNames(), ", "), d.Lineage)
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+// Deploy is dane-deploy's step for one renewed certificate (DESIGN §4). It
+// assembles the chain from the client's files (key checked against the
+// leaf, issuer checked against the trust store unless allow_untrusted),
+// observes DNS, the lineage's files and what Postfix reads, publishes the
+// records every chain that may be served needs, and installs the newest
+// chain only when it is safe to switch (it matches an aged record at every
+// owner, or no owner has a TLSA RRset any sender may hold); otherwise it
+// records a pending switch that Reload or tick completes. Deploy never
+// removes a record. Errors leave the served chain untouched; records
+// already sent stay owned.
+func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, error) {
+	l, err := e.FindLineage(d)
+	if err != nil {
+		return nil, err
+	}
+	c, err := chain.Load(d.KeyFile, append([]string{d.CertFile}, d.IssuerFiles...)...)
+	if err != nil {
+		return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
+	}
+	if err := e.setTA(l, c); err != nil {
+		return nil, err
+	}
+	if err := trusted(l, c); err != nil {
+		return nil, err
+	}
+	lk, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	s, err := e.observe(ctx, observeOpts{Renewal: c, RenewalOf: l.Name, Postfix: true})
+	if err != nil {
+		return nil, err
+	}
+	lv := s.lineage(l.Name)
+	if lv.Err != nil {
+		return nil, lv.Err
+	}
+	res := &DeployResult{Lineage: l.Name, Client: d.Client, SPKI: spkiHex(c)}
+	res.KeyChanged = lv.Installed != nil && spkiHex(lv.Installed) != res.SPKI
+	lv.State.KeySPKI = res.SPKI
+	if err := e.requireDNSSEC(ctx, s, l.Name); err != nil {
+		return res, err
+	}
+	next := e.candidates(s)
+	want, err := e.wanted(s, next)
+	if err != nil {
+		return res, err
+	}
+	var oerr error
+	res.Plans, oerr = e.addPlans(s, want, lv.Refs)
+	perr := errors.Join(oerr, e.apply(ctx, s, res.Plans))
+	crashpoint("deploy:published")
+
+	cand := next[l.Name]
+	dec := decideSwitch(s, lv, cand, want)
+	switch {
+	case perr != nil:
+		// Nothing is installed on a failed publication; the next run repeats it.
+	case cand == nil:
+		res.Reason = "the installed chain file already sends this chain"
+	case !dec.Safe:
+		if err := e.recordPending(lv, cand, dec); err != nil {
+			return res, errors.Join(perr, err)
+		}
+		res.Pending, res.Reason = lv.State.Pending, dec.Reason
+	default:
+		if err := e.postfixReads(s, l); err != nil {
+			perr = err
+			break
+		}
+		if err := e.install(lv, cand); err != nil {
+			return res, err
+		}
+		crashpoint("deploy:installed")
+		res.Installed, res.Reason = true, dec.Reason
+	}
+	if err := e.save(s); err != nil {
+		return res, errors.Join(perr, err)
+	}
+	if perr != nil {
+		return res, perr
+	}
+	if d.Client == hookenv.Certbot {
+		// certbot writes renewal/<name>.conf back after each renewal, before
+		// this hook, from the settings it read before its pre hook ran, so a
+		// reuse_key repair made by dane-prerenew does not survive the
+		// renewal. Repeat it now, so the next renewal keeps this key (§5).
+		conf := certbot.RenewalConf(dirOf(d.KeyFile))
+		if _, err := os.Stat(conf); err == nil {
+			changed, err := certbot.EnsureReuseKey(conf)
+			if err != nil {
+				return res, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err)
+			}
+			if changed {
+				res.Pinned = conf
+			}
+		}
+	}
+	return res, nil
+}
+
+// candidates returns the chain each lineage should serve next (candidate),
+// by lineage name; lineages already serving the newest chain are absent.
+func (e *Engine) candidates(s *snapshot) map[string]*chain.Chain {
+	out := map[string]*chain.Chain{}
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			continue
+		}
+		if c := candidate(lv, e.withTA(lv.L, lv.Installed)); c != nil {
+			out[lv.L.Name] = c
+		}
+	}
+	return out
+}
+
+// withTA returns a copy of c with the trust anchor l asks for, or c itself
+// when l has none or it cannot be found (nil for nil).
+func (e *Engine) withTA(l *config.Lineage, c *chain.Chain) *chain.Chain {
+	if c == nil || l.TA == "" {
+		return c
+	}
+	cp := *c
+	cp.Issuers = append([]*x509.Certificate(nil), c.Issuers...)
+	cp.TA = nil
+	if err := e.setTA(l, &cp); err != nil {
+		return c
+	}
+	return &cp
+}
+
+// recordPending keeps cand as lv's pending switch (its file in the state
+// directory, mode 0600) with the decision's safe time and blockers.
+func (e *Engine) recordPending(lv *lineageView, cand *chain.Chain, dec SwitchDecision) error {
+	path := e.pendingPath(lv.L.Name)
+	if lv.Pending == nil || !sameChain(lv.Pending.Served(), cand.Served()) {
+		if err := cand.WriteFile(path); err != nil {
+			return err
+		}
+		lv.State.Pending = &Pending{File: path, Since: e.now()}
+		lv.Pending = cand
+	}
+	p := lv.State.Pending
+	p.SPKI, p.Leaf, p.SafeAt, p.Blocking = spkiHex(cand), describeLeaf(cand), dec.SafeAt, dec.Blocking
+	return nil
+}
+
+// install writes c as lv's served chain file (atomically, 0600) and clears
+// a pending switch and a completed rotation it supersedes.
+func (e *Engine) install(lv *lineageView, c *chain.Chain) error {
+	st := lv.State
+	if lv.Installed == nil || spkiHex(lv.Installed) != spkiHex(c) || st.KeySince.IsZero() {
+		st.KeySince = e.now()
+	}
+	if err := c.WriteFile(lv.L.ChainFile); err != nil {
+		return fmt.Errorf("lineage %q: %w", lv.L.Name, err)
+	}
+	if st.Pending != nil {
+		os.Remove(st.Pending.File)
+		st.Pending = nil
+		lv.Pending = nil
+	}
+	if st.Next != nil && st.Next.SPKI == spkiHex(c) {
+		// The rotation is complete: the ACME client holds the key now.
+		os.Remove(st.Next.File)
+		st.Next = nil
+	}
+	st.Installed = e.now()
+	var err error
+	lv.Installed, lv.InstalledDigest, err = readChainFile(lv.L.ChainFile)
+	return err
+}
+
+// addPlans returns, per owner of refs (every owner when refs is nil), the
+// additions that make the provider serve the wanted records.
+// Owners that could not be observed get no plan; their errors are
+// returned.
+func (e *Engine) addPlans(s *snapshot, want map[string][]tlsa.Record, refs []ownerRef) ([]*OwnerPlan, error) {
+	only := map[string]bool{}
+	for _, r := range refs {
+		only[r.Owner] = true
+	}
+	var out []*OwnerPlan
+	var errs []error
+	for _, ov := range s.Owners {
+		if refs != nil && !only[ov.Owner] {
+			continue
+		}
+		if ov.Err != nil {
+			errs = append(errs, fmt.Errorf("owner %s: %w", ov.Owner, ov.Err))
+			continue
+		}
+		op := ov.plan(want[ov.Owner])
+		op.Changes = append(op.Changes, additions(ov, want[ov.Owner])...)
+		out = append(out, op)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (ov *ownerView) plan(want []tlsa.Record) *OwnerPlan {
+	return &OwnerPlan{Owner: ov.Owner, Zone: ov.Zone, Provider: ov.Provider, TTL: ov.TTL, Lineages: ov.Lineages, Desired: want}
+}
+
+// apply sends the plans' changes, provider by provider, keeping the owned
+// records in step: adds are recorded as owned (and saved) before they are
+// sent, so a crash after sending never leaves an unowned record of ours;
+// removals are forgotten only once sent. A Remove of a record no server
+// serves is only forgotten.
+func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
+	dns := s.DNS
+	byProvider := map[string][]dnsupdate.Change{}
+	var providers []string
+	for _, p := range plans {
+		ov := s.owner(p.Owner)
+		for _, c := range p.Changes {
+			switch c.Op {
+			case dnsupdate.Keep:
+				continue
+			case dnsupdate.Add:
+				dns.own(c.Owner, c.Record, p.Provider)
+			case dnsupdate.Remove:
+				if ov != nil && !containsRecord(ov.observed(), c.Record) {
+					dns.disown(c.Owner, c.Record)
+					continue
+				}
+			}
+			if _, ok := byProvider[p.Provider]; !ok {
+				providers = append(providers, p.Provider)
+			}
+			byProvider[p.Provider] = append(byProvider[p.Provider], c)
+		}
+	}
+	if len(providers) == 0 {
+		return nil
+	}
+	if err := e.Store.Save(dnsDoc, dns); err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range providers {
+		pub, err := e.publisher(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := pub.Apply(ctx, byProvider[name]); err != nil {
+			errs = append(errs, fmt.Errorf("provider %q: %w", name, err))
+			continue
+		}
+		for _, c := range byProvider[name] {
+			if c.Op == dnsupdate.Remove {
+				dns.disown(c.Owner, c.Record)
+			}
+		}
+	}
+	if err := e.Store.Save(dnsDoc, dns); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// save writes every lineage's state and the DNS state, once per run.
+func (e *Engine) save(s *snapshot) error {
+	var errs []error
+	for _, lv := range s.Lineages {
+		if lv.Err == nil {
+			errs = append(errs, e.Store.Save(lv.L.Name, lv.State))
+		}
+	}
+	errs = append(errs, e.Store.Save(dnsDoc, s.DNS))
+	return errors.Join(errs...)
+}
+
+func describeLeaf(c *chain.Chain) string {
+	return fmt.Sprintf("%s serial %s, expires %s", c.Leaf.Subject, c.Leaf.SerialNumber.Text(16), c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// ReloadResult reports what Reload did.
+type ReloadResult struct {
+	// Switched lists lineages whose pending switch was completed.
+	Switched []string
+	// Pending lists lineages still waiting, with when and why.
+	Pending map[string]*Pending
+	// Published lists the records added in this run.
+	Published []string
+	// Reloaded is true when Postfix was reloaded.
+	Reloaded bool
+	// Verified lists each endpoint check that matched.
+	Verified []string
+	// Removed lists the owned records removed after verification.
+	Removed []string
+	// Held lists removals that wait, with the reason.
+	Held []string
+	// Rotations lists what the rotate_every policy did.
+	Rotations []string
+}
+
+// postfixInstance returns the configured Postfix instance.
+func (e *Engine) postfixInstance() *postfix.Instance {
+	return &postfix.Instance{ConfigDir: e.Config.Postfix.ConfigDir, Postfix: e.Config.Postfix.Command}
+}
+
+// Reload is dane-reload's and `danectl tick`'s step (DESIGN §4), one
+// locked run over every lineage: observe everything once; publish what any
+// chain that may be served needs (so a renewal whose deploy hook failed, or
+// that ran without hooks, is carried on); install each newest chain that
+// is safe to switch; when any installed chain is not what Postfix presents,
+// run `postfix check` and one `postfix reload`; verify that each endpoint
+// presents the installed chain for the lineage's key algorithm and that it
+// matches an aged record; and only then remove owned records that no chain
+// Postfix may serve relies on. Any failure returns an error and removes
+// nothing.
+func (e *Engine) Reload(ctx context.Context) (*ReloadResult, error) {
+	lk, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	return e.reload(ctx)
+}
+
+func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
+	res := &ReloadResult{Pending: map[string]*Pending{}}
+	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			errs = append(errs, lv.Err)
+		}
+	}
+	if err := e.requireDNSSEC(ctx, s); err != nil {
+		return res, err
+	}
+	next := e.candidates(s)
+	for name, c := range next {
+		if err := trusted(s.lineage(name).L, c); err != nil {
+			errs = append(errs, err)
+			delete(next, name)
+		}
+	}
+	want, err := e.wanted(s, next)
+	if err != nil {
+		return res, err
+	}
+	plans, oerr := e.addPlans(s, want, nil)
+	if oerr != nil {
+		errs = append(errs, oerr)
+	}
+	for _, p := range plans {
+		for _, c := range p.Changes {
+			res.Published = append(res.Published, c.RR.String())
+		}
+	}
+	if err := e.apply(ctx, s, plans); err != nil {
+		// Nothing is switched or removed on a failed publication.
+		return res, errors.Join(append(errs, err, e.save(s))...)
+	}
+
+	// Switch what is safe.
+	for _, lv := range s.Lineages {
+		cand := next[lv.L.Name]
+		if lv.Err != nil || cand == nil {
+			continue
+		}
+		dec := decideSwitch(s, lv, cand, want)
+		if !dec.Safe {
+			if err := e.recordPending(lv, cand, dec); err != nil {
+				errs = append(errs, err)
+			}
+			res.Pending[lv.L.Name] = lv.State.Pending
+			continue
+		}
+		if err := e.postfixReads(s, lv.L); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.install(lv, cand); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Switched = append(res.Switched, lv.L.Name)
+		delete(next, lv.L.Name)
+	}
+	if err := e.save(s); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if res.Rotations, err = e.rotatePolicy(ctx); err != nil {
+		errs = append(errs, err)
+	}
+
+	// Reload when any installed chain is not yet what Postfix presents.
+	verified := map[string]string{}
+	var stale []*lineageView
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			continue
+		}
+		if why := e.notPresenting(lv); why != "" {
+			stale = append(stale, lv)
+		}
+	}
+	if len(stale) > 0 {
+		if err := e.postfixReloadOnce(ctx, s); err != nil {
+			return res, errors.Join(append(errs, err)...)
+		}
+		res.Reloaded = true
+		crashpoint("reload:reloaded")
+	}
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			continue
+		}
+		v, why, err := e.verifyLineage(ctx, s, lv, res.Reloaded)
+		res.Verified = append(res.Verified, v...)
+		verified[lv.L.Name] = why
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if why == "" {
+			lv.State.VerifiedChain = lv.InstalledDigest
+			lv.State.VerifiedRecords = nil
+			if recs, err := records(lv.L, e.withTA(lv.L, lv.Installed)); err == nil {
+				for _, r := range recs {
+					lv.State.VerifiedRecords = append(lv.State.VerifiedRecords, r.String())
+				}
+			}
+			lv.State.Verified = e.now()
+		}
+	}
+	if len(errs) > 0 {
+		return res, errors.Join(append(errs, e.save(s))...)
+	}
+
+	// Every served chain is verified: remove owned records nobody needs.
+	rplans := e.removals(s, want, next, verified, nil, res)
+	err = e.apply(ctx, s, rplans)
+	return res, errors.Join(err, e.save(s))
+}
+
+// removals returns, per owner, the removals decideRemovals allows, and
+// notes them (and the held ones) in res.
+func (e *Engine) removals(s *snapshot, want map[string][]tlsa.Record, next map[string]*chain.Chain, verified map[string]string, withdrawn []tlsa.Record, res *ReloadResult) []*OwnerPlan {
+	var rplans []*OwnerPlan
+	for _, ov := range s.Owners {
+		remove, held := decideRemovals(s, ov, want[ov.Owner], next, verified, withdrawn)
+		op := ov.plan(want[ov.Owner])
+		for _, rr := range remove {
+			op.Changes = append(op.Changes, dnsupdate.Change{Op: dnsupdate.Remove, RR: rr})
+			if containsRecord(ov.observed(), rr.Record) {
+				res.Removed = append(res.Removed, rr.String())
+			}
+		}
+		for _, h := range held {
+			op.Held = append(op.Held, h.RR)
+			res.Held = append(res.Held, fmt.Sprintf("%s: %s", h.RR, h.Reason))
+		}
+		rplans = append(rplans, op)
+	}
+	return rplans
+}
+
+// removeUnneeded observes, verifies without reloading, and removes the
+// owned records no chain Postfix may serve relies on (rotate abort; callers
+// hold the lock). withdrawn are records of keys that were never in any
+// chain (an aborted staged key): they go even when what Postfix presents
+// cannot be verified.
+func (e *Engine) removeUnneeded(ctx context.Context, withdrawn ...tlsa.Record) ([]*OwnerPlan, error) {
+	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
+	if err != nil {
+		return nil, err
+	}
+	next := e.candidates(s)
+	want, err := e.wanted(s, next)
+	if err != nil {
+		return nil, err
+	}
+	verified := map[string]string{}
+	for _, lv := range s.Lineages {
+		if lv.Err != nil {
+			continue
+		}
+		if why := e.notPresenting(lv); why != "" {
+			verified[lv.L.Name] = why
+			continue
+		}
+		_, why, err := e.verifyLineage(ctx, s, lv, false)
+		if err != nil {
+			why = err.Error()
+		}
+		verified[lv.L.Name] = why
+	}
+	plans := e.removals(s, want, next, verified, withdrawn, &ReloadResult{})
+	if err := e.apply(ctx, s, plans); err != nil {
+		return plans, errors.Join(err, e.save(s))
+	}
+	return plans, e.save(s)
+}
+
+// notPresenting says why Postfix may not be serving lv's installed chain:
+// an endpoint presented another chain (or could not be asked), or the
+// installed file changed since it was last verified. "" when what every
+// endpoint presented is the installed chain.
+func (e *Engine) notPresenting(lv *lineageView) string {
+	if lv.Installed == nil {
+		return ""
+	}
+	if len(lv.L.Endpoints) == 0 {
+		if lv.InstalledDigest != lv.State.VerifiedChain {
+			return "the chain file changed since Postfix was last reloaded"
+		}
+		return ""
+	}
+	for _, ep := range lv.L.Endpoints {
+		certs, ok := lv.Presented[ep]
+		if !ok || !sameChain(certs, lv.Installed.Served()) {
+			return fmt.Sprintf("%s does not present the installed chain", ep)
+		}
+	}
+	return ""
+}
+
+// postfixReloadOnce runs `postfix check` and `postfix reload`, after making
+// sure Postfix reads every lineage's chain file.
+func (e *Engine) postfixReloadOnce(ctx context.Context, s *snapshot) error {
+	for _, lv := range s.Lineages {
+		if err := e.postfixReads(s, lv.L); err != nil {
+			return err
+		}
+	}
+	pf := e.postfixInstance()
+	if err := pf.Check(ctx); err != nil {
+		return fmt.Errorf("postfix check failed, not reloading (Postfix keeps serving the previous chain): %w", err)
+	}
+	return pf.Reload(ctx)
+}
+
+// ErrVerify is wrapped by every failure of the live STARTTLS check: no
+// handshake, a chain that is not the installed one, or a chain that matches
+// no aged record.
+var ErrVerify = errors.New("live chain verification failed")
+
+// presentTimeout bounds the wait, after a reload, for every smtpd to
+// present the installed chain: `postfix reload` returns once master has
+// been signalled, before every smtpd has restarted.
+const presentTimeout = 15 * time.Second
+
+// verifyLineage checks every endpoint of lv: the chain presented for the
+// lineage's key algorithm must be the installed chain (waiting up to
+// presentTimeout after a reload), and match an aged record at every owner
+// (or the owner has no RRset any sender may hold). It returns one line per
+// match, and why removal must wait ("" when verified). A mismatch is an
+// error wrapping ErrVerify.
+func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView, reloaded bool) ([]string, string, error) {
+	l := lv.L
+	if lv.Installed == nil {
+		return nil, "its chain file " + l.ChainFile + " does not exist", nil
+	}
+	if len(l.Endpoints) == 0 {
+		// Without endpoints what Postfix presents cannot be observed: the
+		// chain file counts once Postfix was reloaded after it last changed.
+		line := []string{fmt.Sprintf("lineage %s: no endpoints configured; the live chain was not verified", l.Name)}
+		if !reloaded && lv.InstalledDigest != lv.State.VerifiedChain {
+			return line, "the chain file changed and Postfix was not reloaded since", nil
+		}
+		return line, "", nil
+	}
+	want := lv.Installed.Served()
+	var done []string
+	for _, ep := range l.Endpoints {
+		certs, ok := lv.Presented[ep]
+		if !ok || !sameChain(certs, want) {
+			wait := time.Duration(0)
+			if reloaded {
+				wait = presentTimeout
+			}
+			got, err := waitPresented(ctx, ep, l.Hosts[0], lv.Installed, wait)
+			if got != nil {
+				lv.Presented[ep] = got
+				delete(lv.PresentErr, ep)
+			}
+			if err != nil {
+				return done, "", fmt.Errorf("lineage %q: %s: %w: %w", l.Name, ep, ErrVerify, err)
+			}
+			certs = got
+		}
+		for _, r := range lv.Refs {
+			ov := s.owner(r.Owner)
+			if ov == nil || ov.Err != nil {
+				return done, fmt.Sprintf("owner %s not observed", r.Owner), nil
+			}
+			aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
+			v := postfix.Evaluate(certs, r.Host, aged, s.Now)
+			if !v.OK() {
+				if noRRset(ov, s.DNS.Seen, s.Now) {
+					done = append(done, fmt.Sprintf("%s for %s: installed chain presented; no TLSA RRset yet", ep, r.Owner))
+					continue
+				}
+				var all []tlsa.Record
+				all = append(all, ov.observed()...)
+				return done, "", fmt.Errorf("lineage %q: live chain at %s matches no aged record at %s (records %s), so no record is removed: %w",
+					l.Name, ep, r.Owner, present(all), ErrVerify)
+			}
+			done = append(done, fmt.Sprintf("%s for %s: %s", ep, r.Owner, v.Matches[0]))
+		}
+	}
+	sort.Strings(done)
+	return done, "", nil
+}
+
+func present(recs []tlsa.Record) string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, short(r.String()))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// present makes one STARTTLS handshake to every endpoint of lv for the
+// lineage's key algorithm and records what it presented.
+func (e *Engine) present(ctx context.Context, lv *lineageView) {
+	lv.Presented = map[string][]*x509.Certificate{}
+	lv.PresentErr = map[string]error{}
+	if len(lv.L.Hosts) == 0 {
+		return
+	}
+	alg := algorithmOf(lv)
+	for _, ep := range lv.L.Endpoints {
+		certs, err := presentAlg(ctx, ep, lv.L.Hosts[0], alg)
+		if err != nil {
+			lv.PresentErr[ep] = err
+			continue
+		}
+		lv.Presented[ep] = certs
+	}
+}
+
+// algorithmOf returns the key algorithm of lv's chains (installed first).
+func algorithmOf(lv *lineageView) string {
+	for _, c := range []*chain.Chain{lv.Installed, lv.Renewal, lv.Source, lv.Pending} {
+		if c != nil {
+			return c.Algorithm()
+		}
+	}
+	return ""
+}
+
+// waitPresented retries the handshake until addr presents want's chain or
+// timeout passes (one try when timeout is 0).
+func waitPresented(ctx context.Context, addr, host string, want *chain.Chain, timeout time.Duration) ([]*x509.Certificate, error) {
+	deadline := time.Now().Add(timeout)
+	delay := 100 * time.Millisecond
+	var last []*x509.Certificate
+	for {
+		certs, err := presentAlg(ctx, addr, host, want.Algorithm())
+		if err == nil {
+			last = certs
+			if sameChain(certs, want.Served()) {
+				return certs, nil
+			}
+		}
+		if time.Now().Add(delay).After(deadline) {
+			if err != nil {
+				return last, fmt.Errorf("STARTTLS check: %w", err)
+			}
+			return last, fmt.Errorf("it presents %s, not the installed chain's leaf %s (Postfix was reloaded; some smtpd still serves the previous chain, or Postfix reads another file)",
+				describeCert(certs), describeCert(want.Served()))
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func describeCert(certs []*x509.Certificate) string {
+	if len(certs) == 0 {
+		return "no certificate"
+	}
+	d := tlsaDigest(certs[0])
+	return fmt.Sprintf("%s (3 1 1 %s…)", certs[0].Subject, d[:16])
+}
+
+// Verify checks the endpoints of the named lineages (all when empty), as
+// Reload does after a reload, changing nothing: each must present the
+// installed chain for the lineage's algorithm, and the chain must match an
+// aged record at every owner. It returns one line per match.
+func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) {
+	ls, err := e.Config.Select(names...)
+	if err != nil {
+		return nil, err
+	}
+	lk, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	s, err := e.observe(ctx, observeOpts{Present: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range ls {
+		lv := s.lineage(l.Name)
+		if lv.Err != nil {
+			return out, lv.Err
+		}
+		v, why, err := e.verifyLineage(ctx, s, lv, false)
+		out = append(out, v...)
+		if err != nil {
+			return out, err
+		}
+		if why != "" && lv.Installed == nil {
+			return out, fmt.Errorf("lineage %q: %w: %s", l.Name, ErrVerify, why)
+		}
+	}
+	return out, e.Store.Save(dnsDoc, s.DNS)
+}
+

@@ -1,0 +1,363 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/tlsa"
+)
+
+// This file takes the one observed snapshot of a run (DESIGN §3, "decide
+// from what is observed"): every lineage's chains on disk, what Postfix is
+// configured to read and what it presents, and what every authoritative
+// server serves at every owner with its TTL. The decision functions in
+// decide.go read only the snapshot.
+
+// ownerRef is one TLSA owner of a lineage and the host it is derived from
+// (the TLSA base domain: DANE-TA's reference identifier, RFC 7672 §3.2.3).
+type ownerRef struct {
+	Owner string // "_25._tcp.mail.example.com."
+	Host  string // "mail.example.com"
+}
+
+// lineageView is what one run saw of one lineage.
+type lineageView struct {
+	L     *config.Lineage
+	State *LineageState
+	Refs  []ownerRef
+	// Installed is the chain file as it is on disk (l.ChainFile), without a
+	// trust anchor added: what Postfix loads at its next smtpd start. Nil
+	// when the file does not exist.
+	Installed *chain.Chain
+	// InstalledDigest is the hex SHA-256 of the chain file ("" when missing).
+	InstalledDigest string
+	// Pending is the chain of a recorded pending switch, Source what the ACME
+	// client holds now, Renewal the chain this hook run was handed; each with
+	// the trust anchor the lineage asks for. Nil when absent.
+	Pending, Source, Renewal *chain.Chain
+	// Presented maps an endpoint to the chain it presented for the
+	// lineage's key algorithm in this run; PresentErr the endpoints that
+	// could not be observed. Both empty when the run did not look.
+	Presented  map[string][]*x509.Certificate
+	PresentErr map[string]error
+	// Err is set when the lineage's files could not be read; the lineage
+	// is then left alone by this run.
+	Err error
+}
+
+// ownerView is what one run saw at one TLSA owner.
+type ownerView struct {
+	Owner, Host, Zone, Provider string
+	// Lineages that have the owner in the current configuration; empty for
+	// an owner that only the state remembers (a renamed host's old owner).
+	Lineages []string
+	// TTL of records danehook adds, seconds.
+	TTL           uint32
+	RequireDNSSEC bool
+	// Obs is what every authoritative server serves; Current what the
+	// provider reads (the primary's RRset for RFC 2136).
+	Obs     *propagate.Observation
+	Current []dnsupdate.RR
+	// Err is set when the owner could not be observed: nothing is decided
+	// on it in this run.
+	Err error
+}
+
+// snapshot is everything one run observed, once.
+type snapshot struct {
+	Now      time.Time
+	DNS      *DNSState
+	Lineages []*lineageView
+	Owners   []*ownerView
+	// PostfixChains are the chains of every file Postfix is configured to
+	// read (smtpd_tls_chain_files); PostfixFiles their paths.
+	PostfixFiles  []string
+	PostfixChains []*chain.Chain
+	PostfixErr    error
+	// PostfixRead is true when the run read Postfix's configuration.
+	PostfixRead bool
+}
+
+func (s *snapshot) lineage(name string) *lineageView {
+	for _, lv := range s.Lineages {
+		if lv.L.Name == name {
+			return lv
+		}
+	}
+	return nil
+}
+
+func (s *snapshot) owner(o string) *ownerView {
+	for _, ov := range s.Owners {
+		if ov.Owner == o {
+			return ov
+		}
+	}
+	return nil
+}
+
+// observeOpts says what a run observes beyond DNS and files.
+type observeOpts struct {
+	// Renewal is the chain a deploy hook was handed, for lineage RenewalOf.
+	Renewal   *chain.Chain
+	RenewalOf string
+	// Present makes a STARTTLS handshake to every endpoint of every lineage.
+	Present bool
+	// Postfix reads what Postfix is configured to serve.
+	Postfix bool
+}
+
+// observe takes the run's snapshot. Errors are returned only for state
+// that cannot be read (the run must not act on a guess); what cannot be
+// observed at an owner or a lineage is kept in its Err.
+func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, error) {
+	dns, err := e.loadDNS()
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{DNS: dns}
+	owners := map[string]*ownerView{}
+	for _, name := range e.Config.LineageNames() {
+		l := e.Config.Lineages[name]
+		st, err := e.loadLineage(name)
+		if err != nil {
+			return nil, err
+		}
+		lv := &lineageView{L: l, State: st}
+		if lv.Refs, err = refs(l); err != nil {
+			return nil, err
+		}
+		e.readLineage(lv)
+		if opts.RenewalOf == name {
+			lv.Renewal = opts.Renewal
+		}
+		s.Lineages = append(s.Lineages, lv)
+		for _, r := range lv.Refs {
+			ov := owners[r.Owner]
+			if ov == nil {
+				ov = &ownerView{Owner: r.Owner, Host: r.Host, Provider: l.Provider}
+				owners[r.Owner] = ov
+			}
+			if ov.Provider != l.Provider {
+				return nil, fmt.Errorf("owner %s: lineages %s use different providers (%q, %q): an owner must be published by one provider",
+					r.Owner, strings.Join(append(ov.Lineages, name), ", "), ov.Provider, l.Provider)
+			}
+			ov.Lineages = append(ov.Lineages, name)
+			ov.TTL = max(ov.TTL, uint32(l.TTL))
+			ov.RequireDNSSEC = ov.RequireDNSSEC || l.RequireDNSSEC
+		}
+	}
+	// Owners only the state remembers: records danehook published under an
+	// earlier configuration. They are observed so that their removal is
+	// decided like any other.
+	for o := range dns.Owned {
+		if owners[o] == nil && len(s.Lineages) > 0 {
+			p := s.Lineages[0].L.Provider
+			if prov, ok := dns.Providers[o]; ok {
+				p = prov
+			}
+			if _, ok := e.Config.Providers[p]; !ok {
+				continue
+			}
+			owners[o] = &ownerView{Owner: o, Host: hostOf(o), Provider: p, TTL: config.DefaultTTL}
+		}
+	}
+	for _, ov := range owners {
+		s.Owners = append(s.Owners, ov)
+	}
+	sort.Slice(s.Owners, func(i, j int) bool { return s.Owners[i].Owner < s.Owners[j].Owner })
+
+	// DNS of every owner, the Postfix configuration and the handshakes are
+	// independent: observe them concurrently.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if opts.Postfix {
+			s.PostfixRead = true
+			s.PostfixFiles, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
+		}
+		if opts.Present {
+			for _, lv := range s.Lineages {
+				if lv.Err == nil {
+					e.present(ctx, lv)
+				}
+			}
+		}
+	}()
+	e.observeOwners(ctx, s.Owners)
+	<-done
+	s.Now = e.now()
+	for _, ov := range s.Owners {
+		if ov.Obs != nil {
+			dns.Seen.Update(ov.Obs, s.Now)
+		}
+	}
+	return s, nil
+}
+
+// observeOwners reads every owner from its provider and from every
+// authoritative server, concurrently (bounded).
+func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
+	sem := make(chan struct{}, 8)
+	errc := make(chan struct{}, len(ovs))
+	for _, ov := range ovs {
+		sem <- struct{}{}
+		go func(ov *ownerView) {
+			defer func() { <-sem; errc <- struct{}{} }()
+			e.observeOwner(ctx, ov)
+		}(ov)
+	}
+	for range ovs {
+		<-errc
+	}
+}
+
+func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
+	pub, err := e.publisher(ov.Provider)
+	if err != nil {
+		ov.Err = err
+		return
+	}
+	if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err != nil {
+		ov.Err = err
+		return
+	}
+	pc := e.Config.Providers[ov.Provider]
+	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
+	if ov.Obs, err = ck.Observe(ctx, ov.Zone, ov.Owner); err != nil {
+		ov.Err = err
+		return
+	}
+	if ov.Current, err = pub.Records(ctx, ov.Owner); err != nil {
+		ov.Err = err
+	}
+}
+
+// readLineage reads the lineage's chains from disk into lv.
+func (e *Engine) readLineage(lv *lineageView) {
+	l := lv.L
+	var err error
+	if lv.Installed, lv.InstalledDigest, err = readChainFile(l.ChainFile); err != nil {
+		lv.Err = fmt.Errorf("lineage %q: served chain file: %w", l.Name, err)
+		return
+	}
+	if lv.State.Pending != nil {
+		if lv.Pending, _, err = readChainFile(lv.State.Pending.File); err != nil {
+			lv.Err = fmt.Errorf("lineage %q: pending chain: %w", l.Name, err)
+			return
+		}
+		if lv.Pending != nil {
+			if err := e.setTA(l, lv.Pending); err != nil {
+				lv.Err = err
+				return
+			}
+		}
+	}
+	if lv.Source, err = e.loadSource(l, lv.State); err != nil {
+		lv.Err = err
+	}
+}
+
+// readChainFile reads a chain file (key and certificates in one file) as
+// it is, with its digest. A missing file is (nil, "", nil).
+func readChainFile(path string) (*chain.Chain, string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := chain.Load(path)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return c, hex.EncodeToString(sum[:]), nil
+}
+
+// postfixChains reads the files Postfix is configured to serve.
+func (e *Engine) postfixChains(ctx context.Context) ([]string, []*chain.Chain, error) {
+	files, err := e.postfixInstance().ChainFiles(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cs []*chain.Chain
+	for _, f := range files {
+		c, _, err := readChainFile(f)
+		if err != nil {
+			return files, cs, fmt.Errorf("Postfix's smtpd_tls_chain_files %q: %w", f, err)
+		}
+		if c != nil {
+			cs = append(cs, c)
+		}
+	}
+	return files, cs, nil
+}
+
+// refs returns the TLSA owners of l: one per host and port.
+func refs(l *config.Lineage) ([]ownerRef, error) {
+	var out []ownerRef
+	for _, h := range l.Hosts {
+		for _, p := range l.Ports {
+			o, err := tlsa.Owner(uint16(p), h)
+			if err != nil {
+				return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
+			}
+			out = append(out, ownerRef{Owner: o, Host: strings.TrimSuffix(strings.ToLower(h), ".")})
+		}
+	}
+	return out, nil
+}
+
+// hostOf returns the host of a TLSA owner "_25._tcp.mail.example.com.".
+func hostOf(owner string) string {
+	labels := strings.SplitN(strings.TrimSuffix(owner, "."), ".", 3)
+	if len(labels) == 3 {
+		return labels[2]
+	}
+	return strings.TrimSuffix(owner, ".")
+}
+
+// sameChain reports whether a and b send the same certificates.
+func sameChain(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i].Raw, b[i].Raw) {
+			return false
+		}
+	}
+	return true
+}
+
+// observed returns every record any server (or the provider) serves at ov.
+func (ov *ownerView) observed() []tlsa.Record {
+	var out []tlsa.Record
+	if ov.Obs != nil {
+		for _, s := range ov.Obs.Servers {
+			if s.OK() {
+				out = appendUnique(out, s.Records...)
+			}
+		}
+	}
+	for _, rr := range ov.Current {
+		out = appendUnique(out, rr.Record)
+	}
+	return out
+}
