@@ -7,7 +7,6 @@ var (
 	HasKeyword   = hasKeyword
 	NameMatches  = nameMatches
 	CheckName    = checkName
-	Evaluate     = evaluate
 	NewLogLines  = newLogLines
 	MainCFValue  = mainCFValue
 )

@@ -121,7 +121,8 @@ func TestSeenKeepsOtherOwnersAndJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"owners":{"_25._tcp.mx2.example.test.":{"3 1 1 ` + hexA + `":{"127.0.0.1:53":"2026-03-01T12:00:01Z"}}}}`
+	want := `{"owners":{"_25._tcp.mx2.example.test.":{"3 1 1 ` + hexA + `":{"127.0.0.1:53":"2026-03-01T12:00:01Z"}}},` +
+		`"ttls":{"_25._tcp.mail.example.test.":{"300":"2026-03-01T12:00:00Z"},"_25._tcp.mx2.example.test.":{"300":"2026-03-01T12:00:01Z"}}}`
 	if string(b) != want {
 		t.Errorf("JSON: got %s, want %s", b, want)
 	}
@@ -323,4 +324,43 @@ func ExampleAge() {
 	// Output:
 	// 3 1 1 01000000… at _25._tcp.mail.example.com.: aged at 2026-01-01T10:10:30Z
 	// 3 1 1 01000000… at _25._tcp.mail.example.com.: aged since 2026-01-01T10:10:30Z
+}
+
+// TestAgeUsesLargestCachedTTL: a record added at TTL 300 to an RRset served
+// at TTL 3600 lowers the RRset's TTL (BIND), but resolvers keep the old
+// RRset for up to an hour: ageing waits 2 x 3600 s, not 2 x 300 s. Raised
+// TTLs and TTLs seen long ago are covered too.
+func TestAgeUsesLargestCachedTTL(t *testing.T) {
+	a, b := rec(t, hexA), rec(t, hexB)
+	for _, tc := range []struct {
+		name     string
+		before   uint32        // TTL of the RRset served before the change (0: none)
+		beforeAt time.Duration // when it was last seen, relative to t0
+		after    uint32        // TTL served once b is added
+		wantTTL  uint32
+	}{
+		{"lowered", 3600, 0, 300, 3600},
+		{"raised", 300, 0, 3600, 3600},
+		{"same", 300, 0, 300, 300},
+		{"no RRset before", 0, 0, 300, 300},
+		{"large TTL expired long before the change", 3600, -2 * time.Hour, 300, 300},
+		{"large TTL still cacheable at the change", 3600, -30 * time.Minute, 300, 3600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := &Seen{}
+			if tc.before > 0 {
+				seen.Update(obsOf(srv(addr1, tc.before, a), srv(addr2, tc.before, a)), t0.Add(tc.beforeAt))
+			}
+			after := obsOf(srv(addr1, tc.after, a, b), srv(addr2, tc.after, a, b))
+			after.ConfiguredTTL = tc.after
+			seen.Update(after, t0.Add(time.Second))
+			st := Age(after, seen, b, t0.Add(time.Second))
+			if st.TTL != tc.wantTTL {
+				t.Errorf("TTL = %d, want %d", st.TTL, tc.wantTTL)
+			}
+			if want := t0.Add(time.Second + 2*time.Duration(tc.wantTTL)*time.Second); !st.AgedAt.Equal(want) {
+				t.Errorf("AgedAt = %s, want %s", st.AgedAt, want)
+			}
+		})
+	}
 }

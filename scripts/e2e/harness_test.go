@@ -110,7 +110,7 @@ func (w *world) writeConfig(keyFile string) {
 	fmt.Fprintf(&b, "state_dir = %q\n\n[postfix]\nconfig_dir = %q\n\n", w.state, w.pf.ConfigDir)
 	fmt.Fprintf(&b, "[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 2\n\n",
 		w.bind.Primary, keyFile, w.bind.Port)
-	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nchain_file = %q\nendpoints = [%q]\n",
+	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nallow_untrusted = true\nchain_file = %q\nendpoints = [%q]\n",
 		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
 	if w.c.Name == "certbot" {
 		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
