@@ -796,4 +796,3 @@ func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) 
 	}
 	return out, e.Store.Save(dnsDoc, s.DNS)
 }
-
