@@ -21,8 +21,8 @@ const udpSize = 1232
 var ErrNotAuthoritative = errors.New("not authoritative")
 
 // ErrTruncated is wrapped by the error returned when a server's answer has
-// the TC bit set even over TCP (RFC 7766 §6.2.1 lets a TCP answer be
-// truncated only when the full answer exceeds 65535 bytes). Such an answer
+// the TC bit set even over TCP (a TCP message carries up to 65535 bytes, so
+// asking again cannot complete it). Such an answer
 // is never taken as the RRset: a truncated TLSA answer may lack records and
 // would make a served record look absent, or an RRset look smaller.
 var ErrTruncated = errors.New("answer truncated (TC bit) even over TCP")
