@@ -1,6 +1,19 @@
 // Package dnsupdate reads and changes TLSA RRsets at DNS providers: RFC 2136
 // dynamic updates with TSIG (RFC 2136, RFC 8945) and the Cloudflare API. It
 // knows nothing of MTAs or ACME clients.
+//
+// Both providers, RFC2136 and Cloudflare, offer the same three methods:
+// FindZone, Records (a direct read of one owner's TLSA RRset, never a cached
+// or truncated answer) and Apply (a Plan's Add and Remove changes). Apply's
+// contract, common to both: it deletes only the exact records a plan
+// removes, so records of other writers survive; it is idempotent, so
+// sending a plan again after any failure is safe; when it fails, what it
+// leaves behind is provider-specific and documented on each Apply (RFC 2136:
+// each zone's UPDATE is atomic, zones before the failing one stay changed;
+// Cloudflare: adds before removes, a *CloudflareApplyError lists what was
+// applied); after a lost answer, read again. Only RFC2136 can guard removals
+// against concurrent writers (RFC2136.Prerequisites, driven by a plan's Keep
+// entries). Both are safe for concurrent use.
 package dnsupdate
 
 import (
@@ -54,8 +67,11 @@ type Change struct {
 // String returns "+ <zone-file line>", "- …" or "= …".
 func (c Change) String() string { return c.Op.String() + " " + c.RR.String() }
 
-// Plan is the ordered list of changes at one or more owners. Keep entries are
-// informational; providers send only Add and Remove.
+// Plan is the ordered list of changes at one or more owners. Providers send
+// only Add and Remove. Keep entries change nothing: they are printed, and at
+// an owner where the plan also removes a record they name the records the
+// removal relies on (RFC2136.Prerequisites refuses the removal when one of
+// them is gone), so callers should pass them to Apply.
 type Plan []Change
 
 // Empty reports whether the plan adds or removes nothing.

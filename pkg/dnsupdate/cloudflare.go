@@ -464,9 +464,22 @@ func (e *CloudflareApplyError) Unwrap() error { return e.Err }
 // owner, then sends all adds, then all removes: a new record is published
 // before an old one goes, whatever fails. It is idempotent: an add already
 // served and a remove already gone send nothing, so a rerun of the same plan
-// makes no POST or DELETE. A failure before any change returns the
-// *CloudflareError; after that, a *CloudflareApplyError naming what was
-// applied.
+// makes no POST or DELETE.
+//
+// What a failure leaves behind: a failure before any change returns the
+// *CloudflareError and nothing changed; after that, a *CloudflareApplyError
+// lists what was applied (Applied), the change that failed (Failed: applied
+// or not, read again to know when the answer was lost) and what was not
+// attempted (Pending). Because adds go first, a failure never leaves an owner
+// with a removal applied and an addition of the same plan missing. Sending
+// the same plan again is safe.
+//
+// Concurrency: Apply may be called from several goroutines on one
+// *Cloudflare. Cloudflare offers no prerequisite (no compare-and-swap on a
+// record set), so Keep entries are ignored and a concurrent writer's change
+// between Apply's read and its requests is not detected: a removal whose
+// record is already gone is a no-op; a record someone else added meanwhile
+// is never deleted (deletes name a record id read just before).
 func (c *Cloudflare) Apply(ctx context.Context, changes []Change) error {
 	var work []Change
 	for _, ch := range changes {

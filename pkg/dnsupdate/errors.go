@@ -26,10 +26,18 @@ var (
 	// unreachable server.
 	ErrServer = errors.New("server failure")
 	// ErrPrerequisite: an RFC 2136 §2.4 prerequisite failed (NXRRSET,
-	// YXRRSET, NXDOMAIN, YXDOMAIN): another writer changed the RRset since it
-	// was read. Nothing was changed; re-run to recompute the plan.
+	// YXRRSET, NXDOMAIN, YXDOMAIN): another writer removed a record the
+	// plan keeps (RFC2136.Prerequisites) or kept changing the RRset. Nothing
+	// in the failing zone was changed; re-run to recompute the plan.
 	ErrPrerequisite = errors.New("prerequisite failed")
 )
+
+// ErrTruncated is not a class: an *UpdateError of class ErrServer wraps it
+// when the server's answer had the TC bit set. RFC2136 sends every message
+// over TCP, where a server has no reason to truncate (a TCP message carries
+// up to 65535 bytes) and asking again cannot complete the answer, so it is
+// never taken as a success (an UPDATE) or as the RRset (a read).
+var ErrTruncated = errors.New("the answer is truncated (TC bit set) even over TCP")
 
 // UpdateError describes a failed exchange with a DNS server: which message
 // (Op), to which server, for which zone and owner, signed with which key (the
@@ -157,7 +165,7 @@ func (e *UpdateError) Hint() string {
 		}
 		return "check the key's secret and algorithm; the answer may be forged"
 	case ErrPrerequisite:
-		return "nothing was changed; re-run to read the records again and recompute the plan"
+		return "nothing was changed in that zone; re-run to read the records again and recompute the plan"
 	case ErrNotAuth:
 		if e.Rcode == dns.RcodeNotAuth || e.Rcode == dns.RcodeNotZone {
 			return "set the provider's zone setting to the zone that contains the owner and point server at that zone's primary"

@@ -22,6 +22,45 @@ package dnsupdate
 // Its per-record delete (class NONE, RFC 2136 §2.5.4) is what Apply does too.
 // The tests use libdns/rfc2136 as "another writer" publishing at the same
 // owner, to show that our changes leave its records alone.
+//
+// Decisions about concurrent writers (Prerequisites), each tied to a test in
+// rfc2136_test.go (TestPrerequisitesTwoWriters):
+//
+//  P1. RFC 2136 has no per-record "this RR exists" prerequisite. §2.4.1
+//      (RRset exists, value independent) only says "some TLSA is there";
+//      §2.4.2 (value dependent) says "the RRset is exactly this set" (§3.2.5
+//      compares the whole RRset). Sending one removed record as a §2.4.2
+//      prerequisite, as this client once did, asserts "the RRset is only
+//      this record": every removal at an owner that holds anything else (a
+//      second MX host's record, a foreign 3 0 1, our own next key) failed
+//      with NXRRSET, so two hosts on one owner could never clean up.
+//  P2. What must be protected is the reason a removal is safe: the records
+//      that stay. Two writers that each remove "their" record because the
+//      other one is still there (two hosts serving one key, or one relying
+//      on a shared 2 1 1) must not both succeed and leave nothing. The plan
+//      says what it relies on with Keep entries at the owner (Diff keeps
+//      every served record it does not remove; a caller that knows which
+//      records the served chains match may list only those). A record that
+//      is to be removed and is already gone is no conflict: the goal state
+//      is reached. Additions need no prerequisite: adding never removes
+//      what a chain matches.
+//  P3. "Every kept record is still served" is made exact with §2.4.2 on a
+//      fresh read: Apply reads the owner's RRset, checks the kept records
+//      are in it, and sends that whole RRset as the prerequisite, so the
+//      server applies the UPDATE only if nothing changed since that read
+//      (§3.7: atomic with other UPDATEs). On NXRRSET it reads again and
+//      resends, so a concurrent addition (the other host publishing its
+//      next key) or removal of an unkept record costs one more round trip,
+//      not a failure; a kept record gone is ErrPrerequisite.
+//  P4. Not chosen: a prerequisite on the RRset as the plan read it (an
+//      optimistic lock on the whole RRset) fails on every benign concurrent
+//      addition; §2.4.1 alone protects nothing once another record remains.
+//
+// Transport (T1): every message goes over TCP (RFC 7766), so an answer with
+// the TC bit set cannot be completed by asking again over TCP: it is an
+// ErrServer error wrapping ErrTruncated, never a success or an RRset (an
+// UPDATE answered truncated might not have been applied, or the record
+// would be forgotten while still served).
 
 import (
 	"context"
@@ -64,10 +103,14 @@ type RFC2136 struct {
 	Key *TSIGKey
 	// Timeout bounds each exchange; 0 means DefaultTimeout.
 	Timeout time.Duration
-	// Prerequisites adds, for every removed record, the prerequisite
-	// "RR exists (value dependent)" (RFC 2136 §2.4.2) to the UPDATE, so a
-	// concurrent writer's removal makes the whole UPDATE fail with
-	// ErrPrerequisite instead of silently succeeding on a stale plan.
+	// Prerequisites protects removals for several writers at one owner
+	// (decisions P1–P4 at the top of this file): a removal is applied only
+	// if every record the plan keeps at that owner (its Keep entries) is
+	// still served when the server processes the UPDATE; otherwise the
+	// zone's UPDATE fails with ErrPrerequisite and nothing in it changes.
+	// Records added or removed meanwhile by others that the plan does not
+	// keep are no conflict (Apply reads again and resends). It costs one
+	// TLSA query per owner with a removal and a Keep entry.
 	Prerequisites bool
 
 	mu    sync.Mutex
@@ -77,6 +120,10 @@ type RFC2136 struct {
 
 	// now is the clock used to sign; tests skew it. nil means time.Now.
 	now func() time.Time
+	// beforeUpdate, when set, runs after Apply's prerequisite reads and
+	// right before each UPDATE is sent (attempt counts from 1); tests use
+	// it to change the RRset in between.
+	beforeUpdate func(attempt int)
 }
 
 // Stats counts the messages an RFC2136 sent: UPDATE messages and queries
@@ -253,22 +300,55 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 	return out, nil
 }
 
-// Apply sends the Add and Remove changes (Keep is ignored) as one RFC 2136
-// UPDATE message per zone, TSIG-signed, so the changes of a zone apply
-// atomically: all or none. Zones are updated one after the other in name
-// order; when one fails, the zones before it stay changed and the error names
-// the failing zone. A removal deletes only that exact record (class NONE,
-// RFC 2136 §2.5.4), never the RRset, so records owned by others survive; an
-// addition adds one record (§2.5.1; adding a record already served is a
-// no-op). With Prerequisites, each removed record must still exist (§2.4.2).
-// Nothing is sent when there is nothing to add or remove. Zones are found
-// first (FindZone, up to 8 owners at a time). Errors are
-// *UpdateError wrapping ErrTSIG, ErrRefused, ErrNotAuth, ErrServer or
+// prerequisiteAttempts bounds how often Apply re-reads an owner and sends a
+// zone's UPDATE again when the server answers NXRRSET because the RRset
+// changed between Apply's read and the UPDATE (decision P3).
+const prerequisiteAttempts = 4
+
+// Apply sends the Add and Remove changes as one RFC 2136 UPDATE message per
+// zone, TSIG-signed, over TCP.
+//
+// What it changes: a removal deletes only that exact record (class NONE,
+// RFC 2136 §2.5.4), never the RRset, so records owned by others survive and
+// removing a record that is already gone is a no-op; an addition adds one
+// record (§2.5.1; adding a record already served is a no-op). Keep entries
+// change nothing; with Prerequisites they name what the removals at their
+// owner rely on. Nothing is sent when there is nothing to add or remove.
+// Zones are found first (FindZone, up to 8 owners at a time).
+//
+// What a failure leaves behind: the changes of one zone are one UPDATE,
+// which the server applies atomically, all or none (RFC 2136 §3.4, §3.7).
+// Zones are updated one after the other in name order; when one fails, the
+// zones before it stay changed, the zones after it are not attempted, and
+// the error names the failing zone. When the answer is lost (timeout,
+// connection reset after sending, a truncated answer) the zone's UPDATE may
+// or may not have been applied: read the records again. Apply is idempotent,
+// so sending the same plan again after any failure is safe.
+//
+// Prerequisites (decisions P1–P4 at the top of this file): at every owner
+// where the plan removes a record and keeps at least one (Keep entries at
+// that owner), the UPDATE applies only if every kept record is still served
+// when the server processes it, so a removal never goes through after
+// another writer removed a record it relied on; the whole zone's UPDATE then
+// fails with ErrPrerequisite and nothing in that zone changes. Concurrent
+// additions, and concurrent removals of records the plan does not keep, are
+// not conflicts: Apply reads the owner again and resends (up to
+// prerequisiteAttempts UPDATEs per zone). Removals at an owner where the
+// plan keeps nothing, and additions, carry no prerequisite.
+//
+// Concurrency: Apply may be called from several goroutines on one *RFC2136.
+// Other writers (other hosts, nsupdate, other tools) may change the same
+// owners at any time: without Prerequisites each record's last writer wins,
+// and Apply never deletes a record the plan does not name.
+//
+// Errors are *UpdateError wrapping ErrTSIG, ErrRefused, ErrNotAuth,
+// ErrServer (with ErrTruncated for an answer truncated even over TCP) or
 // ErrPrerequisite.
 func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 	type batch struct {
 		zone          string
 		adds, removes []Change
+		keeps         map[string][]Change // lower-case owner -> kept records
 		owners        map[string]bool
 		firstOwner    string
 	}
@@ -277,14 +357,19 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 		return err
 	}
 	batches := map[string]*batch{}
+	var keeps []Change
 	for _, c := range changes {
+		if c.Op == Keep {
+			keeps = append(keeps, c)
+			continue
+		}
 		if c.Op != Add && c.Op != Remove {
 			continue
 		}
 		zone := zoneOf[dns.CanonicalName(c.Owner)]
 		b := batches[zone]
 		if b == nil {
-			b = &batch{zone: zone, owners: map[string]bool{}, firstOwner: dns.Fqdn(c.Owner)}
+			b = &batch{zone: zone, owners: map[string]bool{}, keeps: map[string][]Change{}, firstOwner: dns.Fqdn(c.Owner)}
 			batches[zone] = b
 		}
 		b.owners[dns.CanonicalName(c.Owner)] = true
@@ -294,6 +379,15 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 			b.removes = append(b.removes, c)
 		}
 	}
+	// A Keep counts only at an owner where the same plan removes a record
+	// (P2): then its zone is the removal's, already found.
+	for _, c := range keeps {
+		o := dns.CanonicalName(c.Owner)
+		if z, ok := zoneOf[o]; ok {
+			b := batches[z]
+			b.keeps[o] = append(b.keeps[o], c)
+		}
+	}
 	zones := make([]string, 0, len(batches))
 	for z := range batches {
 		zones = append(zones, z)
@@ -301,37 +395,99 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 	sort.Strings(zones)
 	for _, z := range zones {
 		b := batches[z]
-		m := new(dns.Msg)
-		m.SetUpdate(z)
-		m.Compress = true
-		if p.Prerequisites {
-			for _, c := range b.removes {
-				m.Used([]dns.RR{tlsaRR(c.RR)})
-			}
-		}
-		for _, c := range b.removes {
-			m.Remove([]dns.RR{tlsaRR(c.RR)})
-		}
-		for _, c := range b.adds {
-			m.Insert([]dns.RR{tlsaRR(c.RR)})
-		}
 		owner := ""
 		if len(b.owners) == 1 {
 			owner = b.firstOwner
 		}
-		if n := m.Len() + 200; n > dns.MaxMsgSize {
-			return &UpdateError{Class: ErrServer, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA", Rcode: -1,
-				KeyName: p.keyName(), Err: fmt.Errorf("%d changes make a %d-byte UPDATE, more than one DNS message can carry (%d bytes); apply them in smaller plans", len(b.adds)+len(b.removes), n, dns.MaxMsgSize)}
+		// The owners whose removals rely on kept records (P2), in name order.
+		var guarded []string
+		if p.Prerequisites {
+			removing := map[string]bool{}
+			for _, c := range b.removes {
+				removing[dns.CanonicalName(c.Owner)] = true
+			}
+			for o := range b.keeps {
+				if removing[o] {
+					guarded = append(guarded, o)
+				}
+			}
+			sort.Strings(guarded)
 		}
-		r, err := p.exchange(ctx, m, "update", z, owner, "TLSA", &p.updates)
-		if err != nil {
-			return err
-		}
-		if r.Rcode != dns.RcodeSuccess {
-			return p.rcodeError(r, "update", z, owner, "TLSA")
+		for attempt := 1; ; attempt++ {
+			m := new(dns.Msg)
+			m.SetUpdate(z)
+			m.Compress = true
+			for _, o := range guarded {
+				prereq, err := p.prerequisite(ctx, z, o, b.keeps[o])
+				if err != nil {
+					return err
+				}
+				m.Used(prereq)
+			}
+			for _, c := range b.removes {
+				m.Remove([]dns.RR{tlsaRR(c.RR)})
+			}
+			for _, c := range b.adds {
+				m.Insert([]dns.RR{tlsaRR(c.RR)})
+			}
+			if n := m.Len() + 200; n > dns.MaxMsgSize {
+				return &UpdateError{Class: ErrServer, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA", Rcode: -1,
+					KeyName: p.keyName(), Err: fmt.Errorf("%d changes make a %d-byte UPDATE, more than one DNS message can carry (%d bytes); apply them in smaller plans", len(b.adds)+len(b.removes), n, dns.MaxMsgSize)}
+			}
+			if p.beforeUpdate != nil {
+				p.beforeUpdate(attempt)
+			}
+			r, err := p.exchange(ctx, m, "update", z, owner, "TLSA", &p.updates)
+			if err != nil {
+				return err
+			}
+			if r.Rcode == dns.RcodeNXRrset && len(guarded) > 0 {
+				// P3: the RRset changed between our read and the UPDATE;
+				// read again, and give up only when a kept record is gone
+				// (prerequisite) or the owner keeps changing.
+				if attempt < prerequisiteAttempts {
+					continue
+				}
+				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA",
+					KeyName: p.keyName(), Rcode: r.Rcode, Err: fmt.Errorf("the TLSA RRset changed between reading it and the UPDATE %d times in a row (another writer is busy there)", attempt)}
+			}
+			if r.Rcode != dns.RcodeSuccess {
+				return p.rcodeError(r, "update", z, owner, "TLSA")
+			}
+			break
 		}
 	}
 	return nil
+}
+
+// prerequisite reads the TLSA RRset at owner (in zone) from the server and
+// returns it as the value-dependent prerequisite "RRset exists" (RFC 2136
+// §2.4.2), after checking that every kept record is in it (P2). A kept record
+// that is no longer served is an ErrPrerequisite error naming it.
+func (p *RFC2136) prerequisite(ctx context.Context, zone, owner string, keeps []Change) ([]dns.RR, error) {
+	served, err := p.Records(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keeps {
+		found := false
+		for _, rr := range served {
+			if rr.Record.Equal(k.Record) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: zone, Owner: dns.Fqdn(owner), Type: "TLSA",
+				KeyName: p.keyName(), Rcode: -1,
+				Err: fmt.Errorf("TLSA %s, which the planned removal relies on, is no longer served (another writer removed it since the plan was read)", k.Record)}
+		}
+	}
+	out := make([]dns.RR, 0, len(served))
+	for _, rr := range served {
+		out = append(out, tlsaRR(rr))
+	}
+	return out, nil
 }
 
 // discoveryWorkers bounds the concurrent SOA queries of zone discovery.
@@ -387,9 +543,10 @@ func tlsaRR(rr RR) *dns.TLSA {
 }
 
 // exchange signs m with the key (if any), sends it over TCP and returns the
-// answer. A TSIG error in the answer, a TSIG verification failure, an
-// unsigned success answer to a signed request and transport failures are
-// returned as *UpdateError; RCODEs are left to the caller.
+// answer. A TSIG error in the answer, a truncated answer (TC bit, wrapping
+// ErrTruncated), a TSIG verification failure, an unsigned success answer to
+// a signed request and transport failures are returned as *UpdateError;
+// RCODEs are left to the caller.
 func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ string, counter *atomic.Int64) (*dns.Msg, error) {
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -418,6 +575,13 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 				e.LocalTime, e.Fudge = p.clock(), t.Fudge
 				e.ServerTime = serverTime(t)
 			}
+			return nil, &e
+		}
+		if r.Truncated {
+			// Over TCP there is nothing to retry on (decision T1): a
+			// truncated answer is neither a success nor an RRset.
+			e := base
+			e.Class, e.Err = ErrServer, ErrTruncated
 			return nil, &e
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,5 +136,95 @@ func TestUpdateErrorMessages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// startTruncatingServer starts an in-process DNS server over TCP on
+// 127.0.0.1:0 that answers every message signed with key (as BIND does) and
+// with the TC bit set when truncate() says so: an UPDATE gets NOERROR, a TLSA
+// query the first of two records. It counts the messages it answered.
+func startTruncatingServer(t *testing.T, key *TSIGKey, truncate func() bool) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	records := []dns.RR{}
+	for _, b := range []byte{0x01, 0x02} {
+		records = append(records, tlsaRR(RR{Owner: owner, TTL: 60, Record: rec(b)}))
+	}
+	srv := &dns.Server{
+		Listener:      ln,
+		TsigSecret:    map[string]string{key.Name: key.Secret},
+		MsgAcceptFunc: func(dns.Header) dns.MsgAcceptAction { return dns.MsgAccept },
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			n.Add(1)
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Authoritative = true
+			tc := truncate()
+			if r.Opcode == dns.OpcodeQuery && r.Question[0].Qtype == dns.TypeTLSA {
+				m.Answer = records
+				if tc {
+					m.Answer = records[:1]
+				}
+			}
+			m.Truncated = tc
+			if req := r.IsTsig(); req != nil && w.TsigStatus() == nil {
+				m.SetTsig(req.Hdr.Name, req.Algorithm, req.Fudge, time.Now().Unix())
+			}
+			_ = w.WriteMsg(m)
+		}),
+	}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String(), &n
+}
+
+// TestTruncatedAnswers: an UPDATE answered NOERROR with TC set is not a
+// success, and a truncated TLSA answer is not the RRset (decision T1): both
+// are ErrServer errors wrapping ErrTruncated. The same server without TC is
+// a success with both records, so the test tells the two apart.
+func TestTruncatedAnswers(t *testing.T) {
+	t.Parallel()
+	key, err := NewTSIGKey("deploy-key", "hmac-sha256", testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tc atomic.Bool
+	addr, answered := startTruncatingServer(t, key, tc.Load)
+	p := &RFC2136{Server: addr, Zone: "example.test.", Key: key, Timeout: 2 * time.Second}
+	add := []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: rec(1)}}}
+
+	if err := p.Apply(t.Context(), add); err != nil {
+		t.Fatalf("Apply, no TC: %v", err)
+	}
+	if rrs, err := p.Records(t.Context(), owner); err != nil || len(rrs) != 2 {
+		t.Fatalf("Records, no TC: got %d records, %v; want 2", len(rrs), err)
+	}
+
+	tc.Store(true)
+	before := answered.Load()
+	for name, call := range map[string]func() error{
+		"update": func() error { return p.Apply(t.Context(), add) },
+		"read":   func() error { _, err := p.Records(t.Context(), owner); return err },
+	} {
+		err := call()
+		var ue *UpdateError
+		if !errors.Is(err, ErrServer) || !errors.Is(err, ErrTruncated) || !errors.As(err, &ue) {
+			t.Fatalf("%s with TC: got %v, want an *UpdateError of class ErrServer wrapping ErrTruncated", name, err)
+		}
+		if errors.Is(err, ErrTSIG) || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), addr) {
+			t.Errorf("%s with TC: error %q: want a truncation error naming the server, not a TSIG one", name, err)
+		}
+		assertNoSecret(t, err, testSecret)
+		t.Logf("message: %v", err)
+	}
+	if got := answered.Load() - before; got != 2 {
+		t.Errorf("messages answered with TC: got %d, want 2 (one each, already over TCP: nothing to retry on)", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -332,43 +333,186 @@ func TestBadTimeFromBIND(t *testing.T) {
 	t.Logf("message: %v", err)
 }
 
-func TestPrerequisiteConflict(t *testing.T) {
+// writer is one danehook instance publishing at a shared owner: it reads
+// the RRset, diffs it against what it wants and what it owns, and applies.
+type writer struct {
+	p            *RFC2136
+	desired, own []tlsa.Record
+}
+
+func (w *writer) plan(t *testing.T) Plan {
+	t.Helper()
+	cur, err := w.p.Records(t.Context(), owner)
+	if err != nil {
+		t.Fatalf("Records: %v", err)
+	}
+	return Diff(owner, 60, cur, w.desired, w.own)
+}
+
+// keepOnly returns plan with its Keep entries limited to recs: what a caller
+// that knows which records its chains match says its removals rely on.
+func keepOnly(plan Plan, recs ...tlsa.Record) Plan {
+	var out Plan
+	for _, c := range plan {
+		if c.Op == Keep && !slices.ContainsFunc(recs, c.Record.Equal) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestPrerequisitesTwoWriters runs two writers with Prerequisites on one
+// owner of a real BIND, beside a foreign record (decisions P1–P4 in
+// rfc2136.go): each adds and later removes only its own records and the
+// foreign record survives; a stale plan whose kept record was removed
+// meanwhile is refused unchanged; concurrent changes to records a plan does
+// not keep (between the plan's read and the UPDATE, or between Apply's own
+// read and the UPDATE) go through; a writer that never stops changing the
+// RRset makes Apply give up with ErrPrerequisite.
+func TestPrerequisitesTwoWriters(t *testing.T) {
 	t.Parallel()
 	l := bindlab.Start(t, bindlab.Options{})
-	a, b := labProvider(t, l), labProvider(t, l)
-	a.Prerequisites, b.Prerequisites = true, true
 	ctx := t.Context()
-	shared, mine := rec(0x5a), rec(0x5b)
-	if err := a.Apply(ctx, []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: shared}}}); err != nil {
-		t.Fatal(err)
+	foreign := tlsa.Record{Usage: 3, Selector: 0, MatchingType: 1, Data: bytes.Repeat([]byte{0xf0}, 32)}
+	l.Nsupdate(t, "update add "+owner+" 300 IN TLSA "+foreign.String())
+	a := &writer{p: labProvider(t, l)}
+	b := &writer{p: labProvider(t, l)}
+	a.p.Prerequisites, b.p.Prerequisites = true, true
+	a1, a2, b1, b2 := rec(0xa1), rec(0xa2), rec(0xb1), rec(0xb2)
+	apply := func(name string, w *writer, plan Plan) {
+		t.Helper()
+		if err := w.p.Apply(ctx, plan); err != nil {
+			t.Fatalf("%s: Apply: %v\n%s", name, err, plan)
+		}
 	}
-	// Both hosts read the RRset and plan to remove the shared record; b also
-	// adds its own. a goes first.
-	cur, err := b.Records(ctx, owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	planB := Diff(owner, 60, cur, []tlsa.Record{mine}, []tlsa.Record{shared})
-	if err := a.Apply(ctx, []Change{{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: shared}}}); err != nil {
-		t.Fatalf("a: %v", err)
-	}
+
+	// Both publish their current key, then both stage a next key.
+	a.desired, a.own = []tlsa.Record{a1}, []tlsa.Record{a1}
+	b.desired, b.own = []tlsa.Record{b1}, []tlsa.Record{b1}
+	apply("a adds a1", a, a.plan(t))
+	apply("b adds b1", b, b.plan(t))
+	a.desired, a.own = []tlsa.Record{a1, a2}, []tlsa.Record{a1, a2}
+	b.desired, b.own = []tlsa.Record{b1, b2}, []tlsa.Record{b1, b2}
+	apply("a adds a2", a, a.plan(t))
+	apply("b adds b2", b, b.plan(t))
+	assertServed(t, a.p, owner, foreign, a1, a2, b1, b2)
+
+	// Both switch to the next key and remove the old one at the same time:
+	// both read, then both apply. b's plan keeps a1, which a removes first:
+	// the records b's removal relies on are gone, so b is refused and its
+	// zone unchanged; after a re-read b goes through.
+	a.desired, b.desired = []tlsa.Record{a2}, []tlsa.Record{b2}
+	planA, planB := a.plan(t), b.plan(t)
+	apply("a removes a1", a, planA)
 	serial := l.Serial(t, l.Primary, "example.test.")
-	err = b.Apply(ctx, planB)
-	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), "NXRRSET") || !strings.Contains(err.Error(), "re-run") {
-		t.Fatalf("b: got %v, want ErrPrerequisite (NXRRSET) telling to re-run", err)
+	err := b.p.Apply(ctx, planB)
+	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), a1.String()) || !strings.Contains(err.Error(), "re-run") {
+		t.Fatalf("b with a stale plan keeping a1: got %v, want ErrPrerequisite naming %s and telling to re-run", err, a1)
 	}
 	if got := l.Serial(t, l.Primary, "example.test."); got != serial {
-		t.Fatalf("serial changed %d -> %d: the failed UPDATE was partly applied", serial, got)
+		t.Fatalf("serial changed %d -> %d after a refused UPDATE", serial, got)
 	}
-	assertServed(t, b, owner) // b's add was not applied either
-	t.Logf("message: %v", err)
+	apply("b removes b1 after a re-read", b, b.plan(t))
+	assertServed(t, a.p, owner, foreign, a2, b2)
 
-	// Without prerequisites the stale removal is a silent no-op and the add goes through.
-	b.Prerequisites = false
-	if err := b.Apply(ctx, planB); err != nil {
-		t.Fatal(err)
+	// Both stage a third key.
+	a3, b3, b4, b5 := rec(0xa3), rec(0xb3), rec(0xb4), rec(0xb5)
+	a.desired, a.own = []tlsa.Record{a2, a3}, []tlsa.Record{a2, a3}
+	b.desired, b.own = []tlsa.Record{b2, b3}, []tlsa.Record{b2, b3}
+	apply("a adds a3", a, a.plan(t))
+	apply("b adds b3", b, b.plan(t))
+
+	// A plan that keeps only what its removal relies on (a's next chain
+	// matches a3) is not disturbed by concurrent changes to other records:
+	// between a's read and a's UPDATE, b removes b2 and adds b4.
+	a.desired = []tlsa.Record{a3}
+	planA = keepOnly(a.plan(t), a3)
+	b.desired, b.own = []tlsa.Record{b3, b4}, []tlsa.Record{b2, b3, b4}
+	apply("b removes b2, adds b4", b, b.plan(t))
+	apply("a removes a2 while b changed other records", a, planA)
+	assertServed(t, a.p, owner, foreign, a3, b3, b4)
+
+	// An addition between Apply's own read and its UPDATE: BIND answers
+	// NXRRSET to the first UPDATE, Apply reads again and the second goes
+	// through.
+	a4 := rec(0xa4)
+	a.desired, a.own = []tlsa.Record{a3, a4}, []tlsa.Record{a3, a4}
+	apply("a adds a4", a, a.plan(t))
+	a.desired = []tlsa.Record{a4}
+	planA = a.plan(t)
+	a.p.beforeUpdate = func(attempt int) {
+		if attempt == 1 {
+			l.Nsupdate(t, "update add "+owner+" 60 IN TLSA "+b5.String())
+		}
 	}
-	assertServed(t, b, owner, mine)
+	before := a.p.Sent().Updates
+	apply("a removes a3 while b adds b5", a, planA)
+	if got := a.p.Sent().Updates - before; got != 2 {
+		t.Fatalf("a: got %d UPDATEs, want 2 (NXRRSET, then success after a re-read)", got)
+	}
+	assertServed(t, a.p, owner, foreign, a4, b3, b4, b5)
+
+	// A writer that keeps changing the RRset: Apply gives up after
+	// prerequisiteAttempts UPDATEs with ErrPrerequisite, nothing removed.
+	n := byte(0xc0)
+	a.p.beforeUpdate = func(int) {
+		n++
+		l.Nsupdate(t, "update add "+owner+" 60 IN TLSA "+rec(n).String())
+	}
+	before = a.p.Sent().Updates
+	err = a.p.Apply(ctx, []Change{{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: a4}}, {Op: Keep, RR: RR{Owner: owner, Record: foreign}}})
+	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), "NXRRSET") {
+		t.Fatalf("a against a busy writer: got %v, want ErrPrerequisite (NXRRSET)", err)
+	}
+	if got := a.p.Sent().Updates - before; got != prerequisiteAttempts {
+		t.Fatalf("a against a busy writer: got %d UPDATEs, want %d", got, prerequisiteAttempts)
+	}
+	a.p.beforeUpdate = nil
+	if got := served(t, a.p, owner); !strings.Contains(strings.Join(got, "\n"), a4.String()) {
+		t.Fatalf("a4 was removed by a refused UPDATE: %q", got)
+	}
+	t.Logf("message: %v", err)
+}
+
+// TestPrerequisitesSharedRecordsRace is the race Prerequisites exists for:
+// two hosts serving the same key behind one owner rely on either of two
+// records s (3 1 1) and t (2 1 1). Both read {foreign, s, t}; one decides to
+// drop s because t stays, the other to drop t because s stays. Without
+// prerequisites both succeed and no record matches their chains; with them
+// the second is refused and t survives.
+func TestPrerequisitesSharedRecordsRace(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	ctx := t.Context()
+	foreign := rec(0xf1)
+	s1 := rec(0x51)
+	ta := tlsa.Record{Usage: 2, Selector: 1, MatchingType: 1, Data: bytes.Repeat([]byte{0x71}, 32)}
+	for _, prereq := range []bool{false, true} {
+		l.Nsupdate(t, "update delete "+owner+" TLSA\nupdate add "+owner+" 300 IN TLSA "+foreign.String()+
+			"\nupdate add "+owner+" 300 IN TLSA "+s1.String()+"\nupdate add "+owner+" 300 IN TLSA "+ta.String())
+		a := &writer{p: labProvider(t, l), desired: []tlsa.Record{ta}, own: []tlsa.Record{s1, ta}}
+		b := &writer{p: labProvider(t, l), desired: []tlsa.Record{s1}, own: []tlsa.Record{s1, ta}}
+		a.p.Prerequisites, b.p.Prerequisites = prereq, prereq
+		planA, planB := a.plan(t), b.plan(t)
+		if err := a.p.Apply(ctx, planA); err != nil {
+			t.Fatalf("prerequisites=%v: a: %v", prereq, err)
+		}
+		err := b.p.Apply(ctx, planB)
+		if !prereq {
+			if err != nil {
+				t.Fatalf("without prerequisites: b: %v", err)
+			}
+			// The race is real: neither s nor t is left.
+			assertServed(t, a.p, owner, foreign)
+			continue
+		}
+		if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), s1.String()) {
+			t.Fatalf("with prerequisites: b: got %v, want ErrPrerequisite naming %s", err, s1)
+		}
+		assertServed(t, a.p, owner, foreign, ta)
+		t.Logf("message: %v", err)
+	}
 }
 
 func TestUnreachableAndTimeout(t *testing.T) {

@@ -112,6 +112,39 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 	}
 }
 
+// TestTruncatedOverTCPIsAnError: a server whose answer is still truncated
+// over TCP (TC set, one of two records) is reported as failing, never read
+// as a one-record RRset; a truncating primary fails the observation.
+func TestTruncatedOverTCPIsAnError(t *testing.T) {
+	tl := "_25._tcp.mail.example.test. 600 IN TLSA 3 1 1 "
+	p := newFake(t, twoNS(3, tl+hexA, tl+hexB)...)
+	s := newFake(t, twoNS(3, tl+hexA, tl+hexB)...)
+	s.truncateUDP, s.truncateTCP = true, true
+	port := serve(t, map[string]dns.Handler{"127.0.0.1": p, "127.0.0.2": s})
+	c := &Checker{Primary: addr("127.0.0.1", port), Port: port, Timeout: time.Second}
+
+	obs, err := c.Observe(t.Context(), "example.test.", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, obs, addr("127.0.0.1", port)); !st.OK() || len(st.Records) != 2 {
+		t.Errorf("primary: got %+v, want OK with 2 records", st)
+	}
+	st := state(t, obs, addr("127.0.0.2", port))
+	if st.OK() || !strings.Contains(st.Err, "truncated") || len(st.Records) != 0 {
+		t.Errorf("truncating secondary: got ok=%v err=%q records=%d, want an error about truncation and no records", st.OK(), st.Err, len(st.Records))
+	}
+	if s.tcp.Load() == 0 {
+		t.Errorf("TCP queries to the truncating server: got 0, want the retry over TCP")
+	}
+
+	// The same fault at the primary fails the whole observation.
+	c = &Checker{Primary: addr("127.0.0.2", port), Port: port, Timeout: time.Second}
+	if _, err := c.Observe(t.Context(), "example.test.", owner); !errors.Is(err, ErrTruncated) {
+		t.Errorf("truncating primary: got %v, want ErrTruncated", err)
+	}
+}
+
 func TestUnreachableServers(t *testing.T) {
 	tl := "_25._tcp.mail.example.test. 600 IN TLSA 3 1 1 " + hexA
 	records := zone(5,

@@ -17,7 +17,8 @@
 // # Observing
 //
 // [Checker.Observe] queries every server directly (recursion desired off,
-// UDP with a TCP retry when the answer is truncated, RFC 7766 §5) for the
+// UDP with a TCP retry when the answer is truncated, RFC 7766 §5; an answer
+// still truncated over TCP is an [ErrTruncated] failure, never an RRset) for the
 // TLSA RRset at the owner and the zone's SOA serial, and records the zone's
 // negative-caching TTL, min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), from the
 // primary. An [Observation] is plain data with JSON tags, for `danectl status`.

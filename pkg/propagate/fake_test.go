@@ -19,6 +19,7 @@ type fake struct {
 	mu          sync.Mutex
 	rrs         []dns.RR
 	truncateUDP bool // answer every UDP query with TC set and no records
+	truncateTCP bool // answer every TCP query with TC set and only the first answer record (a broken server)
 	recursive   bool // behave as a resolver: RA set, no AA
 	ad          bool // set the AD bit (resolver only, when asked with DO)
 	noAA        bool // answer without the AA bit (a lame server)
@@ -109,6 +110,10 @@ func (f *fake) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if f.truncateUDP && strings.HasPrefix(w.LocalAddr().Network(), "udp") {
 		m.Truncated = true
 		m.Answer, m.Ns = nil, nil
+	}
+	if f.truncateTCP && !strings.HasPrefix(w.LocalAddr().Network(), "udp") {
+		m.Truncated = true
+		m.Answer, m.Ns = m.Answer[:min(len(m.Answer), 1)], nil
 	}
 	if err := w.WriteMsg(m); err != nil {
 		f.t.Errorf("fake DNS server: write answer to %s: %v", q.String(), err)

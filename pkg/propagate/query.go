@@ -20,6 +20,13 @@ const udpSize = 1232
 // a wrong zone name, or a wrong primary address.
 var ErrNotAuthoritative = errors.New("not authoritative")
 
+// ErrTruncated is wrapped by the error returned when a server's answer has
+// the TC bit set even over TCP (a TCP message carries up to 65535 bytes, so
+// asking again cannot complete it). Such an answer
+// is never taken as the RRset: a truncated TLSA answer may lack records and
+// would make a served record look absent, or an RRset look smaller.
+var ErrTruncated = errors.New("answer truncated (TC bit) even over TCP")
+
 // query is one question for exchange.
 type query struct {
 	name      string
@@ -33,8 +40,9 @@ func (q query) String() string {
 }
 
 // exchange sends q to addr ("ip:port") over UDP and asks again over TCP when
-// the answer is truncated (RFC 7766 §5). Each attempt is bounded by the
-// checker's timeout and by ctx.
+// the answer is truncated (RFC 7766 §5; RFC 1035 §4.2.1). A TCP answer that
+// is still truncated is an error wrapping ErrTruncated, never an answer.
+// Each attempt is bounded by the checker's timeout and by ctx.
 func (c *Checker) exchange(ctx context.Context, addr string, q query) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(q.name, q.qtype)
@@ -48,6 +56,9 @@ func (c *Checker) exchange(ctx context.Context, addr string, q query) (*dns.Msg,
 	if r != nil && r.Truncated {
 		cl.Net = "tcp"
 		r, _, err = cl.ExchangeContext(ctx, m, addr)
+		if r != nil && r.Truncated {
+			return nil, fmt.Errorf("query %s at %s: %w", q, addr, ErrTruncated)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("query %s at %s: %w", q, addr, err)

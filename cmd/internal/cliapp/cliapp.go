@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,17 +29,39 @@ import (
 
 // Exit codes of every danehook binary, documented in README.md ("Exit codes").
 const (
-	ExitOK       = 0 // success
-	ExitMismatch = 1 // a TLSA mismatch, an error-level lint, a check that failed, or something still waits
-	ExitUsage    = 2 // bad input: flags, files, configuration, hook environment
-	ExitTSIG     = 3 // TSIG or API authentication failure: BADKEY, BADSIG, BADTIME, bad token
-	ExitRefused  = 4 // the server or API refused the change (update-policy, rejected request)
-	ExitNotAuth  = 5 // the server is not authoritative for the zone (NOTAUTH, NOTZONE, zone not found)
-	ExitServer   = 6 // SERVFAIL, timeouts, unreachable servers, API unavailable, concurrent change
-	ExitPending  = 7 // the requested step is not safe yet (records not aged)
-	ExitPostfix  = 8 // postfix check or reload failed, or the live chain does not match
-	ExitLocked   = 9 // another danehook run holds the lock
+	ExitOK       = 0  // success
+	ExitMismatch = 1  // a TLSA mismatch, an error-level lint, a check that failed, or something still waits
+	ExitUsage    = 2  // bad input: flags, files, configuration, hook environment
+	ExitTSIG     = 3  // TSIG or API authentication failure: BADKEY, BADSIG, BADTIME, bad token
+	ExitRefused  = 4  // the server or API refused the change (update-policy, rejected request)
+	ExitNotAuth  = 5  // the server is not authoritative for the zone (NOTAUTH, NOTZONE, zone not found)
+	ExitServer   = 6  // SERVFAIL, timeouts, unreachable servers, API unavailable, concurrent change
+	ExitPending  = 7  // the requested step is not safe yet (records not aged)
+	ExitPostfix  = 8  // postfix check or reload failed, or the live chain does not match
+	ExitLocked   = 9  // another danehook run holds the lock
+	ExitSystem   = 10 // the local system failed: disk full, I/O error, read-only file system, permission denied, out of files or memory
+	// ExitSIGINT and ExitSIGTERM are 128 + the signal number, what a shell
+	// reports for a process the signal killed: the run was interrupted.
+	ExitSIGINT  = 130
+	ExitSIGTERM = 143
 )
+
+// systemErrnos are the operating-system errors that say the machine, not the
+// operator's input, failed; Classify maps them to ExitSystem with these hints.
+var systemErrnos = []struct {
+	errno syscall.Errno
+	hint  string
+}{
+	{syscall.ENOSPC, "the file system is full: free space (df -h) and run again; files are replaced atomically, so none was left half-written"},
+	{syscall.EDQUOT, "the disk quota is exhausted: free space and run again; files are replaced atomically, so none was left half-written"},
+	{syscall.EIO, "the disk or file system reported an I/O error: check the kernel log (dmesg) and the disk before running again"},
+	{syscall.EROFS, "the file system is mounted read-only: remount it read-write and run again"},
+	{syscall.EACCES, "permission denied: run as the user that owns the state directory and the chain files (usually root), or fix their permissions"},
+	{syscall.EPERM, "operation not permitted: run as the user that owns the state directory and the chain files (usually root), or check their attributes (lsattr)"},
+	{syscall.EMFILE, "too many open files: raise the limit (ulimit -n, LimitNOFILE=) and run again"},
+	{syscall.ENFILE, "the system's open-file table is full: run again later"},
+	{syscall.ENOMEM, "out of memory: run again when memory is available"},
+}
 
 // Error carries an exit code and an optional operator hint.
 type Error struct {
@@ -58,7 +82,12 @@ func Fail(code int, err error, hint string) error {
 // should do (dnsupdate.UpdateError, postfix.NotRunningError).
 type hinter interface{ Hint() string }
 
-// Classify maps an error from the libraries to an exit code and a hint.
+// Classify maps an error from the libraries to an exit code and a hint: nil
+// stays nil, an *Error keeps its code, the library's classes and types map
+// as the README's "Exit codes" table says (TestClassify asserts every row),
+// and an error wrapping one of systemErrnos (disk full, EIO, permission
+// denied …) that is not a DNS, Postfix or lock error is ExitSystem: the
+// input is not at fault. Any other error is ExitUsage.
 func Classify(err error) error {
 	if err == nil {
 		return nil
@@ -95,6 +124,16 @@ func Classify(err error) error {
 	case errors.Is(err, dnsupdate.ErrServer), errors.Is(err, dnsupdate.ErrPrerequisite),
 		errors.Is(err, dnsupdate.ErrCloudflareUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return Fail(ExitServer, err, hint)
+	}
+	// After the DNS and Postfix errors, which may wrap an errno of their
+	// own (a refused connection, a postfix binary that cannot run): the
+	// step that failed says more than the errno there.
+	for _, se := range systemErrnos {
+		if errors.Is(err, se.errno) {
+			return Fail(ExitSystem, err, se.hint)
+		}
+	}
+	switch {
 	case errors.As(err, &km):
 		return Fail(ExitUsage, err, "the key and the certificate come from different renewals; check the ACME client's files")
 	case errors.Is(err, hookenv.ErrNoClient):
@@ -108,12 +147,84 @@ func isPostfixCommand(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// ErrInterrupted is the cause (context.Cause) of the context Run hands to
+// the commands once SIGINT or SIGTERM arrived: "interrupted by SIGTERM".
+var ErrInterrupted = errors.New("interrupted")
+
 // Run runs app with args and returns the exit code, printing an error as
 // "NAME: error: …" and its hint as "hint: …" on stderr. It never calls
 // os.Exit, so every binary is testable in-process. It adds the hidden
 // --generate-man and --generate-completion flags (see FlagGenerateMan) and
 // enables shell completion.
+//
+// Signals: while app runs, the first SIGINT or SIGTERM cancels the context
+// every command gets (c.Context, and Context derived from it), so library
+// calls stop at their next DNS exchange or Postfix command (the wait for
+// another run's lock is not cut short: state.Store.Acquire takes no
+// context); Run then returns
+// ExitSIGINT (130) or ExitSIGTERM (143), whatever the command returned, and
+// prints "interrupted by SIGTERM" with the command's error. A second signal
+// is not caught: it kills the process at once.
 func Run(app *cli.App, args []string, stderr io.Writer) int {
+	ctx, received, stop := notifySignals(context.Background())
+	defer stop()
+	return runContext(ctx, received, app, args, stderr)
+}
+
+// notifySignals returns a context cancelled (cause ErrInterrupted) when
+// SIGINT or SIGTERM arrives, a function returning the signal received (nil
+// before one), and stop, which releases the signal handler. After the first
+// signal the handler is released too, so a second signal has its default
+// effect.
+func notifySignals(parent context.Context) (context.Context, func() os.Signal, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var got os.Signal
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			mu.Lock()
+			got = s
+			mu.Unlock()
+			cancel(fmt.Errorf("%w by %s", ErrInterrupted, signalName(s)))
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel(nil)
+		})
+	}
+	return ctx, func() os.Signal { mu.Lock(); defer mu.Unlock(); return got }, stop
+}
+
+// signalName returns "SIGINT" or "SIGTERM".
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// signalCode returns the exit code for a signal: 128 + its number.
+func signalCode(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return ExitSIGTERM
+}
+
+func runContext(ctx context.Context, received func() os.Signal, app *cli.App, args []string, stderr io.Writer) int {
 	addDocFlags(app)
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.OnUsageError == nil {
@@ -125,7 +236,18 @@ func Run(app *cli.App, args []string, stderr io.Writer) int {
 			return Fail(ExitUsage, err, "run '"+name+" --help'")
 		}
 	}
-	err := app.Run(args)
+	err := app.RunContext(ctx, args)
+	if sig := received(); sig != nil {
+		msg := app.Name + ": error: " + ErrInterrupted.Error() + " by " + signalName(sig)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			msg += ": " + err.Error()
+		} else if err != nil {
+			msg += " (" + err.Error() + ")"
+		}
+		fmt.Fprintln(stderr, msg)
+		fmt.Fprintln(stderr, "hint: the run stopped where it was; danehook writes every file atomically and every step resumes, so run it again (the timer's next 'danectl tick' also does)")
+		return signalCode(sig)
+	}
 	if err == nil || errors.Is(err, errDocsPrinted) {
 		return ExitOK
 	}
@@ -172,20 +294,26 @@ func ConfigPath(c *cli.Context) string {
 	return config.Path("")
 }
 
+// LockWait is how long the engines Engine returns wait for another run's
+// lock before failing with ExitLocked; 0 means deploy.DefaultLockWait. Only
+// tests change it (to reach exit 9 without waiting 90 s).
+var LockWait time.Duration
+
 // Engine loads the configuration named by --config and returns an engine.
 func Engine(c *cli.Context) (*deploy.Engine, error) {
 	cfg, err := config.Load(ConfigPath(c))
 	if err != nil {
 		return nil, Classify(err)
 	}
-	return deploy.New(cfg), nil
+	e := deploy.New(cfg)
+	e.LockWait = LockWait
+	return e, nil
 }
 
-// Context returns a context cancelled on SIGINT/SIGTERM and after timeout.
+// Context returns the command's context (cancelled by Run on SIGINT or
+// SIGTERM) bounded by timeout.
 func Context(c *cli.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	return ctx, func() { cancel(); stop() }
+	return context.WithTimeout(c.Context, timeout)
 }
 
 // When formats the time until t for people ("in 9m30s (…)", "now", "unknown").
