@@ -67,6 +67,10 @@ type Options struct {
 	// smtpd serves every connection in turn, so a test can rely on the
 	// process that loaded the chain files serving the next connection.
 	SMTPDProcessLimit int
+	// Master are extra master.cf lines, appended after the lab's services:
+	// for example a second smtpd service on a port from FreePort with -o
+	// overrides.
+	Master []string
 	// Stopped writes the configuration and runs `postfix check` but does not
 	// start the master; call Lab.Start.
 	Stopped bool
@@ -375,6 +379,7 @@ func (l *Lab) writeConfig(opts Options) error {
 		"scache     unix - - n - 1 scache",
 		"postlog    unix-dgram n - n - 1 postlogd",
 	}
+	master = append(master, opts.Master...)
 	if err := os.WriteFile(filepath.Join(l.ConfigDir, "main.cf"), []byte(strings.Join(main, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
@@ -413,6 +418,10 @@ func (l *Lab) maillogSince(off int64) string {
 	}
 	return string(b[off:])
 }
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// services added with Options.Master.
+func FreePort(t testing.TB) int { t.Helper(); return freePort(t) }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t testing.TB) int {
@@ -471,4 +480,22 @@ func SelfSigned(t testing.TB, host string, useRSA bool) (keyPEM, certPEM []byte)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// Processes returns the pids of the instance's live processes (the master's
+// process group) whose command name (/proc/PID/comm) is comm, e.g. "smtpd";
+// nil when the master is not running.
+func (l *Lab) Processes(comm string) []int {
+	pid := l.masterPID()
+	if pid == 0 {
+		return nil
+	}
+	var pids []int
+	for _, p := range groupMembers(pid) {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "comm"))
+		if err == nil && strings.TrimSpace(string(b)) == comm {
+			pids = append(pids, p)
+		}
+	}
+	return pids
 }

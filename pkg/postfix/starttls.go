@@ -34,6 +34,14 @@ var ErrNoSTARTTLS = errors.New("server does not offer STARTTLS")
 // DefaultHandshakeTimeout. Errors name addr; a missing or refused STARTTLS
 // matches ErrNoSTARTTLS.
 func Handshake(ctx context.Context, addr, serverName string) ([]*x509.Certificate, tls.ConnectionState, error) {
+	return starttls(ctx, addr, &tls.Config{
+		ServerName:         serverName,
+		InsecureSkipVerify: true, // the chain is verified by DANE (Verify), not PKIX
+	})
+}
+
+// starttls is Handshake with the given TLS client configuration.
+func starttls(ctx context.Context, addr string, cfg *tls.Config) ([]*x509.Certificate, tls.ConnectionState, error) {
 	ctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
 	defer cancel()
 	fail := func(err error) ([]*x509.Certificate, tls.ConnectionState, error) {
@@ -75,10 +83,7 @@ func Handshake(ctx context.Context, addr, serverName string) ([]*x509.Certificat
 		return fail(fmt.Errorf("STARTTLS: %w", err))
 	}
 
-	conn := tls.Client(raw, &tls.Config{
-		ServerName:         serverName,
-		InsecureSkipVerify: true, // the chain is verified by DANE (Verify), not PKIX
-	})
+	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		return fail(fmt.Errorf("tls handshake: %w", err))
 	}
