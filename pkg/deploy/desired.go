@@ -170,7 +170,17 @@ func tlsaDigest(cert *x509.Certificate) string {
 
 // presentAlg makes a STARTTLS handshake to addr for host and returns the
 // chain presented (leaf first).
+// presentAlg makes a STARTTLS handshake to addr for host that only a
+// certificate of alg (chain.AlgorithmRSA, chain.AlgorithmECDSA) can answer
+// (postfix.Present), and returns the chain presented, leaf first. Another
+// algorithm (Ed25519) or "" is asked with an unrestricted handshake.
 func presentAlg(ctx context.Context, addr, host, alg string) ([]*x509.Certificate, error) {
+	switch alg {
+	case chain.AlgorithmRSA:
+		return postfix.Present(ctx, addr, host, postfix.RSA)
+	case chain.AlgorithmECDSA:
+		return postfix.Present(ctx, addr, host, postfix.ECDSA)
+	}
 	certs, _, err := postfix.Handshake(ctx, addr, host)
 	return certs, err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/danehook/danehook/pkg/chain"
@@ -62,33 +63,26 @@ func trusted(l *config.Lineage, c *chain.Chain) error {
 	return nil
 }
 
-// postfixReads checks that Postfix's smtpd_tls_chain_files names l's
-// chain_file. It returns nil when the configuration could not be read (the
-// run reports that separately) and an error wrapping ErrPostfixNotReading
-// with the exact `postconf -e` line otherwise.
+// postfixReads checks that every smtpd service of Postfix that offers TLS
+// reads exactly the lineages' chain files (postfix.Config.Check: main.cf,
+// master.cf -o overrides, legacy cert/key parameters). It returns nil when
+// the configuration could not be read (the run reports that separately)
+// and otherwise an error wrapping ErrPostfixNotReading and the
+// *postfix.NotServedError, whose hint is the exact postconf line.
 func (e *Engine) postfixReads(s *snapshot, l *config.Lineage) error {
-	if !s.PostfixRead || s.PostfixErr != nil {
+	if !s.PostfixRead || s.PostfixErr != nil || s.Postfix == nil {
 		return nil
-	}
-	for _, f := range s.PostfixFiles {
-		if f == l.ChainFile {
-			return nil
-		}
 	}
 	var want []string
 	for _, name := range e.Config.LineageNames() {
-		want = append(want, e.Config.Lineages[name].ChainFile)
+		if f := e.Config.Lineages[name].ChainFile; !slices.Contains(want, f) {
+			want = append(want, f)
+		}
 	}
-	cmd := "postconf"
-	if d := e.Config.Postfix.ConfigDir; d != "" {
-		cmd += " -c " + d
+	if err := s.Postfix.Check(want); err != nil {
+		return fmt.Errorf("lineage %q: %w (Postfix would serve a chain danehook does not protect): %w", l.Name, ErrPostfixNotReading, err)
 	}
-	read := "nothing"
-	if len(s.PostfixFiles) > 0 {
-		read = strings.Join(s.PostfixFiles, ", ")
-	}
-	return fmt.Errorf("lineage %q: %w: smtpd_tls_chain_files reads %s, not %s; Postfix would serve a chain danehook does not protect; run: %s -e 'smtpd_tls_chain_files = %s' && postfix reload",
-		l.Name, ErrPostfixNotReading, read, l.ChainFile, cmd, strings.Join(want, ", "))
+	return nil
 }
 
 // requireDNSSEC checks the zones of lineages with require_dnssec = true.

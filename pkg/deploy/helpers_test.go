@@ -96,7 +96,7 @@ func bindEngine(t *testing.T, extra string) (*Engine, *bindlab.Lab, *dnsupdate.R
 	// file (postconf only; no Postfix runs in these tests).
 	pfDir := filepath.Join(dir, "postfix-etc")
 	chainFile := filepath.Join(dir, "postfix", "mail-ecdsa.pem")
-	writeFile(t, filepath.Join(pfDir, "main.cf"), []byte("smtpd_tls_chain_files = "+chainFile+"\n"))
+	writeFile(t, filepath.Join(pfDir, "main.cf"), []byte("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+chainFile+"\n"))
 	cfgText := `
 state_dir = "` + filepath.Join(dir, "state") + `"
 [postfix]

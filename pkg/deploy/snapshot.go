@@ -17,6 +17,7 @@ import (
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
@@ -83,9 +84,9 @@ type snapshot struct {
 	DNS      *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
-	// PostfixChains are the chains of every file Postfix is configured to
-	// read (smtpd_tls_chain_files); PostfixFiles their paths.
-	PostfixFiles  []string
+	// Postfix is what every smtpd service is configured to read;
+	// PostfixChains the chains in those files.
+	Postfix       *postfix.Config
 	PostfixChains []*chain.Chain
 	PostfixErr    error
 	// PostfixRead is true when the run read Postfix's configuration.
@@ -188,7 +189,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 		defer close(done)
 		if opts.Postfix {
 			s.PostfixRead = true
-			s.PostfixFiles, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
+			s.Postfix, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
 		}
 		if opts.Present {
 			for _, lv := range s.Lineages {
@@ -290,23 +291,51 @@ func readChainFile(path string) (*chain.Chain, string, error) {
 	return c, hex.EncodeToString(sum[:]), nil
 }
 
-// postfixChains reads the files Postfix is configured to serve.
-func (e *Engine) postfixChains(ctx context.Context) ([]string, []*chain.Chain, error) {
-	files, err := e.postfixInstance().ChainFiles(ctx)
+// postfixChains reads what Postfix is configured to serve (every smtpd
+// service, main.cf and master.cf overrides) and the chains in those files.
+func (e *Engine) postfixChains(ctx context.Context) (*postfix.Config, []*chain.Chain, error) {
+	cfg, err := e.postfixInstance().Served(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	var cs []*chain.Chain
-	for _, f := range files {
-		c, _, err := readChainFile(f)
-		if err != nil {
-			return files, cs, fmt.Errorf("Postfix's smtpd_tls_chain_files %q: %w", f, err)
+	seen := map[string]bool{}
+	for _, svc := range cfg.Services {
+		if !svc.Offers() {
+			continue
 		}
-		if c != nil {
+		var loads [][]string
+		for _, f := range svc.ChainFiles {
+			loads = append(loads, []string{f})
+		}
+		if len(svc.ChainFiles) == 0 {
+			for _, p := range svc.CertKeyPairs {
+				if p[0] != "" {
+					loads = append(loads, []string{p[1], p[0]})
+				}
+			}
+		}
+		for _, files := range loads {
+			k := strings.Join(files, "\x00")
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if _, err := os.Stat(files[0]); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			key := files[0]
+			if key == "" {
+				key = files[1]
+			}
+			c, err := chain.Load(key, files...)
+			if err != nil {
+				return cfg, cs, fmt.Errorf("Postfix service %s reads %s: %w", svc.Service, strings.Join(files, ", "), err)
+			}
 			cs = append(cs, c)
 		}
 	}
-	return files, cs, nil
+	return cfg, cs, nil
 }
 
 // refs returns the TLSA owners of l: one per host and port.
