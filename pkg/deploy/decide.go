@@ -79,21 +79,6 @@ func agedAt(ov *ownerView, seen *propagate.Seen, now time.Time) ([]tlsa.Record, 
 	return aged, st
 }
 
-// noRRset reports whether every authoritative server answered that ov has
-// no TLSA RRset and no resolver can still hold one: senders then do not use
-// DANE at the owner, and any chain delivers (RFC 7672 §2.2).
-func noRRset(ov *ownerView, seen *propagate.Seen, now time.Time) bool {
-	if ov.Obs == nil || len(ov.Obs.Servers) == 0 || len(ov.Current) > 0 {
-		return false
-	}
-	for _, s := range ov.Obs.Servers {
-		if !s.OK() || len(s.Records) > 0 {
-			return false
-		}
-	}
-	return seen.CachedTTL(ov.Owner, now) == 0
-}
-
 // SwitchDecision says whether one lineage switches to a new chain in this
 // run, and why.
 type SwitchDecision struct {
@@ -116,8 +101,10 @@ type SwitchDecision struct {
 
 // decideSwitch applies "safe to switch" (DESIGN §2) to c for lv: at every
 // owner of the lineage, c matches, with full DANE semantics, at least one
-// record that is aged — whatever danehook published or remembers — or the
-// owner has no TLSA RRset that any sender could hold. want are the records
+// record that is aged — whatever danehook published or remembers. There is
+// no "first chain" or "same key" shortcut: an owner without any record (a
+// first issuance) waits for the new chain's record to age like any other,
+// so that verification can always ask for an aged match. want are the records
 // danehook wants at each owner (to say when c's own records age).
 func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string][]tlsa.Record) SwitchDecision {
 	d := SwitchDecision{Lineage: lv.L.Name, Chain: c, Safe: true}
@@ -142,10 +129,6 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 		aged, st := agedAt(ov, s.DNS.Seen, s.Now)
 		if covered(c.Served(), r.Host, aged, s.Now) {
 			why = append(why, r.Owner+": matches an aged record")
-			continue
-		}
-		if noRRset(ov, s.DNS.Seen, s.Now) {
-			why = append(why, r.Owner+": no TLSA RRset any sender can hold yet")
 			continue
 		}
 		d.Safe = false

@@ -75,7 +75,7 @@ func dirOf(p string) string {
 // observes DNS, the lineage's files and what Postfix reads, publishes the
 // records every chain that may be served needs, and installs the newest
 // chain only when it is safe to switch (it matches an aged record at every
-// owner, or no owner has a TLSA RRset any sender may hold); otherwise it
+// owner); otherwise it
 // records a pending switch that Reload or tick completes. Deploy never
 // removes a record. Errors leave the served chain untouched; records
 // already sent stay owned.
@@ -622,8 +622,8 @@ const presentTimeout = 15 * time.Second
 
 // verifyLineage checks every endpoint of lv: the chain presented for the
 // lineage's key algorithm must be the installed chain (waiting up to
-// presentTimeout after a reload), and match an aged record at every owner
-// (or the owner has no RRset any sender may hold). It returns one line per
+// presentTimeout after a reload), and match an aged record at every owner.
+// It returns one line per
 // match, and why removal must wait ("" when verified). A mismatch is an
 // error wrapping ErrVerify.
 func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView, reloaded bool) ([]string, string, error) {
@@ -667,10 +667,6 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 			aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
 			v := postfix.Evaluate(certs, r.Host, aged, s.Now)
 			if !v.OK() {
-				if noRRset(ov, s.DNS.Seen, s.Now) {
-					done = append(done, fmt.Sprintf("%s for %s: installed chain presented; no TLSA RRset yet", ep, r.Owner))
-					continue
-				}
 				var all []tlsa.Record
 				all = append(all, ov.observed()...)
 				return done, "", fmt.Errorf("lineage %q: live chain at %s matches no aged record at %s (records %s), so no record is removed: %w",
