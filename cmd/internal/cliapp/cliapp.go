@@ -108,6 +108,13 @@ func Classify(err error) error {
 		return Fail(ExitUsage, err, "fix the configuration file; 'danectl config check' validates it")
 	case errors.Is(err, state.ErrLocked):
 		return Fail(ExitLocked, err, "another dane-* hook or danectl run is working; try again when it ends")
+	case errors.Is(err, deploy.ErrPostfixNotReading):
+		if hint == "" {
+			hint = "make every smtpd service read danehook's chain files (smtpd_tls_chain_files), then run 'danectl tick'"
+		}
+		return Fail(ExitPostfix, err, hint)
+	case errors.Is(err, deploy.ErrUntrusted), errors.Is(err, deploy.ErrUnsigned):
+		return Fail(ExitUsage, err, hint)
 	case errors.Is(err, deploy.ErrVerify), errors.Is(err, postfix.ErrNoMatch), errors.Is(err, postfix.ErrNoSTARTTLS):
 		return Fail(ExitPostfix, err, "no record was removed; check that smtpd_tls_chain_files names the lineage's chain_file and that the endpoint answers, then run 'danectl tick'")
 	case errors.Is(err, postfix.ErrNotRunning), isPostfixCommand(err):
