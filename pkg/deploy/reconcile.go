@@ -459,6 +459,10 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	if err := e.save(s); err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
+	if len(res.Switched) > 0 && s.PostfixRead {
+		// The files Postfix reads changed under the snapshot: read them again.
+		s.Postfix, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
+	}
 	if res.Rotations, err = e.rotatePolicy(ctx); err != nil {
 		errs = append(errs, err)
 	}
