@@ -801,3 +801,74 @@ func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) 
 	}
 	return out, e.Store.Save(dnsDoc, s.DNS)
 }
+
+// PruneResult reports what Prune did: the records removed, and those kept
+// with the reason.
+type PruneResult struct {
+	Removed []string
+	Kept    []string
+}
+
+// Prune is `danectl prune`: it removes, at the owners of the named
+// lineages (all when empty), the records danehook does not own that no
+// chain Postfix may serve relies on — a control panel's 3 0 1, a stale
+// key, a retired CA's 2 1 1 — once this run verified that every lineage at
+// the owner presents its installed chain and that chain matches an aged
+// record. Records some chain relies on, and every record at an owner whose
+// lineages could not be verified, are kept and listed with the reason.
+// Errors are those of observation and of the provider.
+func (e *Engine) Prune(ctx context.Context, names ...string) (*PruneResult, error) {
+	if _, err := e.Config.Select(names...); err != nil {
+		return nil, err
+	}
+	lk, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Unlock()
+	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{}
+	why := map[string]string{}
+	for _, lv := range s.Lineages {
+		switch {
+		case lv.Err != nil:
+			why[lv.L.Name] = lv.Err.Error()
+		case e.notPresenting(lv) != "":
+			why[lv.L.Name] = e.notPresenting(lv)
+		default:
+			if _, w, err := e.verifyLineage(ctx, s, lv, false); err != nil {
+				why[lv.L.Name] = err.Error()
+			} else {
+				why[lv.L.Name] = w
+			}
+		}
+	}
+	var plans []*OwnerPlan
+	for _, ov := range s.Owners {
+		if len(ov.Lineages) == 0 || (len(names) > 0 && !anyIn(ov.Lineages, names)) || ov.Err != nil {
+			continue
+		}
+		var blocked []string
+		for _, name := range ov.Lineages {
+			if why[name] != "" {
+				blocked = append(blocked, fmt.Sprintf("lineage %s: %s", name, why[name]))
+			}
+		}
+		op := ov.plan(nil)
+		for _, rec := range unmatched(s, ov) {
+			rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
+			if len(blocked) > 0 {
+				res.Kept = append(res.Kept, fmt.Sprintf("%s: %s", rr, strings.Join(blocked, "; ")))
+				continue
+			}
+			op.Changes = append(op.Changes, dnsupdate.Change{Op: dnsupdate.Remove, RR: rr})
+			res.Removed = append(res.Removed, rr.String())
+		}
+		plans = append(plans, op)
+	}
+	err = e.apply(ctx, s, plans)
+	return res, errors.Join(err, e.save(s))
+}

@@ -59,10 +59,17 @@ func (s *Store) Load(name string, v any) (bool, error) {
 		return false, fmt.Errorf("state %s: %w", p, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("state %s is corrupt (%v): move it aside and run 'danectl publish' to rebuild it", p, err)
+		hint := "move it aside; danehook then owns no record it published before, so it never removes them: 'danectl status' lists them as matching no chain and 'danectl prune' removes those once that is safe"
+		if prev, perr := os.ReadFile(p + prevExt); perr == nil && json.Valid(prev) {
+			hint = fmt.Sprintf("the copy before the last write is intact: 'mv %s %s' restores it", p+prevExt, p)
+		}
+		return false, fmt.Errorf("state %s is corrupt (%v): %s", p, err, hint)
 	}
 	return true, nil
 }
+
+// prevExt names the copy of a document as it was before its last Save.
+const prevExt = ".prev"
 
 // Save encodes v as indented JSON and writes it atomically as the document
 // called name, mode 0600.
@@ -78,6 +85,10 @@ func (s *Store) Save(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", p, err)
 	}
+	// Keep the previous version as <name>.json.prev (a hard link: no copy),
+	// so that a document damaged outside danehook can be restored.
+	os.Remove(p + prevExt)
+	_ = os.Link(p, p+prevExt)
 	return atomicfile.Write(p, append(data, '\n'), 0o600)
 }
 

@@ -88,3 +88,36 @@ func TestLockExcludes(t *testing.T) {
 	}
 	l2.Unlock()
 }
+
+// TestCorruptDocumentNamesTheIntactPrevious: a document damaged outside
+// danehook is never replaced silently; the error names the copy from
+// before the last write and the command that restores it.
+func TestCorruptDocumentNamesTheIntactPrevious(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	type doc struct{ N int }
+	for n := 1; n <= 2; n++ {
+		if err := s.Save("dns", doc{n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(s.Dir, "dns.json")
+	if err := os.WriteFile(p, []byte("{truncated"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var d doc
+	_, err := s.Load("dns", &d)
+	if err == nil || !strings.Contains(err.Error(), "mv "+p+".prev "+p) {
+		t.Fatalf("Load of a corrupt document: %v, want the restore command", err)
+	}
+	if err := os.Rename(p+".prev", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("dns", &d); err != nil || d.N != 1 {
+		t.Errorf("restored previous: %+v, %v; want N=1", d, err)
+	}
+	os.Remove(p + ".prev")
+	os.WriteFile(p, []byte("{truncated"), 0o600)
+	if _, err := s.Load("dns", &d); err == nil || !strings.Contains(err.Error(), "danectl prune") {
+		t.Errorf("corrupt without a previous copy: %v, want the prune hint", err)
+	}
+}
