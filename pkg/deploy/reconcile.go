@@ -511,7 +511,11 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		return res, errors.Join(append(errs, e.save(s))...)
 	}
 
-	// Every served chain is verified: remove owned records nobody needs.
+	// Every served chain is verified: remove owned records nobody needs,
+	// as wanted now that the switches of this run are done.
+	if want, err = e.wanted(s, next); err != nil {
+		return res, errors.Join(err, e.save(s))
+	}
 	rplans := e.removals(s, want, next, verified, nil, res)
 	err = e.apply(ctx, s, rplans)
 	return res, errors.Join(err, e.save(s))

@@ -356,6 +356,9 @@ func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	for _, a := range r.Rotations {
 		log.Info("rotate_every: " + a)
 	}
+	for _, rr := range r.Published {
+		log.Info("published a record a chain that may be served needs", "record", rr)
+	}
 	for _, s := range r.Switched {
 		log.Info("pending switch completed: records aged, new chain installed", "lineage", s)
 	}
@@ -371,5 +374,8 @@ func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	}
 	for _, rm := range r.Removed {
 		log.Info("removed owned record no chain needs", "record", rm)
+	}
+	for _, h := range r.Held {
+		log.Info("kept an owned record no longer wanted", "record", h)
 	}
 }
