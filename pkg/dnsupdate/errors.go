@@ -1,6 +1,7 @@
 package dnsupdate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -184,6 +185,9 @@ func (e *UpdateError) Hint() string {
 		}
 		return fmt.Sprintf("grant the key in the zone's update-policy, e.g. update-policy { grant %q name %s %s; };", e.KeyName, owner, typ)
 	case ErrServer:
+		if errors.Is(e.Err, context.Canceled) {
+			return "" // the caller stopped the exchange; the server is not at fault
+		}
 		if e.Rcode < 0 {
 			return "check that the server is running and reachable at that address and port"
 		}

@@ -563,7 +563,7 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	base := UpdateError{Op: op, Server: server, Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), KeyAlgorithm: p.keyAlgorithm(), Rcode: -1}
 
 	counter.Add(1)
-	r, _, err := c.ExchangeContext(ctx, m, server)
+	r, err := exchangeContext(ctx, c, m, server)
 	if r != nil {
 		base.Rcode = r.Rcode
 		if t := r.IsTsig(); t != nil && t.Error != dns.RcodeSuccess {
@@ -598,6 +598,9 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 		case r != nil && (errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrTime) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg)):
 			e.Class = ErrTSIG
 			e.Err = fmt.Errorf("the answer's TSIG did not verify: %w", err)
+		case errors.Is(err, context.Canceled):
+			e.Class, e.Rcode = ErrServer, -1
+			e.Err = fmt.Errorf("stopped waiting for the answer: %w", err)
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			e.Class, e.Rcode = ErrServer, -1
 			e.Err = fmt.Errorf("no answer within %v: %w", timeout, err)
@@ -613,6 +616,24 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 		return nil, &e
 	}
 	return r, nil
+}
+
+// exchangeContext is c.ExchangeContext, except that a cancelled ctx also
+// stops the wait for the answer: miekg/dns (v1.1.73) uses ctx only to dial
+// and for its deadline, so after a SIGTERM the read would wait for the whole
+// timeout. The error then wraps context.Canceled and the context's cause.
+func exchangeContext(ctx context.Context, c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
+	var r *dns.Msg
+	co, err := c.DialContext(ctx, server)
+	if err == nil {
+		defer co.Close()
+		defer context.AfterFunc(ctx, func() { _ = co.SetDeadline(time.Now()) })()
+		r, _, err = c.ExchangeWithConnContext(ctx, m, co)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		err = fmt.Errorf("%w (%w)", context.Cause(ctx), context.Canceled)
+	}
+	return r, err
 }
 
 // serverTime decodes the server's clock from a BADTIME answer's Other Data

@@ -547,6 +547,30 @@ func TestUnreachableAndTimeout(t *testing.T) {
 	closed.Close()
 
 	key := &TSIGKey{Name: "k.", Algorithm: "hmac-sha256", Secret: testSecret}
+	t.Run("cancelled", func(t *testing.T) {
+		// A cancelled context (SIGTERM in the binaries) ends the wait for
+		// the answer at once, not after Timeout.
+		p := &RFC2136{Server: ln.Addr().String(), Zone: "example.test.", Key: key, Timeout: time.Minute}
+		cause := errors.New("interrupted by SIGTERM")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(200*time.Millisecond, func() { cancel(cause) })
+		start := time.Now()
+		for name, call := range map[string]func() error{
+			"update": func() error {
+				return p.Apply(ctx, []Change{{Op: Add, RR: RR{Owner: owner, TTL: 60, Record: rec(1)}}})
+			},
+			"read": func() error { _, err := p.Records(ctx, owner); return err },
+		} {
+			err := call()
+			if !errors.Is(err, ErrServer) || !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
+				t.Fatalf("%s: got %v, want ErrServer wrapping context.Canceled and the cause", name, err)
+			}
+			t.Logf("message: %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("took %v, want the cancellation to end the wait", d)
+		}
+	})
 	for _, tc := range []struct{ name, server, contains string }{
 		{"silent", ln.Addr().String(), "no answer within 300ms"},
 		{"closed", closedAddr, "connection refused"},

@@ -145,6 +145,27 @@ func TestTruncatedOverTCPIsAnError(t *testing.T) {
 	}
 }
 
+// TestCancelStopsWaiting: a cancelled context (SIGTERM in the binaries) ends
+// the wait for a server that never answers at once, not after Timeout, and
+// the error carries the cause.
+func TestCancelStopsWaiting(t *testing.T) {
+	silent := newFake(t)
+	silent.silent = true
+	port := serve(t, map[string]dns.Handler{"127.0.0.1": silent})
+	c := &Checker{Primary: addr("127.0.0.1", port), Port: port, Timeout: time.Minute}
+	cause := errors.New("interrupted by SIGTERM")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	time.AfterFunc(200*time.Millisecond, func() { cancel(cause) })
+	start := time.Now()
+	_, err := c.Observe(ctx, "example.test.", owner)
+	if !errors.Is(err, cause) || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want an error wrapping the cause and context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v, want the cancellation to end the wait", d)
+	}
+}
+
 func TestUnreachableServers(t *testing.T) {
 	tl := "_25._tcp.mail.example.test. 600 IN TLSA 3 1 1 " + hexA
 	records := zone(5,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -52,10 +53,10 @@ func (c *Checker) exchange(ctx context.Context, addr string, q query) (*dns.Msg,
 		m.AuthenticatedData = true
 	}
 	cl := &dns.Client{Net: "udp", Timeout: c.timeout(), UDPSize: udpSize}
-	r, _, err := cl.ExchangeContext(ctx, m, addr)
+	r, err := exchangeContext(ctx, cl, m, addr)
 	if r != nil && r.Truncated {
 		cl.Net = "tcp"
-		r, _, err = cl.ExchangeContext(ctx, m, addr)
+		r, err = exchangeContext(ctx, cl, m, addr)
 		if r != nil && r.Truncated {
 			return nil, fmt.Errorf("query %s at %s: %w", q, addr, ErrTruncated)
 		}
@@ -64,6 +65,23 @@ func (c *Checker) exchange(ctx context.Context, addr string, q query) (*dns.Msg,
 		return nil, fmt.Errorf("query %s at %s: %w", q, addr, err)
 	}
 	return r, nil
+}
+
+// exchangeContext is cl.ExchangeContext, except that a cancelled ctx (a
+// SIGTERM) also ends the wait for the answer, which miekg/dns v1.1.73 bounds
+// only by the deadline.
+func exchangeContext(ctx context.Context, cl *dns.Client, m *dns.Msg, addr string) (*dns.Msg, error) {
+	var r *dns.Msg
+	co, err := cl.DialContext(ctx, addr)
+	if err == nil {
+		defer co.Close()
+		defer context.AfterFunc(ctx, func() { _ = co.SetDeadline(time.Now()) })()
+		r, _, err = cl.ExchangeWithConnContext(ctx, m, co)
+	}
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		err = fmt.Errorf("%w (%w)", context.Cause(ctx), context.Canceled)
+	}
+	return r, err
 }
 
 // authoritative checks that r is an authoritative answer (AA bit) with

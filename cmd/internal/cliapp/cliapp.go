@@ -246,10 +246,11 @@ func runContext(ctx context.Context, received func() os.Signal, app *cli.App, ar
 	err := app.RunContext(ctx, args)
 	if sig := received(); sig != nil {
 		msg := app.Name + ": error: " + ErrInterrupted.Error() + " by " + signalName(sig)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		switch {
+		case errors.Is(err, ErrInterrupted): // the error says where the signal stopped the run
+			msg = app.Name + ": error: " + err.Error()
+		case err != nil:
 			msg += ": " + err.Error()
-		} else if err != nil {
-			msg += " (" + err.Error() + ")"
 		}
 		fmt.Fprintln(stderr, msg)
 		fmt.Fprintln(stderr, "hint: the run stopped where it was; danehook writes every file atomically and every step resumes, so run it again (the timer's next 'danectl tick' also does)")
