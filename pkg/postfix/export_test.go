@@ -10,6 +10,12 @@ var (
 	Evaluate     = evaluate
 	NewLogLines  = newLogLines
 	MainCFValue  = mainCFValue
+
+	ParseAssignmentList = parseAssignmentList
+	CutServiceParam     = cutServiceParam
+	SMTPDServices       = smtpdServices
+	ShellQuote          = shellQuote
+	SameFiles           = sameFiles
 )
 
 // NoMatch exposes noMatch.
