@@ -59,6 +59,11 @@ type Options struct {
 	// fresh self-signed key and certificate for Hostname: RSA 2048 when the
 	// base name contains "rsa", ECDSA P-256 otherwise.
 	ChainFiles []string
+	// OtherChainFiles are created like ChainFiles (same naming rule) but
+	// not listed in smtpd_tls_chain_files: files for master.cf overrides
+	// (Master) or legacy parameters (Main). Their paths are in
+	// Lab.OtherChainFiles.
+	OtherChainFiles []string
 	// Main are extra main.cf lines ("name = value"), appended last so they
 	// override the lab's settings.
 	Main []string
@@ -78,13 +83,15 @@ type Options struct {
 
 // Lab is a Postfix instance under test. All fields are read-only.
 type Lab struct {
-	Dir        string           // the lab's root directory
-	ConfigDir  string           // Dir/etc, the -c directory
-	Addr       string           // "127.0.0.1:PORT" where smtpd listens
-	Port       int              // PORT
-	ChainFiles []string         // absolute paths of smtpd_tls_chain_files
-	Maillog    string           // maillog_file
-	Instance   postfix.Instance // the instance, for pkg/postfix calls
+	Dir        string   // the lab's root directory
+	ConfigDir  string   // Dir/etc, the -c directory
+	Addr       string   // "127.0.0.1:PORT" where smtpd listens
+	Port       int      // PORT
+	ChainFiles []string // absolute paths of smtpd_tls_chain_files
+	// OtherChainFiles are the absolute paths of Options.OtherChainFiles.
+	OtherChainFiles []string
+	Maillog         string           // maillog_file
+	Instance        postfix.Instance // the instance, for pkg/postfix calls
 }
 
 // Start creates the lab under t.TempDir(), writes a self-signed chain file
@@ -147,6 +154,14 @@ func Start(t testing.TB, opts Options) *Lab {
 		key, cert := SelfSigned(t, Hostname, strings.Contains(filepath.Base(f), "rsa"))
 		WriteChain(t, f, key, cert)
 		l.ChainFiles = append(l.ChainFiles, f)
+	}
+	for _, f := range opts.OtherChainFiles {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(dir, "tls", f)
+		}
+		key, cert := SelfSigned(t, Hostname, strings.Contains(filepath.Base(f), "rsa"))
+		WriteChain(t, f, key, cert)
+		l.OtherChainFiles = append(l.OtherChainFiles, f)
 	}
 
 	t.Cleanup(func() {

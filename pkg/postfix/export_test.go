@@ -9,6 +9,12 @@ var (
 	CheckName    = checkName
 	NewLogLines  = newLogLines
 	MainCFValue  = mainCFValue
+
+	ParseAssignmentList = parseAssignmentList
+	CutServiceParam     = cutServiceParam
+	SMTPDServices       = smtpdServices
+	ShellQuote          = shellQuote
+	SameFiles           = sameFiles
 )
 
 // NoMatch exposes noMatch.

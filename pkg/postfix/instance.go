@@ -59,23 +59,41 @@ func (e *NotRunningError) command(prog string) string {
 }
 
 // Check runs `postfix [-c DIR] check`, which validates main.cf and master.cf
-// and repairs queue directory ownership, then checks that every file named
-// by smtpd_tls_chain_files is a readable regular file holding PEM blocks and
-// that together they hold a private key and a certificate: `postfix check`
-// does not look at TLS files, and a missing chain file makes smtpd announce
-// STARTTLS and then fail it (seen with Postfix 3.7). A failed postfix command
-// is a *CommandError naming the cause Postfix reported (from its terminal
-// output or maillog_file).
+// and repairs queue directory ownership, then checks, for every smtpd
+// service that offers TLS (see Served: main.cf and master.cf -o overrides),
+// that every file it reads its keys and certificates from
+// (smtpd_tls_chain_files, or the legacy cert/key files) is a readable
+// regular file holding PEM blocks and that together they hold a private key
+// and a certificate: `postfix check` does not look at TLS files, and a
+// missing chain file makes smtpd announce STARTTLS and then fail it (seen
+// with Postfix 3.7). A failed postfix command is a *CommandError naming the
+// cause Postfix reported (from its terminal output or maillog_file).
 func (in *Instance) Check(ctx context.Context) error {
 	if err := in.run(ctx, "check"); err != nil {
 		return err
 	}
-	files, err := in.ChainFiles(ctx)
+	cfg, err := in.Served(ctx)
 	if err != nil {
 		return err
 	}
-	if err := checkChainFiles(files); err != nil {
-		return fmt.Errorf("check %s: %w", in.describe(), err)
+	checked := map[string]bool{}
+	for _, s := range cfg.Services {
+		files := s.Files()
+		key := strings.Join(files, "\x00")
+		if !s.Offers() || len(files) == 0 || checked[key] {
+			continue
+		}
+		checked[key] = true
+		label, param := ParamChainFiles, ParamChainFiles
+		if len(s.ChainFiles) == 0 {
+			label, param = s.CertKeyParams[0][0]+"/"+s.CertKeyParams[0][1], s.CertKeyParams[0][0]
+		}
+		if s.Source[param] != "main.cf" {
+			label = "service " + s.Service + ": " + label
+		}
+		if err := checkChainFiles(label, files); err != nil {
+			return fmt.Errorf("check %s: %w", in.describe(), err)
+		}
 	}
 	return nil
 }
@@ -88,20 +106,21 @@ func (in *Instance) describe() string {
 	return fmt.Sprintf("postfix config %q", in.ConfigDir)
 }
 
-// checkChainFiles verifies the files of smtpd_tls_chain_files (see Check).
-func checkChainFiles(files []string) error {
+// checkChainFiles verifies the files a service reads (see Check); label
+// names them in errors ("smtpd_tls_chain_files").
+func checkChainFiles(label string, files []string) error {
 	var keys, certs int
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
-			return fmt.Errorf("smtpd_tls_chain_files: %w", err)
+			return fmt.Errorf("%s: %w", label, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("smtpd_tls_chain_files: %q is not a regular file", f)
+			return fmt.Errorf("%s: %q is not a regular file", label, f)
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return fmt.Errorf("smtpd_tls_chain_files: %w", err)
+			return fmt.Errorf("%s: %w", label, err)
 		}
 		n := 0
 		for {
@@ -119,11 +138,11 @@ func checkChainFiles(files []string) error {
 			}
 		}
 		if n == 0 {
-			return fmt.Errorf("smtpd_tls_chain_files: %q holds no PEM block", f)
+			return fmt.Errorf("%s: %q holds no PEM block", label, f)
 		}
 	}
 	if len(files) > 0 && (keys == 0 || certs == 0) {
-		return fmt.Errorf("smtpd_tls_chain_files %q: %d private keys and %d certificates, want at least one of each", strings.Join(files, ", "), keys, certs)
+		return fmt.Errorf("%s %q: %d private keys and %d certificates, want at least one of each", label, strings.Join(files, ", "), keys, certs)
 	}
 	return nil
 }

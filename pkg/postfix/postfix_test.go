@@ -51,6 +51,12 @@ func TestCheckReportsTheCause(t *testing.T) {
 		{"chain file missing", func(t *testing.T, l *postfixlab.Lab) {
 			appendFile(t, filepath.Join(l.ConfigDir, "main.cf"), "smtpd_tls_chain_files = "+filepath.Join(l.Dir, "tls", "missing.pem")+"\n")
 		}, []string{"smtpd_tls_chain_files", "missing.pem", "no such file or directory", "postfix config"}, ""},
+		{"chain file of a master.cf override missing", func(t *testing.T, l *postfixlab.Lab) {
+			appendFile(t, filepath.Join(l.ConfigDir, "master.cf"), "127.0.0.1:1 inet n - n - - smtpd -o smtpd_tls_chain_files=$config_directory/missing.pem\n")
+		}, []string{"service 127.0.0.1:1/inet: smtpd_tls_chain_files", "missing.pem", "no such file or directory"}, ""},
+		{"legacy key file missing", func(t *testing.T, l *postfixlab.Lab) {
+			appendFile(t, filepath.Join(l.ConfigDir, "main.cf"), "smtpd_tls_chain_files =\nsmtpd_tls_cert_file = "+l.ChainFiles[0]+"\nsmtpd_tls_key_file = "+filepath.Join(l.Dir, "tls", "nokey.pem")+"\n")
+		}, []string{"smtpd_tls_cert_file/smtpd_tls_key_file", "nokey.pem", "no such file or directory"}, ""},
 		{"chain file without a key", func(t *testing.T, l *postfixlab.Lab) {
 			_, cert := postfixlab.SelfSigned(t, postfixlab.Hostname, false)
 			f := filepath.Join(l.Dir, "tls", "nokey.pem")

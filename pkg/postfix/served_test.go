@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,6 @@ import (
 )
 
 func TestServed(t *testing.T) {
-	t.Parallel()
 	const le = "/etc/letsencrypt/live/mx.example.test/"
 	type svc struct {
 		chain  []string
@@ -75,12 +75,12 @@ func TestServed(t *testing.T) {
 		},
 		{desc: "master.cf override on a second smtpd",
 			master: func(port int) []string {
-				return []string{fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_chain_files=$config_directory/other.pem -o smtpd_tls_security_level=encrypt", port)}
+				return []string{fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_chain_files=$config_directory/../tls/other.pem -o smtpd_tls_security_level=encrypt", port)}
 			},
 			want: func(l *postfixlab.Lab, port int) []svc {
 				return []svc{
 					{chain: l.ChainFiles, source: "main.cf", level: "may"},
-					{chain: []string{l.ConfigDir + "/other.pem"}, source: fmt.Sprintf("master.cf service 127.0.0.1:%d/inet", port), level: "encrypt"},
+					{chain: []string{l.ConfigDir + "/../tls/other.pem"}, source: fmt.Sprintf("master.cf service 127.0.0.1:%d/inet", port), level: "encrypt"},
 				}
 			},
 			fix: func(l *postfixlab.Lab, port int) string {
@@ -137,24 +137,26 @@ func TestServed(t *testing.T) {
 			reads: true,
 		},
 	}
+	// One stopped lab for every case (postconf only reads the files): each
+	// case starts from the lab's own main.cf and master.cf.
+	l := postfixlab.Start(t, postfixlab.Options{Stopped: true, OtherChainFiles: []string{"other.pem"}})
+	mainCF, masterCF := filepath.Join(l.ConfigDir, "main.cf"), filepath.Join(l.ConfigDir, "master.cf")
+	origMain, origMaster := readFile(t, mainCF), readFile(t, masterCF)
+	at := func(s string) string { return strings.ReplaceAll(s, "@", l.Dir) }
+	port := postfixlab.FreePort(t)
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			t.Parallel()
-			port := postfixlab.FreePort(t)
-			var opts postfixlab.Options
-			opts.Stopped = true
+			main := slices.Clone(origMain)
+			for _, m := range tt.main {
+				main = append(main, at(m)+"\n"...)
+			}
+			master := slices.Clone(origMaster)
 			if tt.master != nil {
-				opts.Master = tt.master(port)
+				master = append(master, strings.Join(tt.master(port), "\n")+"\n"...)
 			}
-			l := postfixlab.Start(t, opts)
-			at := func(s string) string { return strings.ReplaceAll(s, "@", l.Dir) }
-			if len(tt.main) > 0 {
-				var lines []string
-				for _, m := range tt.main {
-					lines = append(lines, at(m))
-				}
-				appendFile(t, filepath.Join(l.ConfigDir, "main.cf"), strings.Join(lines, "\n")+"\n")
-			}
+			writeFile(t, mainCF, main)
+			writeFile(t, masterCF, master)
+			backdate(t, mainCF, masterCF)
 			cfg, err := l.Instance.Served(t.Context())
 			if err != nil {
 				t.Fatalf("Served: %v", err)
@@ -227,6 +229,7 @@ func TestServed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v: %s", wantFix, err, out)
 			}
+			backdate(t, mainCF, masterCF)
 			cfg, err = l.Instance.Served(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -245,7 +248,7 @@ func TestServed(t *testing.T) {
 func TestServedFixThenPresent(t *testing.T) {
 	t.Parallel()
 	port := postfixlab.FreePort(t)
-	l := postfixlab.Start(t, postfixlab.Options{Stopped: true, Master: []string{
+	l := postfixlab.Start(t, postfixlab.Options{Stopped: true, OtherChainFiles: []string{"other.pem"}, Master: []string{
 		fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_chain_files=$config_directory/../tls/other.pem", port),
 	}})
 	// certbot's layout: live/ holds symbolic links into archive/.
@@ -264,8 +267,6 @@ func TestServedFixThenPresent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	otherKey, otherCert := postfixlab.SelfSigned(t, postfixlab.Hostname, false)
-	postfixlab.WriteChain(t, filepath.Join(l.Dir, "tls", "other.pem"), otherKey, otherCert)
 	appendFile(t, filepath.Join(l.ConfigDir, "main.cf"), "smtpd_tls_chain_files =\nsmtpd_tls_cert_file = "+live+"/fullchain.pem\nsmtpd_tls_key_file = "+live+"/privkey.pem\n")
 	l.Start(t)
 	second := fmt.Sprintf("127.0.0.1:%d", port)
@@ -281,7 +282,7 @@ func TestServedFixThenPresent(t *testing.T) {
 	if got, want := presented(l.Addr), spki(parseCertsPEM(t, leCert)[0]); got != want {
 		t.Fatalf("before the fix %s presents %s want certbot's %s", l.Addr, got, want)
 	}
-	if got, want := presented(second), spki(parseCertsPEM(t, otherCert)[0]); got != want {
+	if got, want := presented(second), spki(leafOf(t, l.OtherChainFiles[0])); got != want {
 		t.Fatalf("before the fix %s presents %s want other.pem's %s", second, got, want)
 	}
 
@@ -315,6 +316,19 @@ func TestServedFixThenPresent(t *testing.T) {
 	for _, addr := range []string{l.Addr, second} {
 		if _, err := postfix.WaitPresented(t.Context(), addr, postfixlab.Hostname, want, 10*time.Second); err != nil {
 			t.Errorf("after the fix and reload: %v", err)
+		}
+	}
+}
+
+// backdate sets the files' modification time 10 s back: Postfix waits
+// (polling for up to 2 s) before it reads a configuration file modified
+// within the current second, in case it is still being written.
+func backdate(t *testing.T, files ...string) {
+	t.Helper()
+	past := time.Now().Add(-10 * time.Second)
+	for _, f := range files {
+		if err := os.Chtimes(f, past, past); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
