@@ -36,8 +36,7 @@ const (
 // says otherwise (RFC 7672 §2.2).
 const tlsaDefaultPort = 25
 
-func init() { commands = append(commands, tlsaCommand()) }
-
+// tlsaCommand is "danectl tlsa".
 func tlsaCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "tlsa",

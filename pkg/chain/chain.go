@@ -228,18 +228,26 @@ func (c *Chain) CheckKey() error {
 	return newKeyMismatch(c.Key, c.KeyFile, c.Leaf, c.LeafFile)
 }
 
-// Algorithm returns the key algorithm of the chain: AlgorithmRSA,
-// AlgorithmECDSA or AlgorithmEd25519 ("" for anything else). Postfix serves
-// one chain per algorithm, so this names the served file's slot.
+// Algorithm returns the key algorithm of the chain (of its key, else of its
+// leaf): see KeyAlgorithm. Postfix serves one chain per algorithm, so this
+// names the served file's slot.
 func (c *Chain) Algorithm() string {
-	var pub crypto.PublicKey
 	switch {
 	case c.Key != nil:
-		pub = c.Key.Public()
+		return KeyAlgorithm(c.Key)
 	case c.Leaf != nil:
-		pub = c.Leaf.PublicKey
+		return KeyAlgorithm(c.Leaf.PublicKey)
 	}
-	switch pub.(type) {
+	return ""
+}
+
+// KeyAlgorithm returns AlgorithmRSA, AlgorithmECDSA or AlgorithmEd25519 for
+// a public or private key of that kind, "" for anything else.
+func KeyAlgorithm(key crypto.PublicKey) string {
+	if s, ok := key.(crypto.Signer); ok {
+		key = s.Public()
+	}
+	switch key.(type) {
 	case *rsa.PublicKey:
 		return AlgorithmRSA
 	case *ecdsa.PublicKey:
