@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +19,7 @@ import (
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/lego"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/urfave/cli/v2"
 )
@@ -353,29 +351,15 @@ func legoLineages(cfg *config.Config) []legoLineage {
 	return out
 }
 
-// legoKeyType returns lego's --key-type for the private key in file, or ""
-// when the file cannot be read or lego has no such key type.
+// legoKeyType returns lego's --key-type for the private key in file
+// (lego.KeyType), or "" when the file cannot be read or lego has no such key
+// type.
 func legoKeyType(file string) string {
-	b, err := chain.ReadFile(file)
-	if err != nil || len(b.PrivateKeys) != 1 {
+	key, err := chain.ReadKey(file)
+	if err != nil {
 		return ""
 	}
-	switch k := b.PrivateKeys[0].(type) {
-	case *ecdsa.PrivateKey:
-		switch k.Curve.Params().BitSize {
-		case 256:
-			return "EC256"
-		case 384:
-			return "EC384"
-		}
-	case *rsa.PrivateKey:
-		switch n := k.N.BitLen(); n {
-		case 2048, 3072, 4096, 8192:
-			return "RSA" + strconv.Itoa(n)
-		}
-	case ed25519.PrivateKey:
-	}
-	return ""
+	return lego.KeyType(key)
 }
 
 // hookCommand is the hook command line lego runs (it splits on white space
