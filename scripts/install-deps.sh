@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything danehook's lab and tests need on a fresh Debian 12
 # machine, as root: Debian packages (BIND, Postfix, unbound, certbot, openssl,
-# hyperfine, ldnsutils; lintian and rpm for the package test) and the
-# 127.0.0.2 loopback alias the BIND secondary listens on. Idempotent: what is
+# hyperfine, ldnsutils; lintian and rpm for the package test), the
+# 127.0.0.2 loopback alias the BIND secondary listens on, the ACME lab tools
+# (install-acme.sh) and staticcheck. Idempotent: what is
 # already there is not installed again.
 set -euo pipefail
 
@@ -50,4 +51,14 @@ fi
 
 # ACME lab tools built from pinned Go modules: pebble, lego v5, lego v4.
 "$(dirname "$0")/install-acme.sh"
+
+# staticcheck, the linter scripts/test.sh runs after go vet, pinned and
+# installed beside the lab tools (skipped when that version is there).
+TOOLS=${DANEHOOK_TOOLS:-/usr/local/lib/danehook-lab/bin}
+STATICCHECK_VERSION=v0.8.2
+if [ "$(go version -m "$TOOLS/staticcheck" 2>/dev/null | awk '$1 == "mod" { print $3 }')" != "$STATICCHECK_VERSION" ]; then
+  log "installing staticcheck $STATICCHECK_VERSION into $TOOLS"
+  mkdir -p "$TOOLS"
+  GOBIN="$TOOLS" GOTOOLCHAIN=local GOFLAGS=-mod=mod go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
 log "ok"

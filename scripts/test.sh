@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every danehook test on a fresh Debian 12 machine, as root: installs
-# what the tests need (scripts/install-deps.sh), then gofmt, go vet, the unit
-# and integration tests (real BIND, Postfix, openssl), every fuzz target for a
-# few seconds, and each benchmark once so none of them rots.
+# what the tests need (scripts/install-deps.sh), then gofmt, go vet,
+# staticcheck, the unit and integration tests (real BIND, Postfix, openssl),
+# every fuzz target for a few seconds, and each benchmark once so none of them rots.
 # Exit status is non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,9 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+echo "== staticcheck"
+"${DANEHOOK_TOOLS:-/usr/local/lib/danehook-lab/bin}/staticcheck" ./...
 
 echo "== go test"
 # scripts/pkgtest installs the .deb on this machine: it runs alone, below.

@@ -18,9 +18,24 @@ const (
 // fail wraps err with an exit code and a hint printed on its own line.
 func fail(code int, err error, hint string) error { return cliapp.Fail(code, err, hint) }
 
-// commands lists every danectl subcommand; each lives in its own file and
-// appends itself in an init function.
-var commands []*cli.Command
+// commands returns every danectl subcommand, in the order an operator meets
+// them: set up (init, config check), look at records offline (tlsa), change
+// DNS (plan, publish), watch (status, check), the timer's step (tick), and
+// key rotation. --help lists them in this order; each lives in the file
+// named after it.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		initCommand(),
+		configCommand(),
+		tlsaCommand(),
+		planCommand(),
+		publishCommand(),
+		statusCommand(),
+		checkCommand(),
+		tickCommand(),
+		rotateCommand(),
+	}
+}
 
 // newApp builds the danectl CLI writing to stdout and stderr.
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -29,7 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:           "keep DANE TLSA records and the Postfix chain in step with ACME renewals",
 		Writer:          stdout,
 		ErrWriter:       stderr,
-		Commands:        commands,
+		Commands:        commands(),
 		Flags:           []cli.Flag{cliapp.ConfigFlag},
 		HideHelpCommand: true,
 	}

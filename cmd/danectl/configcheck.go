@@ -14,13 +14,13 @@ import (
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/config"
-	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commands = append(commands, &cli.Command{
+// configCommand is "danectl config".
+func configCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "config",
 		Usage: "work with the configuration file",
 		Subcommands: []*cli.Command{{
@@ -48,7 +48,7 @@ Exit codes: 0 valid (warnings allowed), 2 errors found.`,
 			Flags:  []cli.Flag{cliapp.ConfigFlag},
 			Action: configCheck,
 		}},
-	})
+	}
 }
 
 // checker collects the findings of 'danectl config check'.
@@ -194,7 +194,7 @@ func checkProvider(k *checker, p *config.Provider, used bool) {
 	// The engine builds the provider exactly so; this catches what the
 	// per-file checks above do not know about.
 	if k.errors == before && !envMissing {
-		if _, err := deploy.NewPublisher(p); err != nil {
+		if _, err := cliapp.NewPublisher(p); err != nil {
 			k.fail(at, "", "%v", err)
 		}
 	}

@@ -13,13 +13,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commands = append(commands,
-		&cli.Command{
-			Name:      "plan",
-			Usage:     "show the TLSA changes 'publish' would make, changing nothing",
-			ArgsUsage: "[LINEAGE...]",
-			Description: `For every TLSA owner of the lineages (all when none is named), plan reads
+// planCommand is "danectl plan".
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "show the TLSA changes 'publish' would make, changing nothing",
+		ArgsUsage: "[LINEAGE...]",
+		Description: `For every TLSA owner of the lineages (all when none is named), plan reads
 the records the provider serves and prints the difference from the desired
 RRset: "+" a record to add, "-" an owned record no chain needs any more, "="
 a record that stays (including records danehook does not own).
@@ -27,28 +27,36 @@ a record that stays (including records danehook does not own).
 Exit codes: 0 nothing to change, 1 changes pending, 2 bad input,
 3 TSIG/authentication failure, 4 refused, 5 not authoritative, 6 server failure,
 9 another danehook run holds the lock.`,
-			Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
-			Action: planAction(false),
-		},
-		&cli.Command{
-			Name:      "publish",
-			Usage:     "add the missing TLSA records and remove owned records no chain needs",
-			ArgsUsage: "[LINEAGE...]",
-			Description: `publish applies the plan (see 'danectl plan'): one RFC 2136 UPDATE per zone,
+		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
+		Action: planAction(false),
+	}
+}
+
+// publishCommand is "danectl publish".
+func publishCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "publish",
+		Usage:     "add the missing TLSA records and remove owned records no chain needs",
+		ArgsUsage: "[LINEAGE...]",
+		Description: `publish applies the plan (see 'danectl plan'): one RFC 2136 UPDATE per zone,
 or the provider API's calls. It is idempotent: a second run sends nothing.
 Removals wait while a lineage has an installed chain that Postfix has not yet
 been reloaded and verified on.
 
 Exit codes: 0 ok, 2 bad input, 3 TSIG/authentication failure, 4 refused,
 5 not authoritative, 6 server failure.`,
-			Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
-			Action: planAction(true),
-		},
-		&cli.Command{
-			Name:      "status",
-			Usage:     "show, per owner and authoritative server, what is served and whether it is aged",
-			ArgsUsage: "[LINEAGE...]",
-			Description: `status asks every authoritative server of each owner (the NS RRset plus
+		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
+		Action: planAction(true),
+	}
+}
+
+// statusCommand is "danectl status".
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show, per owner and authoritative server, what is served and whether it is aged",
+		ArgsUsage: "[LINEAGE...]",
+		Description: `status asks every authoritative server of each owner (the NS RRset plus
 hidden secondaries) for its SOA serial and TLSA records, records when each
 server was first seen serving each record, and tells whether the desired
 records are aged (served everywhere for 2 x TTL) or when they will be. It also
@@ -56,10 +64,9 @@ shows pending switches and whether the zone is DNSSEC-signed.
 
 Exit codes: 0 everything aged and nothing pending, 1 something waits or
 fails, 2 bad input.`,
-			Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
-			Action: statusAction,
-		},
-	)
+		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
+		Action: statusAction,
+	}
 }
 
 // planJSON is the --json form of one owner's plan.

@@ -3,27 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/internal/atomicfile"
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/lego"
+	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/urfave/cli/v2"
 )
 
@@ -47,8 +44,9 @@ var certbotPhases = []struct{ dir, binary string }{
 
 var dryRunFlag = &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would change, change nothing"}
 
-func init() {
-	commands = append(commands, &cli.Command{
+// initCommand is "danectl init".
+func initCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "init",
 		Usage: "wire danehook into certbot, lego or Postfix (idempotent)",
 		Description: `init certbot links the hooks into certbot and makes its lineages reuse
@@ -113,7 +111,7 @@ Exit codes: 0 done, 2 bad input.`,
 				Action: initPostfix,
 			},
 		},
-	})
+	}
 }
 
 // loadConfig reads the configuration named by --config (or
@@ -353,29 +351,15 @@ func legoLineages(cfg *config.Config) []legoLineage {
 	return out
 }
 
-// legoKeyType returns lego's --key-type for the private key in file, or ""
-// when the file cannot be read or lego has no such key type.
+// legoKeyType returns lego's --key-type for the private key in file
+// (lego.KeyType), or "" when the file cannot be read or lego has no such key
+// type.
 func legoKeyType(file string) string {
-	b, err := chain.ReadFile(file)
-	if err != nil || len(b.PrivateKeys) != 1 {
+	key, err := chain.ReadKey(file)
+	if err != nil {
 		return ""
 	}
-	switch k := b.PrivateKeys[0].(type) {
-	case *ecdsa.PrivateKey:
-		switch k.Curve.Params().BitSize {
-		case 256:
-			return "EC256"
-		case 384:
-			return "EC384"
-		}
-	case *rsa.PrivateKey:
-		switch n := k.N.BitLen(); n {
-		case 2048, 3072, 4096, 8192:
-			return "RSA" + strconv.Itoa(n)
-		}
-	case ed25519.PrivateKey:
-	}
-	return ""
+	return lego.KeyType(key)
 }
 
 // hookCommand is the hook command line lego runs (it splits on white space
@@ -580,11 +564,11 @@ func initPostfix(c *cli.Context) error {
 	if cur, ok := currentChainFiles(c.Context, cfg.Postfix.ConfigDir); ok {
 		switch {
 		case sameList(cur, value):
-			fmt.Fprintf(w, "# smtpd_tls_chain_files is already %q: nothing to change\n", cur)
-		case cur == "":
+			fmt.Fprintf(w, "# smtpd_tls_chain_files is already %q: nothing to change\n", strings.Join(cur, ", "))
+		case len(cur) == 0:
 			fmt.Fprintf(w, "# smtpd_tls_chain_files is not set now\n")
 		default:
-			fmt.Fprintf(w, "# smtpd_tls_chain_files is now %q\n", cur)
+			fmt.Fprintf(w, "# smtpd_tls_chain_files is now %q\n", strings.Join(cur, ", "))
 		}
 	}
 	for _, n := range notes {
@@ -605,57 +589,28 @@ func postfixC(cfg *config.Config) string {
 	return " -c " + shellWord(cfg.Postfix.ConfigDir)
 }
 
-// chainAlgorithm returns "ECDSA", "RSA" or "Ed25519" for the private key in
-// a served chain file, or "" when it cannot be read.
+// chainAlgorithm returns "ECDSA", "RSA" or "ED25519" (chain.KeyAlgorithm in
+// upper case) for the private key in a served chain file, or "" when it
+// cannot be read.
 func chainAlgorithm(file string) string {
 	b, err := chain.ReadFile(file)
 	if err != nil || len(b.PrivateKeys) != 1 {
 		return ""
 	}
-	switch b.PrivateKeys[0].(type) {
-	case *ecdsa.PrivateKey:
-		return "ECDSA"
-	case *rsa.PrivateKey:
-		return "RSA"
-	case ed25519.PrivateKey:
-		return "Ed25519"
-	}
-	return ""
+	return strings.ToUpper(chain.KeyAlgorithm(b.PrivateKeys[0]))
 }
 
-// currentChainFiles asks postconf for smtpd_tls_chain_files; ok is false
-// when postconf is not installed or fails.
-func currentChainFiles(ctx context.Context, configDir string) (string, bool) {
-	bin, err := exec.LookPath("postconf")
-	if err != nil {
-		return "", false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	args := []string{"-h", "smtpd_tls_chain_files"}
-	if configDir != "" {
-		args = append([]string{"-c", configDir}, args...)
-	}
-	out, err := exec.CommandContext(ctx, bin, args...).Output()
-	if err != nil {
-		return "", false
-	}
-	return strings.TrimSpace(string(out)), true
+// currentChainFiles asks Postfix for smtpd_tls_chain_files
+// (postfix.Instance.ChainFiles: postconf -x, $parameters expanded); ok is
+// false when postconf is not installed or fails.
+func currentChainFiles(ctx context.Context, configDir string) ([]string, bool) {
+	files, err := (&postfix.Instance{ConfigDir: configDir}).ChainFiles(ctx)
+	return files, err == nil
 }
 
-// sameList compares two Postfix lists (comma or white space separated).
-func sameList(a, b string) bool {
-	split := func(s string) []string {
-		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
-	}
-	x, y := split(a), split(b)
-	if len(x) != len(y) {
-		return false
-	}
-	for i := range x {
-		if x[i] != y[i] {
-			return false
-		}
-	}
-	return true
+// sameList compares a Postfix list, as split by postfix.Instance, with the
+// comma-separated value danehook prints.
+func sameList(cur []string, value string) bool {
+	want := strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' })
+	return slices.Equal(cur, want)
 }

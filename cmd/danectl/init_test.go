@@ -365,6 +365,9 @@ func TestInitPostfixCurrent(t *testing.T) {
 		{"", "# smtpd_tls_chain_files is not set now\n"},
 		{"smtpd_tls_chain_files = /etc/ssl/old.pem\n", "# smtpd_tls_chain_files is now \"/etc/ssl/old.pem\"\n"},
 		{"smtpd_tls_chain_files = " + chain + ", " + other + "\n", "is already"},
+		// postconf -x expands $parameters, as Postfix does when it reads
+		// the files: the same files, written with a parameter.
+		{"chaindir = " + filepath.Dir(chain) + "\nsmtpd_tls_chain_files = $chaindir/mail.pem, ${chaindir}/other.pem\n", "is already"},
 	} {
 		writeFile(t, filepath.Join(pfDir, "main.cf"), tt.mainCF, 0o644)
 		code, out, errOut := danectl(t, "init", "postfix", "--config", w.config)

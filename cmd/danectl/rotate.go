@@ -17,8 +17,9 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	commands = append(commands, &cli.Command{
+// rotateCommand is "danectl rotate".
+func rotateCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "rotate",
 		Usage: "staged key rotation that cannot break mail: stage, status, commit, abort",
 		Description: `A rotation replaces a lineage's key without a moment where Postfix serves a
@@ -125,7 +126,7 @@ certbot lineages), followed by the reload step.`,
 				},
 			},
 		},
-	})
+	}
 }
 
 // rotateArgs loads the engine and the one LINEAGE argument.

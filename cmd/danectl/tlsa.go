@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -13,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -37,16 +32,11 @@ const (
 	tlsaFlagRRset    = "rrset"
 )
 
-// tlsaKeyMismatch is the finding of --check for a private key that is not
-// the leaf's: Postfix refuses such a chain.
-const tlsaKeyMismatch = "key-mismatch"
-
 // tlsaDefaultPort is the SMTP port TLSA records are published for unless --port
 // says otherwise (RFC 7672 §2.2).
 const tlsaDefaultPort = 25
 
-func init() { commands = append(commands, tlsaCommand()) }
-
+// tlsaCommand is "danectl tlsa".
 func tlsaCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "tlsa",
@@ -272,23 +262,21 @@ func printTLSA(c *cli.Context, o tlsaOptions) error {
 		tlsaSource
 	}
 	jsonOut := []tlsaJSONRecord{}
+	owners, err := tlsa.Owners(o.hosts, o.ports)
+	if err != nil {
+		return tlsaUsageErr("%w", err)
+	}
 	var text bytes.Buffer
 	for _, fr := range all {
 		fmt.Fprintf(&text, "; %s\n", fr.file)
-		for _, host := range o.hosts {
-			for _, port := range o.ports {
-				owner, err := tlsa.Owner(port, host)
-				if err != nil {
-					return tlsaUsageErr("%w", err)
-				}
-				for _, cr := range fr.recs {
-					rr := tlsa.RR{Owner: owner, TTL: o.ttl, Record: cr.rec}
-					rrs = append(rrs, rr)
-					fmt.Fprintln(&text, rr)
-					jsonOut = append(jsonOut, tlsaJSONRecord{Owner: owner, TTL: o.ttl, Usage: cr.rec.Usage,
-						Selector: cr.rec.Selector, MatchingType: cr.rec.MatchingType,
-						Data: hex.EncodeToString(cr.rec.Data), tlsaSource: cr.src})
-				}
+		for _, owner := range owners {
+			for _, cr := range fr.recs {
+				rr := tlsa.RR{Owner: owner, TTL: o.ttl, Record: cr.rec}
+				rrs = append(rrs, rr)
+				fmt.Fprintln(&text, rr)
+				jsonOut = append(jsonOut, tlsaJSONRecord{Owner: owner, TTL: o.ttl, Usage: cr.rec.Usage,
+					Selector: cr.rec.Selector, MatchingType: cr.rec.MatchingType,
+					Data: hex.EncodeToString(cr.rec.Data), tlsaSource: cr.src})
 			}
 		}
 	}
@@ -340,10 +328,10 @@ func tlsaEERecords(file string, b *chain.Bundle, o tlsaOptions) ([]tlsaComputed,
 			return nil, fail(exitUsage, fmt.Errorf("tlsa: %q: private key %d: %w", file, i+1, err), "")
 		}
 		if len(b.Certificates) > 0 {
-			leaf := tlsaCertForSPKI(b.Certificates, spki)
+			leaf := tlsa.CertForKey(b.Certificates, k)
 			if leaf == nil {
 				return nil, fail(exitUsage,
-					fmt.Errorf("tlsa: %q: the %s matches none of the %d certificates in the file", file, tlsaKeyDesc(k), len(b.Certificates)),
+					fmt.Errorf("tlsa: %q: the %s matches none of the %d certificates in the file", file, tlsa.DescribeKey(k), len(b.Certificates)),
 					"put the private key together with its own certificate, or give the key file alone")
 			}
 			r, err := tlsa.FromCertificate(leaf, o.usage, o.selector, o.mtype)
@@ -354,13 +342,13 @@ func tlsaEERecords(file string, b *chain.Bundle, o tlsaOptions) ([]tlsaComputed,
 			continue
 		}
 		if o.selector != tlsa.SelectorSPKI {
-			return nil, keyOnly(tlsaKeyDesc(k))
+			return nil, keyOnly(tlsa.DescribeKey(k))
 		}
 		r, err := tlsa.FromSPKI(spki, o.usage, o.mtype)
 		if err != nil {
 			return nil, fail(exitUsage, fmt.Errorf("tlsa: %q: %w", file, err), "")
 		}
-		add(r, tlsaSource{File: file, From: "private key", Subject: tlsaKeyDesc(k)})
+		add(r, tlsaSource{File: file, From: "private key", Subject: tlsa.DescribeKey(k)})
 	}
 	if len(b.PrivateKeys) == 0 && len(b.Certificates) > 0 {
 		leaf, _, err := chain.Order(b.Certificates)
@@ -382,7 +370,7 @@ func tlsaEERecords(file string, b *chain.Bundle, o tlsaOptions) ([]tlsaComputed,
 		if err != nil {
 			return nil, fail(exitUsage, fmt.Errorf("tlsa: %q: %w", file, err), "")
 		}
-		add(r, tlsaSource{File: file, From: "public key", Subject: tlsaKeyDesc(pub)})
+		add(r, tlsaSource{File: file, From: "public key", Subject: tlsa.DescribeKey(pub)})
 	}
 	for _, csr := range b.CSRs {
 		if o.selector != tlsa.SelectorSPKI {
@@ -412,10 +400,9 @@ func tlsaTARecords(file string, b *chain.Bundle, o tlsaOptions, roots **chain.Ro
 			"give one certificate chain per file (leaf and its issuers)")
 	}
 	if len(b.PrivateKeys) > 0 {
-		spki, err := tlsa.MarshalSPKI(b.PrivateKeys[0])
-		if err == nil && tlsaCertForSPKI([]*x509.Certificate{leaf}, spki) == nil {
+		if _, err := tlsa.MarshalSPKI(b.PrivateKeys[0]); err == nil && !tlsa.KeyMatches(leaf, b.PrivateKeys[0]) {
 			return nil, fail(exitUsage,
-				fmt.Errorf("tlsa: %q: the %s does not match the leaf %q", file, tlsaKeyDesc(b.PrivateKeys[0]), leaf.Subject.String()),
+				fmt.Errorf("tlsa: %q: the %s does not match the leaf %q", file, tlsa.DescribeKey(b.PrivateKeys[0]), leaf.Subject.String()),
 				"put the private key together with its own certificate chain")
 		}
 	}
@@ -473,183 +460,36 @@ func tlsaTARecords(file string, b *chain.Bundle, o tlsaOptions, roots **chain.Ro
 	return out, nil
 }
 
-// tlsaCertForSPKI returns the first certificate whose DER SubjectPublicKeyInfo is
-// spki, or whose public key equals the one spki encodes.
-func tlsaCertForSPKI(certs []*x509.Certificate, spki []byte) *x509.Certificate {
-	for _, c := range certs {
-		if bytes.Equal(c.RawSubjectPublicKeyInfo, spki) {
-			return c
-		}
-	}
-	pub, err := x509.ParsePKIXPublicKey(spki)
-	if err != nil {
-		return nil
-	}
-	for _, c := range certs {
-		if k, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && k.Equal(pub) {
-			return c
-		}
-	}
-	return nil
-}
-
-// tlsaKeyDesc describes a public or private key: "ECDSA P-256 private key".
-func tlsaKeyDesc(k any) string {
-	kind := "public key"
-	if _, ok := k.(crypto.Signer); ok {
-		kind = "private key"
-	}
-	switch k := k.(type) {
-	case *rsa.PrivateKey:
-		return fmt.Sprintf("RSA %d-bit %s", k.N.BitLen(), kind)
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA %d-bit %s", k.N.BitLen(), kind)
-	case *ecdsa.PrivateKey:
-		return fmt.Sprintf("ECDSA %s %s", k.Curve.Params().Name, kind)
-	case *ecdsa.PublicKey:
-		return fmt.Sprintf("ECDSA %s %s", k.Curve.Params().Name, kind)
-	case ed25519.PrivateKey, ed25519.PublicKey:
-		return "Ed25519 " + kind
-	}
-	return fmt.Sprintf("%T %s", k, kind)
-}
-
 // checkTLSA matches the records of --rrset against the chain in the files
-// and lints them.
+// and lints them (tlsa.Check), prints the report and maps it to an exit code.
 func checkTLSA(c *cli.Context, o tlsaOptions) error {
 	rrs, err := tlsaReadRRset(c, o.rrset)
 	if err != nil {
 		return err
 	}
 	// The files together are the chain the server sends, in order.
-	type link struct {
-		cert *x509.Certificate
-		file string
-	}
-	var links []link
-	type fileKey struct {
-		key  crypto.Signer
-		file string
-	}
-	var keys []fileKey
+	var in tlsa.CheckInput
 	for _, f := range o.files {
 		b, err := tlsaReadBundle(f)
 		if err != nil {
 			return err
 		}
 		for _, cert := range b.Certificates {
-			links = append(links, link{cert, f})
+			in.Chain = append(in.Chain, tlsa.ChainCert{Cert: cert, File: f})
 		}
 		for _, k := range b.PrivateKeys {
-			keys = append(keys, fileKey{k, f})
+			in.Keys = append(in.Keys, tlsa.FileKey{Key: k, File: f})
 		}
 	}
-	if len(links) == 0 {
+	if len(in.Chain) == 0 {
 		return fail(exitUsage, fmt.Errorf("tlsa: no certificate in %s: --check needs the chain the server sends", tlsaQuoteFiles(o.files)),
 			"give the served chain file, or fullchain.pem (leaf first)")
 	}
-	served := make([]*x509.Certificate, len(links))
-	for i, l := range links {
-		served[i] = l.cert
+	if in.Owners, err = tlsa.Owners(o.hosts, o.ports); err != nil {
+		return tlsaUsageErr("%w", err)
 	}
-
-	// Which owners to check: --host × --port, else every owner in the RRset.
-	var owners []string
-	for _, h := range o.hosts {
-		for _, p := range o.ports {
-			owner, err := tlsa.Owner(p, h)
-			if err != nil {
-				return tlsaUsageErr("%w", err)
-			}
-			owners = tlsaAppendUnique(owners, owner)
-		}
-	}
-	var checked []tlsa.RR
-	skipped := 0
-	if len(owners) > 0 {
-		for _, rr := range rrs {
-			switch {
-			case rr.Owner == "":
-				for _, ow := range owners {
-					x := rr
-					x.Owner = ow
-					checked = append(checked, x)
-				}
-			case slices.Contains(owners, rr.Owner):
-				checked = append(checked, rr)
-			default:
-				skipped++
-			}
-		}
-	} else {
-		checked = rrs
-		for _, rr := range rrs {
-			owners = tlsaAppendUnique(owners, rr.Owner)
-		}
-	}
-
-	rep := tlsaCheckReport{OK: true, Skipped: skipped}
-	for i, l := range links {
-		rep.Chain = append(rep.Chain, tlsaChainEntry{Depth: i, Subject: l.cert.Subject.String(), File: l.file})
-	}
-	if len(keys) > 0 {
-		found := false
-		for _, k := range keys {
-			if spki, err := tlsa.MarshalSPKI(k.key); err == nil && tlsaCertForSPKI(served[:1], spki) != nil {
-				found = true
-			}
-		}
-		if !found {
-			rep.OK = false
-			rep.Findings = append(rep.Findings, tlsaJSONFinding{ID: tlsaKeyMismatch, Severity: tlsa.Error,
-				Message: fmt.Sprintf("the %s in %q is not the key of the leaf %q (the first certificate): Postfix refuses such a chain",
-					tlsaKeyDesc(keys[0].key), keys[0].file, served[0].Subject.String())})
-		}
-	}
-	for _, ow := range owners {
-		var recs []tlsa.Record
-		for _, rr := range checked {
-			if rr.Owner == ow {
-				recs = append(recs, rr.Record)
-			}
-		}
-		res := tlsa.Match(served, recs)
-		oc := tlsaOwnerCheck{Owner: ow, OK: res.OK(), Records: []tlsaRecordCheck{}}
-		for i, r := range recs {
-			rc := tlsaRecordCheck{Record: r.String(), Matches: []tlsaAssoc{}, Rejected: []tlsaAssoc{}}
-			for _, m := range res.Matches {
-				if m.Index == i {
-					rc.Matches = append(rc.Matches, tlsaAssoc{Depth: m.Depth, Subject: m.Certificate.Subject.String()})
-				}
-			}
-			for _, m := range res.Rejected {
-				if m.Index == i {
-					rc.Rejected = append(rc.Rejected, tlsaAssoc{Depth: m.Depth, Subject: m.Certificate.Subject.String(), Reason: m.Reason})
-				}
-			}
-			oc.Records = append(oc.Records, rc)
-		}
-		if !res.OK() {
-			rep.OK = false
-			rep.mismatched = true
-		}
-		if len(recs) == 0 {
-			rep.Findings = append(rep.Findings, tlsaJSONFinding{ID: tlsa.LintNoMatch, Severity: tlsa.Error, Owner: ow,
-				Message: "no TLSA record at this owner in --rrset: DANE senders treat the server as not using DANE, or defer mail if the owner should have records; publish 3 1 1 for the current key"})
-		}
-		rep.Owners = append(rep.Owners, oc)
-	}
-	for _, f := range tlsa.Lint(tlsa.LintInput{RRset: checked, Chain: served}) {
-		jf := tlsaJSONFinding{ID: f.ID, Severity: f.Severity, Owner: f.Owner, Message: f.Message}
-		if f.Record != nil {
-			jf.Record = f.Record.String()
-		}
-		if f.Severity == tlsa.Error {
-			rep.OK = false
-		}
-		rep.Findings = append(rep.Findings, jf)
-	}
-
+	in.RRset = rrs
+	rep := tlsa.Check(in)
 	out := c.App.Writer
 	if o.json {
 		enc := json.NewEncoder(out)
@@ -657,15 +497,15 @@ func checkTLSA(c *cli.Context, o tlsaOptions) error {
 		if err := enc.Encode(rep); err != nil {
 			return fmt.Errorf("tlsa: write JSON: %w", err)
 		}
-	} else {
-		rep.writeText(out)
+	} else if err := rep.WriteText(out); err != nil {
+		return fmt.Errorf("tlsa: write report: %w", err)
 	}
 	if !rep.OK {
 		hint := "fix the error findings above"
-		if rep.mismatched {
+		if rep.Mismatched {
 			hint = "publish a record that matches the served chain (danectl tlsa FILE) and wait 2 TTLs before serving it"
 		}
-		return fail(exitMismatch, errors.New("tlsa: check failed: "+rep.summary()), hint)
+		return fail(exitMismatch, errors.New("tlsa: check failed: "+rep.Summary()), hint)
 	}
 	return nil
 }
@@ -697,125 +537,6 @@ func tlsaReadRRset(c *cli.Context, name string) ([]tlsa.RR, error) {
 			"fetch the records with: dig +noall +answer TLSA _25._tcp.HOST")
 	}
 	return rrs, nil
-}
-
-// tlsaCheckReport is the result of --check, printed as text or JSON.
-type tlsaCheckReport struct {
-	OK       bool              `json:"ok"`
-	Chain    []tlsaChainEntry  `json:"chain"`
-	Owners   []tlsaOwnerCheck  `json:"owners"`
-	Findings []tlsaJSONFinding `json:"findings"`
-	Skipped  int               `json:"skipped_records"` // records at owners not checked
-
-	mismatched bool // some owner has no matching record
-}
-
-// tlsaChainEntry is one certificate of the served chain.
-type tlsaChainEntry struct {
-	Depth   int    `json:"depth"`
-	Subject string `json:"subject"`
-	File    string `json:"file"`
-}
-
-// tlsaOwnerCheck is the match result at one owner.
-type tlsaOwnerCheck struct {
-	Owner   string            `json:"owner"`
-	OK      bool              `json:"ok"`
-	Records []tlsaRecordCheck `json:"records"`
-}
-
-// tlsaRecordCheck says what one record matched.
-type tlsaRecordCheck struct {
-	Record   string      `json:"record"`
-	Matches  []tlsaAssoc `json:"matches"`
-	Rejected []tlsaAssoc `json:"rejected"`
-}
-
-// tlsaAssoc is a certificate of the chain a record names.
-type tlsaAssoc struct {
-	Depth   int    `json:"depth"`
-	Subject string `json:"subject"`
-	Reason  string `json:"reason,omitempty"` // why the match does not count
-}
-
-// tlsaJSONFinding is a lint finding.
-type tlsaJSONFinding struct {
-	ID       string        `json:"id"`
-	Severity tlsa.Severity `json:"severity"`
-	Owner    string        `json:"owner,omitempty"`
-	Record   string        `json:"record,omitempty"`
-	Message  string        `json:"message"`
-}
-
-// writeText prints the report for a person.
-func (r tlsaCheckReport) writeText(w io.Writer) {
-	fmt.Fprintln(w, "; chain sent:")
-	for _, e := range r.Chain {
-		fmt.Fprintf(w, ";   depth %d: %s (%s)\n", e.Depth, e.Subject, e.File)
-	}
-	for _, oc := range r.Owners {
-		status := "match"
-		if !oc.OK {
-			status = "MISMATCH"
-		}
-		owner := oc.Owner
-		if owner == "" {
-			owner = "(records without owner)"
-		}
-		fmt.Fprintf(w, "%s: %s (%s)\n", owner, status, tlsaPlural(len(oc.Records), "record"))
-		for _, rc := range oc.Records {
-			for _, m := range rc.Matches {
-				fmt.Fprintf(w, "  %s: matches depth %d (%s)\n", rc.Record, m.Depth, m.Subject)
-			}
-			for _, m := range rc.Rejected {
-				fmt.Fprintf(w, "  %s: equals depth %d (%s) but does not count: %s\n", rc.Record, m.Depth, m.Subject, m.Reason)
-			}
-			if len(rc.Matches) == 0 && len(rc.Rejected) == 0 {
-				fmt.Fprintf(w, "  %s: matches nothing in the chain\n", rc.Record)
-			}
-		}
-	}
-	if r.Skipped > 0 {
-		fmt.Fprintf(w, "; %s at other owners not checked\n", tlsaPlural(r.Skipped, "record"))
-	}
-	for _, f := range r.Findings {
-		where := f.Owner
-		if f.Record != "" {
-			where += " " + f.Record
-		}
-		fmt.Fprintf(w, "%s %s %s: %s\n", f.Severity, f.ID, strings.TrimSpace(where), f.Message)
-	}
-	if r.OK {
-		fmt.Fprintf(w, "ok: %s\n", r.summary())
-	} else {
-		fmt.Fprintf(w, "FAIL: %s\n", r.summary())
-	}
-}
-
-// summary counts owners, mismatches, errors and warnings.
-func (r tlsaCheckReport) summary() string {
-	mismatch, errs, warns := 0, 0, 0
-	for _, oc := range r.Owners {
-		if !oc.OK {
-			mismatch++
-		}
-	}
-	for _, f := range r.Findings {
-		if f.Severity == tlsa.Error {
-			errs++
-		} else {
-			warns++
-		}
-	}
-	return fmt.Sprintf("%s, %d mismatched, %s, %s", tlsaPlural(len(r.Owners), "owner"), mismatch, tlsaPlural(errs, "error"), tlsaPlural(warns, "warning"))
-}
-
-// tlsaPlural returns "1 record" or "2 records".
-func tlsaPlural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func tlsaQuoteFiles(files []string) string {

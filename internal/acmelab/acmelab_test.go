@@ -3,10 +3,8 @@ package acmelab
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 const domain = "mail.example.test"
@@ -479,8 +479,7 @@ func checkLineage(t *testing.T, lab *Lab, keyFile, certFile string) string {
 	if life, want := leaf.NotAfter.Sub(leaf.NotBefore), lab.opts.Validity; life < want-time.Minute || life > want+time.Minute {
 		t.Errorf("%s lifetime %v, want about %v", certFile, life, want)
 	}
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
+	return tlsa.SPKIDigestHex(leaf)
 }
 
 // checkIssuer checks that file holds Pebble's intermediate.

@@ -92,3 +92,28 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Symlink makes link a symbolic link to target, atomically: the new link is
+// made under a temporary name in link's directory and renamed over link, and
+// the directory is fsynced. A reader of link sees the old target or the new
+// one, never no link. An existing link (or file) at link is replaced. On
+// error the temporary link is removed and link is left as it was.
+func Symlink(target, link string) error {
+	dir, name := filepath.Split(link)
+	if dir == "" {
+		dir = "."
+	}
+	tmp := filepath.Join(dir, "."+name+".tmp-link")
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %q: %w", link, err)
+	}
+	if err := renameFile(tmp, link); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("link %q: rename into place: %w", link, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("link %q: fsync directory %q: %w", link, dir, err)
+	}
+	return nil
+}

@@ -251,3 +251,32 @@ func snapshot(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+func TestSymlink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "privkey.pem")
+	for _, target := range []string{"../archive/privkey1.pem", "../archive/privkey2.pem"} {
+		if err := Symlink(target, link); err != nil {
+			t.Fatalf("Symlink(%q): %v", target, err)
+		}
+		if got, err := os.Readlink(link); err != nil || got != target {
+			t.Errorf("link points to %q, %v; want %q", got, err, target)
+		}
+	}
+	if names := listDir(t, dir); !slices.Equal(names, []string{"privkey.pem"}) {
+		t.Errorf("directory %v, want only the link", names)
+	}
+
+	old := renameFile
+	t.Cleanup(func() { renameFile = old })
+	renameFile = func(string, string) error { return errors.New("injected failure") }
+	if err := Symlink("../archive/privkey3.pem", link); err == nil || !strings.Contains(err.Error(), "rename into place") {
+		t.Fatalf("Symlink with a failing rename: %v, want the rename error", err)
+	}
+	if got, _ := os.Readlink(link); got != "../archive/privkey2.pem" {
+		t.Errorf("after a failed Symlink the link points to %q, want the previous target", got)
+	}
+	if names := listDir(t, dir); !slices.Equal(names, []string{"privkey.pem"}) {
+		t.Errorf("directory %v after a failure, want only the link", names)
+	}
+}

@@ -1,8 +1,15 @@
-// Package certbot reads and repairs certbot's per-lineage renewal
-// configuration (<config-dir>/renewal/<lineage>.conf), a configobj INI file
-// whose [renewalparams] section holds the options certbot reuses on every
-// renewal (certbot/_internal/storage.py, renewal.py). danehook needs
+// Package certbot holds what danehook knows of certbot's files: the layout
+// of a lineage (<config-dir>/live/<name>/ links into archive/<name>/, the
+// renewal configuration <config-dir>/renewal/<name>.conf), key pinning and
+// the key hand-over of a rotation (SwapKey).
+//
+// The renewal configuration is a configobj INI file whose [renewalparams]
+// section holds the options certbot reuses on every renewal
+// (certbot/_internal/storage.py, renewal.py). danehook needs
 // reuse_key = True there so that renewals keep the key its TLSA records pin.
+//
+// It may import pkg/chain (PEM reading), pkg/tlsa (the key digest) and
+// internal/atomicfile, nothing else of danehook.
 package certbot
 
 import (

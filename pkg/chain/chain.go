@@ -8,7 +8,8 @@
 // The package checks that the key and the leaf belong together, orders
 // certificates by signature whatever the order of the files, finds the
 // trust anchor in the chain or in a trust store, and writes files
-// atomically with mode 0600. It imports no other danehook package.
+// atomically with mode 0600. It imports only tlsa (the key digest) and
+// internal/atomicfile from danehook.
 package chain
 
 import (
@@ -17,7 +18,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // Algorithm names returned by (*Chain).Algorithm: one served file per key
@@ -46,15 +48,21 @@ var (
 
 // KeyMismatchError reports a private key that does not belong to the leaf
 // certificate; Postfix would refuse such a chain ("key ... does not match
-// the certificate"). errors.Is(err, ErrKeyMismatch) holds. The SPKI digests
-// are SHA-256 over the DER SubjectPublicKeyInfo, i.e. the data of a
-// "3 1 1" TLSA record (RFC 6698 §2.1), so they can be compared with DNS.
+// the certificate"). errors.Is(err, ErrKeyMismatch) holds. The digests are
+// tlsa.KeyDigest and tlsa.SPKIDigest: SHA-256 over the DER
+// SubjectPublicKeyInfo, i.e. the data of a "3 1 1" TLSA record
+// (RFC 6698 §2.1), so they can be compared with DNS.
 type KeyMismatchError struct {
-	KeyFile  string   // file the private key came from; "" when unknown
-	CertFile string   // file the leaf certificate came from; "" when unknown
-	Subject  string   // the leaf's subject, e.g. "CN=mail.example.com"
-	KeySPKI  [32]byte // SHA-256 of the key's SubjectPublicKeyInfo
-	CertSPKI [32]byte // SHA-256 of the leaf's SubjectPublicKeyInfo
+	KeyFile    string   // file the private key came from; "" when unknown
+	CertFile   string   // file the leaf certificate came from; "" when unknown
+	Subject    string   // the leaf's subject, e.g. "CN=mail.example.com"
+	KeyDigest  [32]byte // SHA-256 of the key's SubjectPublicKeyInfo
+	CertDigest [32]byte // SHA-256 of the leaf's SubjectPublicKeyInfo
+
+	// KeySPKI is the former name of KeyDigest and holds the same value; it
+	// stays only until pkg/deploy reads KeyDigest (not marked "Deprecated:"
+	// so that staticcheck passes meanwhile).
+	KeySPKI [32]byte
 }
 
 func (e *KeyMismatchError) Error() string {
@@ -65,18 +73,17 @@ func (e *KeyMismatchError) Error() string {
 	if e.CertFile != "" {
 		cert += fmt.Sprintf(" in %q", e.CertFile)
 	}
-	return fmt.Sprintf("%s (SPKI sha256 %x) does not match %s (SPKI sha256 %x)", key, e.KeySPKI, cert, e.CertSPKI)
+	return fmt.Sprintf("%s (SPKI sha256 %x) does not match %s (SPKI sha256 %x)", key, e.KeyDigest, cert, e.CertDigest)
 }
 
 // Unwrap returns ErrKeyMismatch.
 func (e *KeyMismatchError) Unwrap() error { return ErrKeyMismatch }
 
 func newKeyMismatch(key crypto.Signer, keyFile string, leaf *x509.Certificate, certFile string) *KeyMismatchError {
-	e := &KeyMismatchError{KeyFile: keyFile, CertFile: certFile, Subject: leaf.Subject.String(),
-		CertSPKI: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
-	if der, err := x509.MarshalPKIXPublicKey(key.Public()); err == nil {
-		e.KeySPKI = sha256.Sum256(der)
-	}
+	e := &KeyMismatchError{KeyFile: keyFile, CertFile: certFile, Subject: leaf.Subject.String()}
+	e.CertDigest, _ = tlsa.SPKIDigest(leaf)
+	e.KeyDigest, _ = tlsa.KeyDigest(key)
+	e.KeySPKI = e.KeyDigest
 	return e
 }
 
@@ -216,24 +223,32 @@ func (c *Chain) CheckKey() error {
 	if c.Leaf == nil {
 		return fmt.Errorf("chain: %w", ErrNoCertificate)
 	}
-	if matchesKey(c.Leaf, c.Key.Public()) {
+	if tlsa.KeyMatches(c.Leaf, c.Key) {
 		return nil
 	}
 	return newKeyMismatch(c.Key, c.KeyFile, c.Leaf, c.LeafFile)
 }
 
-// Algorithm returns the key algorithm of the chain: AlgorithmRSA,
-// AlgorithmECDSA or AlgorithmEd25519 ("" for anything else). Postfix serves
-// one chain per algorithm, so this names the served file's slot.
+// Algorithm returns the key algorithm of the chain (of its key, else of its
+// leaf): see KeyAlgorithm. Postfix serves one chain per algorithm, so this
+// names the served file's slot.
 func (c *Chain) Algorithm() string {
-	var pub crypto.PublicKey
 	switch {
 	case c.Key != nil:
-		pub = c.Key.Public()
+		return KeyAlgorithm(c.Key)
 	case c.Leaf != nil:
-		pub = c.Leaf.PublicKey
+		return KeyAlgorithm(c.Leaf.PublicKey)
 	}
-	switch pub.(type) {
+	return ""
+}
+
+// KeyAlgorithm returns AlgorithmRSA, AlgorithmECDSA or AlgorithmEd25519 for
+// a public or private key of that kind, "" for anything else.
+func KeyAlgorithm(key crypto.PublicKey) string {
+	if s, ok := key.(crypto.Signer); ok {
+		key = s.Public()
+	}
+	switch key.(type) {
 	case *rsa.PublicKey:
 		return AlgorithmRSA
 	case *ecdsa.PublicKey:

@@ -103,6 +103,15 @@ func TestAlgorithm(t *testing.T) {
 		if got := (&chain.Chain{Leaf: leaf.Cert}).Algorithm(); got != want {
 			t.Errorf("%s without key: got Algorithm() %q, want %q", alg, got, want)
 		}
+		if got := chain.KeyAlgorithm(leaf.Key.Public()); got != want {
+			t.Errorf("%s: got KeyAlgorithm(public key) %q, want %q", alg, got, want)
+		}
+	}
+	if got := chain.KeyAlgorithm(nil); got != "" {
+		t.Errorf("KeyAlgorithm(nil) = %q, want \"\"", got)
+	}
+	if got := (&chain.Chain{}).Algorithm(); got != "" {
+		t.Errorf("empty chain: Algorithm() = %q, want \"\"", got)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // Errors returned by Order and Load; test with errors.Is.
@@ -80,7 +82,7 @@ func buildPath(certs []*x509.Certificate, pub crypto.PublicKey) pathResult {
 		if isParent[i] {
 			continue
 		}
-		if pub != nil && !matchesKey(c, pub) {
+		if pub != nil && !tlsa.KeyMatches(c, pub) {
 			continue
 		}
 		candidates = append(candidates, i)
@@ -173,17 +175,6 @@ func selfSigned(c *x509.Certificate) bool {
 	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
 	var insecure x509.InsecureAlgorithmError
 	return err == nil || errors.As(err, &insecure)
-}
-
-// matchesKey reports whether cert carries pub: the DER SubjectPublicKeyInfo
-// bytes are equal, or, for encodings that differ only in form (an RSA
-// AlgorithmIdentifier with or without NULL parameters), the keys are equal.
-func matchesKey(cert *x509.Certificate, pub crypto.PublicKey) bool {
-	if der, err := x509.MarshalPKIXPublicKey(pub); err == nil && bytes.Equal(der, cert.RawSubjectPublicKeyInfo) {
-		return true
-	}
-	k, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(pub)
 }
 
 // unrelatedError describes each certificate off the leaf's path, with the

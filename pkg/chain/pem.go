@@ -237,3 +237,27 @@ func ReadFile(path string) (*Bundle, error) {
 	}
 	return b, nil
 }
+
+// ReadKey reads the one private key in the PEM file at path (a key file
+// such as certbot's privkey.pem, lego's <name>.key or a staged key). A file
+// with no private key or with several is an error naming the file.
+func ReadKey(path string) (crypto.Signer, error) {
+	b, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.PrivateKeys) != 1 {
+		return nil, fmt.Errorf("key file %q: want one private key, found %d", path, len(b.PrivateKeys))
+	}
+	return b.PrivateKeys[0], nil
+}
+
+// EncodeKey returns key as a PKCS #8 "PRIVATE KEY" PEM block (RFC 5958),
+// the form certbot, lego and Postfix all read.
+func EncodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T private key: %w", key, err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}

@@ -2,6 +2,7 @@ package chain_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/rsa"
@@ -207,5 +208,33 @@ func TestReadFile(t *testing.T) {
 				t.Errorf("got error %q naming the file %d times, want once", err, n)
 			}
 		})
+	}
+}
+
+func TestReadKeyEncodeKey(t *testing.T) {
+	dir := t.TempDir()
+	for _, alg := range []string{"rsa", "p256", "ed25519"} {
+		k := newKey(alg)
+		data, err := chain.EncodeKey(k)
+		if err != nil {
+			t.Fatalf("%s: EncodeKey: %v", alg, err)
+		}
+		if !bytes.HasPrefix(data, []byte("-----BEGIN PRIVATE KEY-----")) {
+			t.Errorf("%s: EncodeKey gives %q…, want a PKCS #8 PRIVATE KEY block", alg, data[:30])
+		}
+		got, err := chain.ReadKey(writeFile(dir, alg+".pem", data))
+		if err != nil {
+			t.Fatalf("%s: ReadKey: %v", alg, err)
+		}
+		if !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
+			t.Errorf("%s: ReadKey returned another key", alg)
+		}
+	}
+	two := writeFile(dir, "two.pem", append(pemKey(newKey("p256"), "pkcs8"), pemKey(newKey("p256"), "sec1")...))
+	none := writeFile(dir, "none.pem", nil)
+	for _, f := range []string{two, none, filepath.Join(dir, "missing.pem")} {
+		if _, err := chain.ReadKey(f); err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("ReadKey(%s) error %v, want one naming the file", filepath.Base(f), err)
+		}
 	}
 }

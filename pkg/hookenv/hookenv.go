@@ -1,12 +1,16 @@
 // Package hookenv recognises which ACME client ran a danehook hook, from the
-// environment variables each client sets, and returns the lineage and the
-// files it just wrote.
+// environment variables each client sets, and returns the renewal it
+// reports: the client, the lineage, its directory and the files it just
+// wrote. It may import the client packages (certbot, lego) for their file
+// names only, and nothing else of danehook.
 //
 // Sources: certbot's deploy hooks get RENEWED_LINEAGE and RENEWED_DOMAINS
 // (certbot/_internal/hooks.py, _run_deploy_hook); lego v4's --run-hook and
-// --renew-hook get LEGO_CERT_DOMAIN, LEGO_CERT_PATH, LEGO_CERT_KEY_PATH and
-// LEGO_ISSUER_CERT_PATH (cmd/hook.go in v4); lego v5's --deploy-hook gets the
-// LEGO_HOOK_* variables (cmd/internal/hook/metadata.go in v5.6.0).
+// --renew-hook get LEGO_CERT_DOMAIN, LEGO_CERT_PATH, LEGO_CERT_KEY_PATH and,
+// when the CA sent an issuer, LEGO_ISSUER_CERT_PATH (cmd/hook.go in v4,
+// addPathToMetadata); lego v5's --deploy-hook gets the LEGO_HOOK_* variables
+// (cmd/internal/hook/metadata.go; v5.0.0 to v5.0.3 leave
+// LEGO_HOOK_CERT_NAME unset, fixed by go-acme/lego#3089 in v5.0.4).
 package hookenv
 
 import (
@@ -15,6 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/danehook/danehook/pkg/certbot"
+	"github.com/danehook/danehook/pkg/lego"
 )
 
 // Client names the ACME client that ran the hook.
@@ -44,94 +51,130 @@ const (
 	LegoV5IssuerPath = "LEGO_HOOK_ISSUER_CERT_PATH"
 )
 
-// Deploy describes one renewed certificate as the client reported it.
-type Deploy struct {
+// Renewal describes one renewed certificate as the client reported it.
+type Renewal struct {
 	Client Client
 	// Lineage is certbot's lineage name (the base name of RENEWED_LINEAGE),
-	// lego v5's certificate name, or lego v4's main domain.
+	// lego v5's certificate name (LEGO_HOOK_CERT_NAME, or the certificate
+	// file's name where lego leaves it unset), or lego v4's main domain.
 	Lineage string
-	// Domains are the certificate's names.
+	// Dir is the lineage's directory: for certbot RENEWED_LINEAGE exactly as
+	// certbot gave it (<config-dir>/live/<name>); for lego the directory of
+	// the certificate file (<path>/certificates).
+	Dir string
+	// Domains are the certificate's names: RENEWED_DOMAINS,
+	// LEGO_HOOK_CERT_DOMAINS, or lego v4's main domain only.
 	Domains []string
 	// KeyFile is the private key; CertFile the leaf (certbot's cert.pem) or
-	// lego's bundle; IssuerFiles the issuer certificates (certbot's chain.pem,
-	// lego's .issuer.crt), possibly empty for lego.
+	// lego's bundle (<name>.crt: leaf and issuers); IssuerFiles the issuer
+	// certificates (certbot's chain.pem, lego's <name>.issuer.crt), empty
+	// for lego when the CA sent none.
 	KeyFile     string
 	CertFile    string
 	IssuerFiles []string
 }
+
+// Deploy is the former name of Renewal, kept only until pkg/deploy uses
+// Renewal (it collides with package deploy); new code uses Renewal. It is not
+// marked "Deprecated:" so that staticcheck (SA1019) passes meanwhile.
+type Deploy = Renewal
 
 // ErrNoClient is returned (wrapped) when none of the known variable sets is
 // present, e.g. when the binary was installed as a pre or post hook.
 var ErrNoClient = errors.New("no ACME client hook variables found")
 
 // FromEnv reads the deploy-hook environment through getenv (os.Getenv in
-// production). It checks that every file a variable names exists, and returns
+// production). lego v5's variables win over lego v4's, which win over
+// certbot's. It checks that every file a variable names exists, and returns
 // an error naming the variable and the file when one does not, or wrapping
 // ErrNoClient (listing the variable sets it knows) when none is present.
-func FromEnv(getenv func(string) string) (*Deploy, error) {
+func FromEnv(getenv func(string) string) (*Renewal, error) {
 	switch {
 	case getenv(LegoV5CertPath) != "" || getenv(LegoV5Name) != "":
-		d := &Deploy{Client: LegoV5, Lineage: getenv(LegoV5Name), Domains: split(getenv(LegoV5Domains), ",")}
-		if err := files(getenv, d, LegoV5KeyPath, LegoV5CertPath, LegoV5IssuerPath); err != nil {
-			return nil, err
-		}
-		if d.Lineage == "" {
-			return nil, fmt.Errorf("lego v5 hook: %s is empty", LegoV5Name)
-		}
-		return d, nil
+		return fromLegoV5(getenv)
 	case getenv(LegoV4CertPath) != "" || getenv(LegoV4Domain) != "":
-		d := &Deploy{Client: LegoV4, Lineage: getenv(LegoV4Domain)}
-		d.Domains = []string{d.Lineage}
-		if err := files(getenv, d, LegoV4KeyPath, LegoV4CertPath, LegoV4IssuerPath); err != nil {
-			return nil, err
-		}
-		if d.Lineage == "" {
-			return nil, fmt.Errorf("lego v4 hook: %s is empty", LegoV4Domain)
-		}
-		return d, nil
+		return fromLegoV4(getenv)
 	case getenv(CertbotLineage) != "":
-		dir := getenv(CertbotLineage)
-		fi, err := os.Stat(dir)
-		if err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("certbot hook: %s=%q is not a directory", CertbotLineage, dir)
-		}
-		d := &Deploy{
-			Client:      Certbot,
-			Lineage:     filepath.Base(filepath.Clean(dir)),
-			Domains:     split(getenv(CertbotDomains), " "),
-			KeyFile:     filepath.Join(dir, "privkey.pem"),
-			CertFile:    filepath.Join(dir, "cert.pem"),
-			IssuerFiles: []string{filepath.Join(dir, "chain.pem")},
-		}
-		for _, f := range append([]string{d.KeyFile, d.CertFile}, d.IssuerFiles...) {
-			if _, err := os.Stat(f); err != nil {
-				return nil, fmt.Errorf("certbot hook: %s=%q: %s is missing: is this a certbot live directory?", CertbotLineage, dir, filepath.Base(f))
-			}
-		}
-		return d, nil
+		return fromCertbot(getenv)
 	}
 	return nil, fmt.Errorf("%w: dane-deploy expects certbot's %s, lego v4's %s/%s, or lego v5's %s/%s; install it as a deploy hook (certbot --deploy-hook, lego v4 --run-hook/--renew-hook, lego v5 --deploy-hook), not as a pre or post hook",
 		ErrNoClient, CertbotLineage, LegoV4CertPath, LegoV4KeyPath, LegoV5CertPath, LegoV5KeyPath)
 }
 
-// files fills the key, certificate and optional issuer paths of d from the
-// named variables, checking that each named file exists.
-func files(getenv func(string) string, d *Deploy, keyVar, certVar, issuerVar string) error {
+// fromLegoV5 reads lego v5's LEGO_HOOK_* variables.
+func fromLegoV5(getenv func(string) string) (*Renewal, error) {
+	r := &Renewal{Client: LegoV5, Lineage: getenv(LegoV5Name), Domains: split(getenv(LegoV5Domains), ",")}
+	if err := legoFiles(getenv, r, LegoV5KeyPath, LegoV5CertPath, LegoV5IssuerPath); err != nil {
+		return nil, err
+	}
+	if r.Lineage == "" {
+		// lego v5.0.0–v5.0.3 set no LEGO_HOOK_CERT_NAME; the certificate
+		// file is certificates/<name>.crt.
+		r.Lineage = lego.CertName(r.CertFile)
+	}
+	if r.Lineage == "" {
+		return nil, fmt.Errorf("lego v5 hook: %s is empty and %s=%q is not a <name>%s file", LegoV5Name, LegoV5CertPath, r.CertFile, lego.ExtCert)
+	}
+	return r, nil
+}
+
+// fromLegoV4 reads lego v4's LEGO_CERT_* variables.
+func fromLegoV4(getenv func(string) string) (*Renewal, error) {
+	r := &Renewal{Client: LegoV4, Lineage: getenv(LegoV4Domain)}
+	if r.Lineage == "" {
+		return nil, fmt.Errorf("lego v4 hook: %s is empty", LegoV4Domain)
+	}
+	r.Domains = []string{r.Lineage}
+	if err := legoFiles(getenv, r, LegoV4KeyPath, LegoV4CertPath, LegoV4IssuerPath); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// fromCertbot reads certbot's RENEWED_LINEAGE and RENEWED_DOMAINS.
+func fromCertbot(getenv func(string) string) (*Renewal, error) {
+	dir := getenv(CertbotLineage)
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("certbot hook: %s=%q is not a directory", CertbotLineage, dir)
+	}
+	r := &Renewal{
+		Client:      Certbot,
+		Lineage:     certbot.LineageName(dir),
+		Dir:         dir,
+		Domains:     split(getenv(CertbotDomains), " "),
+		KeyFile:     filepath.Join(dir, certbot.LiveKey),
+		CertFile:    filepath.Join(dir, certbot.LiveCert),
+		IssuerFiles: []string{filepath.Join(dir, certbot.LiveChain)},
+	}
+	for _, f := range append([]string{r.KeyFile, r.CertFile}, r.IssuerFiles...) {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("certbot hook: %s=%q: %s is missing: is this a certbot live directory?", CertbotLineage, dir, filepath.Base(f))
+		}
+	}
+	return r, nil
+}
+
+// legoFiles fills the key, certificate, optional issuer paths and the
+// directory of r from the named variables, checking that each named file
+// exists.
+func legoFiles(getenv func(string) string, r *Renewal, keyVar, certVar, issuerVar string) error {
 	for _, v := range []string{keyVar, certVar} {
 		p := getenv(v)
 		if p == "" {
-			return fmt.Errorf("%s hook: %s is empty", d.Client, v)
+			return fmt.Errorf("%s hook: %s is empty", r.Client, v)
 		}
 		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("%s hook: %s=%q: file does not exist", d.Client, v, p)
+			return fmt.Errorf("%s hook: %s=%q: file does not exist", r.Client, v, p)
 		}
 	}
-	d.KeyFile, d.CertFile = getenv(keyVar), getenv(certVar)
+	r.KeyFile, r.CertFile = getenv(keyVar), getenv(certVar)
+	r.Dir = filepath.Dir(r.CertFile)
 	if p := getenv(issuerVar); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("%s hook: %s=%q: file does not exist", d.Client, issuerVar, p)
+			return fmt.Errorf("%s hook: %s=%q: file does not exist", r.Client, issuerVar, p)
 		}
-		d.IssuerFiles = []string{p}
+		r.IssuerFiles = []string{p}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -25,33 +26,54 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "live", "mail")
-	touch(t, filepath.Join(live, "privkey.pem"), filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem"))
+	lkey, lcert, lchain := filepath.Join(live, "privkey.pem"), filepath.Join(live, "cert.pem"), filepath.Join(live, "chain.pem")
+	touch(t, lkey, lcert, lchain)
 	lego := filepath.Join(dir, "certificates")
 	key, crt, iss := filepath.Join(lego, "mail.example.test.key"), filepath.Join(lego, "mail.example.test.crt"), filepath.Join(lego, "mail.example.test.issuer.crt")
 	touch(t, key, crt, iss)
+	wild := filepath.Join(lego, "_.example.test.crt")
+	touch(t, wild)
 
 	tests := []struct {
 		name    string
 		vars    map[string]string
-		client  Client
-		lineage string
-		domains string
+		want    *Renewal
 		wantErr string
 	}{
-		{"certbot", map[string]string{CertbotLineage: live, CertbotDomains: "mail.example.test mx.example.test"}, Certbot, "mail", "mail.example.test,mx.example.test", ""},
-		{"certbot trailing slash", map[string]string{CertbotLineage: live + "/"}, Certbot, "mail", "", ""},
-		{"lego v5", map[string]string{LegoV5Name: "mail.example.test", LegoV5Domains: "mail.example.test,mx.example.test", LegoV5CertPath: crt, LegoV5KeyPath: key, LegoV5IssuerPath: iss}, LegoV5, "mail.example.test", "mail.example.test,mx.example.test", ""},
-		{"lego v4", map[string]string{LegoV4Domain: "mail.example.test", LegoV4CertPath: crt, LegoV4KeyPath: key, LegoV4IssuerPath: iss}, LegoV4, "mail.example.test", "mail.example.test", ""},
-		{"lego v4 without issuer", map[string]string{LegoV4Domain: "mail.example.test", LegoV4CertPath: crt, LegoV4KeyPath: key}, LegoV4, "mail.example.test", "mail.example.test", ""},
-		{"none", map[string]string{"PATH": "/bin"}, "", "", "", "RENEWED_LINEAGE"},
-		{"lego v5 missing key file", map[string]string{LegoV5Name: "m", LegoV5CertPath: crt, LegoV5KeyPath: key + ".gone"}, "", "", "", "LEGO_HOOK_CERT_KEY_PATH"},
-		{"lego v4 missing issuer file", map[string]string{LegoV4Domain: "m", LegoV4CertPath: crt, LegoV4KeyPath: key, LegoV4IssuerPath: "/nonexistent"}, "", "", "", "LEGO_ISSUER_CERT_PATH"},
-		{"certbot not a dir", map[string]string{CertbotLineage: filepath.Join(dir, "nope")}, "", "", "", "RENEWED_LINEAGE"},
-		{"certbot missing chain", map[string]string{CertbotLineage: lego}, "", "", "", "privkey.pem is missing"},
+		{"certbot", map[string]string{CertbotLineage: live, CertbotDomains: "mail.example.test mx.example.test"},
+			&Renewal{Client: Certbot, Lineage: "mail", Dir: live, Domains: []string{"mail.example.test", "mx.example.test"},
+				KeyFile: lkey, CertFile: lcert, IssuerFiles: []string{lchain}}, ""},
+		// RENEWED_LINEAGE is kept as certbot gave it.
+		{"certbot trailing slash", map[string]string{CertbotLineage: live + "/"},
+			&Renewal{Client: Certbot, Lineage: "mail", Dir: live + "/", KeyFile: lkey, CertFile: lcert, IssuerFiles: []string{lchain}}, ""},
+		{"lego v5", map[string]string{LegoV5Name: "mail.example.test", LegoV5Domains: "mail.example.test, mx.example.test", LegoV5CertPath: crt, LegoV5KeyPath: key, LegoV5IssuerPath: iss},
+			&Renewal{Client: LegoV5, Lineage: "mail.example.test", Dir: lego, Domains: []string{"mail.example.test", "mx.example.test"},
+				KeyFile: key, CertFile: crt, IssuerFiles: []string{iss}}, ""},
+		{"lego v5 named other than the domain", map[string]string{LegoV5Name: "mail", LegoV5Domains: "mail.example.test", LegoV5CertPath: crt, LegoV5KeyPath: key},
+			&Renewal{Client: LegoV5, Lineage: "mail", Dir: lego, Domains: []string{"mail.example.test"}, KeyFile: key, CertFile: crt}, ""},
+		// lego v5.0.0 to v5.0.3 set no LEGO_HOOK_CERT_NAME.
+		{"lego v5 without name", map[string]string{LegoV5Domains: "*.example.test", LegoV5CertPath: wild, LegoV5KeyPath: key},
+			&Renewal{Client: LegoV5, Lineage: "_.example.test", Dir: lego, Domains: []string{"*.example.test"}, KeyFile: key, CertFile: wild}, ""},
+		{"lego v4", map[string]string{LegoV4Domain: "mail.example.test", LegoV4CertPath: crt, LegoV4KeyPath: key, LegoV4IssuerPath: iss},
+			&Renewal{Client: LegoV4, Lineage: "mail.example.test", Dir: lego, Domains: []string{"mail.example.test"}, KeyFile: key, CertFile: crt, IssuerFiles: []string{iss}}, ""},
+		{"lego v4 without issuer", map[string]string{LegoV4Domain: "mail.example.test", LegoV4CertPath: crt, LegoV4KeyPath: key},
+			&Renewal{Client: LegoV4, Lineage: "mail.example.test", Dir: lego, Domains: []string{"mail.example.test"}, KeyFile: key, CertFile: crt}, ""},
+		{"lego v5 wins over certbot", map[string]string{CertbotLineage: live, LegoV5Name: "m", LegoV5CertPath: crt, LegoV5KeyPath: key},
+			&Renewal{Client: LegoV5, Lineage: "m", Dir: lego, KeyFile: key, CertFile: crt}, ""},
+		{"lego v4 wins over certbot", map[string]string{CertbotLineage: live, LegoV4Domain: "m", LegoV4CertPath: crt, LegoV4KeyPath: key},
+			&Renewal{Client: LegoV4, Lineage: "m", Dir: lego, Domains: []string{"m"}, KeyFile: key, CertFile: crt}, ""},
+		{"none", map[string]string{"PATH": "/bin"}, nil, "RENEWED_LINEAGE"},
+		{"lego v5 missing key file", map[string]string{LegoV5Name: "m", LegoV5CertPath: crt, LegoV5KeyPath: key + ".gone"}, nil, "LEGO_HOOK_CERT_KEY_PATH"},
+		{"lego v5 no name, not a .crt", map[string]string{LegoV5CertPath: iss, LegoV5KeyPath: key}, nil, "LEGO_HOOK_CERT_NAME is empty"},
+		{"lego v4 missing issuer file", map[string]string{LegoV4Domain: "m", LegoV4CertPath: crt, LegoV4KeyPath: key, LegoV4IssuerPath: "/nonexistent"}, nil, "LEGO_ISSUER_CERT_PATH"},
+		{"lego v4 without domain", map[string]string{LegoV4CertPath: crt, LegoV4KeyPath: key}, nil, "LEGO_CERT_DOMAIN is empty"},
+		{"lego v4 without key", map[string]string{LegoV4Domain: "m", LegoV4CertPath: crt}, nil, "LEGO_CERT_KEY_PATH is empty"},
+		{"certbot not a dir", map[string]string{CertbotLineage: filepath.Join(dir, "nope")}, nil, "RENEWED_LINEAGE"},
+		{"certbot missing chain", map[string]string{CertbotLineage: lego}, nil, "privkey.pem is missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := FromEnv(env(tt.vars))
+			got, err := FromEnv(env(tt.vars))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
@@ -61,14 +83,8 @@ func TestFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromEnv: %v", err)
 			}
-			if d.Client != tt.client || d.Lineage != tt.lineage {
-				t.Errorf("got client %q lineage %q, want %q %q", d.Client, d.Lineage, tt.client, tt.lineage)
-			}
-			if got := strings.Join(d.Domains, ","); tt.domains != "" && got != tt.domains {
-				t.Errorf("domains = %q, want %q", got, tt.domains)
-			}
-			if d.KeyFile == "" || d.CertFile == "" {
-				t.Errorf("files not filled: %+v", d)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("FromEnv =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
 	}
@@ -83,5 +99,13 @@ func TestNoClientIsSentinel(t *testing.T) {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error %q does not mention %q", err, v)
 		}
+	}
+}
+
+// TestDeployAlias keeps the deprecated name usable by pkg/deploy.
+func TestDeployAlias(t *testing.T) {
+	var d *Deploy = &Renewal{Client: Certbot}
+	if d.Client != Certbot {
+		t.Fatal("Deploy is not Renewal")
 	}
 }

@@ -2,10 +2,8 @@ package postfix
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -47,19 +45,19 @@ func (v *Verification) OK() bool { return len(v.Matches) > 0 }
 // NoMatchError is the error of Verify when nothing matches; it matches
 // ErrNoMatch.
 type NoMatchError struct {
-	Endpoint string // "host:port" dialed
-	Host     string
-	Leaf     string // the leaf's subject
-	LeafSPKI string // lower-case hex SHA-256 of the leaf's SubjectPublicKeyInfo: the data of its 3 1 1 record
-	Records  []tlsa.Record
-	Rejected []tlsa.Rejection
+	Endpoint   string // "host:port" dialed
+	Host       string
+	Leaf       string // the leaf's subject
+	LeafDigest string // lower-case hex SHA-256 of the leaf's SubjectPublicKeyInfo: the data of its 3 1 1 record
+	Records    []tlsa.Record
+	Rejected   []tlsa.Rejection
 }
 
 // Error names the endpoint, the presented leaf and its SPKI digest, every
 // record tried and why near misses did not count.
 func (e *NoMatchError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "starttls %s (host %q): %v: leaf %q has SPKI sha256 %s", e.Endpoint, e.Host, ErrNoMatch, e.Leaf, e.LeafSPKI)
+	fmt.Fprintf(&b, "starttls %s (host %q): %v: leaf %q has SPKI sha256 %s", e.Endpoint, e.Host, ErrNoMatch, e.Leaf, e.LeafDigest)
 	if len(e.Records) == 0 {
 		b.WriteString("; no records given")
 	} else {
@@ -114,8 +112,7 @@ func Verify(ctx context.Context, addr, host string, rrset []tlsa.Record) (*Verif
 func (v *Verification) noMatch() *NoMatchError {
 	e := &NoMatchError{Endpoint: v.Endpoint, Host: v.Host, Records: v.Records, Rejected: v.Rejected}
 	if len(v.Chain) > 0 {
-		sum := sha256.Sum256(v.Chain[0].RawSubjectPublicKeyInfo)
-		e.LeafSPKI = hex.EncodeToString(sum[:])
+		e.LeafDigest = tlsa.SPKIDigestHex(v.Chain[0])
 		e.Leaf = v.Chain[0].Subject.String()
 	}
 	return e

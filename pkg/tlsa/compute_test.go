@@ -157,8 +157,9 @@ func TestECDSANeverEmptyDigest(t *testing.T) {
 		}
 	}
 	broken := map[string]any{
-		"zero PublicKey":   ecdsa.PublicKey{},
-		"zero *PublicKey":  &ecdsa.PublicKey{},
+		"zero PublicKey":  ecdsa.PublicKey{},
+		"zero *PublicKey": &ecdsa.PublicKey{},
+		//lint:ignore SA1019 a broken key can only be built from raw coordinates
 		"no curve":         &ecdsa.PublicKey{X: big.NewInt(1), Y: big.NewInt(1)},
 		"zero *PrivateKey": &ecdsa.PrivateKey{},
 		"nil *PublicKey":   (*ecdsa.PublicKey)(nil),

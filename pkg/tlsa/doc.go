@@ -1,5 +1,14 @@
 // Package tlsa computes, parses, matches and lints DANE TLSA records
-// (RFC 6698, RFC 7671, RFC 7672). It imports no other danehook package.
+// (RFC 6698, RFC 7671, RFC 7672), holds the key digest every other package
+// compares keys by, and the report behind "danectl tlsa --check". It
+// imports no other danehook package (only the standard library and
+// miekg/dns).
+//
+// # The key digest
+//
+// [SPKIDigest] (of a certificate) and [KeyDigest] (of a public or private
+// key) are the SHA-256 of the DER SubjectPublicKeyInfo: the data of a
+// "3 1 1" record. [KeyMatches] tells whether a certificate carries a key.
 //
 // # Computing records
 //
@@ -28,6 +37,13 @@
 // matches an issuer certificate the server sends, PKIX-TA(0) and PKIX-EE(1)
 // are unusable for SMTP.
 //
+// # Checking an RRset against a chain
+//
+// [Check] matches an RRset against the chain a server sends at each owner
+// ([Owners], [SelectOwners], [CheckOwner]), checks that the private key
+// given with the chain is the leaf's ([CheckKeys]) and lints the records;
+// the [Report] prints as text ([Report.WriteText]) or JSON.
+//
 // # Lints
 //
 // [Lint] reports problems in an RRset, alone or together with the chain the
@@ -51,6 +67,8 @@
 //     trust anchor is not one of the issuer certificates the server sends
 //     (depth 1 or more). Senders only see the chain the server sends, so the
 //     trust anchor certificate must be appended to it (RFC 7671 §5.2.2).
+//   - "key-mismatch" (error, Check only): a private key given with the
+//     chain is not the leaf's key; Postfix refuses to load such a chain.
 //   - "no-match" (error, needs the served chain): no usable record at an
 //     owner matches the served chain, so every DANE sender defers mail to
 //     this server (RFC 7672 §2.2).

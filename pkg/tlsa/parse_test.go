@@ -3,8 +3,12 @@ package tlsa
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 const (
@@ -237,4 +241,107 @@ func TestParseRRsetHexLikeType(t *testing.T) {
 	if got := hex.EncodeToString(rrs[0].Data); got != "caa"+isrgHex[3:] {
 		t.Errorf("record 1 data = %s", got)
 	}
+}
+
+// zoneParse reads in with miekg/dns's zone parser, returning every TLSA
+// record as RR.String() prints it, or the parser's error.
+func zoneParse(in string) ([]string, error) {
+	zp := dns.NewZoneParser(strings.NewReader(in), "", "")
+	var out []string
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		t, isTLSA := rr.(*dns.TLSA)
+		if !isTLSA {
+			continue
+		}
+		r, err := Parse(fmt.Sprintf("%d %d %d %s", t.Usage, t.Selector, t.MatchingType, t.Certificate))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RR{Owner: strings.ToLower(t.Hdr.Name), TTL: t.Hdr.Ttl, Record: r}.String())
+	}
+	return out, zp.Err()
+}
+
+// TestZoneParserAgrees checks that ParseRRset and miekg/dns read the same
+// records from master-file input (see the decision in parse.go).
+func TestZoneParserAgrees(t *testing.T) {
+	other := strings.Repeat("ab", 32)
+	for _, in := range []string{
+		"_25._tcp.mail.example.com. 300 IN TLSA 3 1 1 " + strings.ToUpper(isrgHex[:56]) + " " + isrgHex[56:] + "\n",
+		"_25._tcp.Mail.Example.com. IN TLSA 3 1 1 " + isrgHex + "\n",
+		"_25._tcp.mail.example.com. IN 1h TLSA 2 1 1 " + isrgHex + "\n",
+		"_25._tcp.mail.example.com. 1d2h3m4s IN TLSA 3 1 1 " + isrgHex + "\n",
+		"_25._tcp.mail.example.com. 300 IN TLSA 3 1 1 (\n\t\t" + isrgHex[:44] + "\n\t\t" + isrgHex[44:] + " ) ; comment\n",
+		"_25._tcp.mail.example.com. 300 IN TLSA 3 1 1 " + isrgHex + "\n\t300 IN TLSA 3 1 1 " + other + "\n",
+		"$ORIGIN example.com.\n$TTL 600\n_25._tcp.mail IN TLSA 3 1 1 " + isrgHex + "\n",
+		"mail.example.com. 300 IN A 192.0.2.1\n_25._tcp.mail.example.com. 300 IN TLSA 3 1 1 " + isrgHex + "\n",
+	} {
+		rrs, err := ParseRRset(strings.NewReader(in))
+		if err != nil {
+			t.Fatalf("ParseRRset(%q): %v", in, err)
+		}
+		var got []string
+		for _, rr := range rrs {
+			got = append(got, rr.String())
+		}
+		want, err := zoneParse(in)
+		if err != nil {
+			t.Fatalf("dns.NewZoneParser(%q): %v", in, err)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("input %q:\nParseRRset\n%s\nmiekg/dns\n%s", in, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}
+
+// TestZoneParserGaps shows each reason of the decision in parse.go; a
+// subtest that fails means miekg/dns closed that gap.
+func TestZoneParserGaps(t *testing.T) {
+	t.Run("bare", func(t *testing.T) {
+		in := "3 1 1 " + isrgHex + "\n"
+		if _, err := ParseRRset(strings.NewReader(in)); err != nil {
+			t.Fatalf("ParseRRset(bare line): %v", err)
+		}
+		if got, err := zoneParse(in); err == nil {
+			t.Errorf("dns.NewZoneParser read a bare RDATA line (%q): reason 1 is gone", got)
+		}
+	})
+	t.Run("line", func(t *testing.T) {
+		_, err := zoneParse("_25._tcp.mail.example.com. IN TLSA 3 1 1 " + isrgHex + "\n_25._tcp.mail.example.com IN TLSA 3 1 1 " + isrgHex + "\n")
+		var pe *dns.ParseError
+		if !errors.As(err, &pe) {
+			t.Fatalf("dns.NewZoneParser error %v, want a *dns.ParseError", err)
+		}
+		typ := reflect.TypeOf(*pe)
+		for i := 0; i < typ.NumField(); i++ {
+			if typ.Field(i).IsExported() {
+				t.Errorf("dns.ParseError exports %s: reason 2 may be gone", typ.Field(i).Name)
+			}
+		}
+	})
+	t.Run("no ttl", func(t *testing.T) {
+		in := "_25._tcp.mail.example.com. TLSA 3 1 1 " + isrgHex + "\n"
+		if _, err := ParseRRset(strings.NewReader(in)); err != nil {
+			t.Fatalf("ParseRRset(%q): %v", in, err)
+		}
+		if got, err := zoneParse(in); err == nil {
+			t.Errorf("dns.NewZoneParser read a line without TTL and class (%q): reason 4 is gone", got)
+		}
+	})
+	t.Run("lenient", func(t *testing.T) {
+		for _, in := range []string{
+			"_25._tcp.mail.example.com. IN TLSA 3 1 1 zz\n",
+			"_25._tcp.mail.example.com. IN TLSA 9 1 1 " + isrgHex + "\n",
+			"_25._tcp.mail.example.com. CH TLSA 3 1 1 " + isrgHex + "\n",
+			"$GENERATE 1-2 _25._tcp.m$.example.com. TLSA 3 1 1 " + isrgHex + "\n",
+		} {
+			if _, err := ParseRRset(strings.NewReader(in)); err == nil {
+				t.Errorf("ParseRRset(%q) succeeded, want an error", in)
+			}
+			zp := dns.NewZoneParser(strings.NewReader(in), "", "")
+			if _, ok := zp.Next(); !ok || zp.Err() != nil {
+				t.Errorf("dns.NewZoneParser refuses %q (%v): reason 3 is smaller", in, zp.Err())
+			}
+		}
+	})
 }

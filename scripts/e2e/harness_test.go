@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -340,7 +339,7 @@ type cert struct {
 }
 
 func certOf(c *x509.Certificate) cert {
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	sum, _ := tlsa.SPKIDigest(c)
 	return cert{
 		Serial: c.SerialNumber.Text(16),
 		SPKI:   hex.EncodeToString(sum[:]),

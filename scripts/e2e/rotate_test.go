@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -449,12 +447,11 @@ func keyFileSPKI(t *testing.T, path string) string {
 	if !ok {
 		t.Fatalf("%s: key %T has no public key", path, key)
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub.Public())
+	h, err := tlsa.KeyDigestHex(pub)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
+	return h
 }
 
 // spkiCert is the cert of a key known only by its SPKI digest (hex).

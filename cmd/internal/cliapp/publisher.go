@@ -1,0 +1,77 @@
+package cliapp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dnsupdate"
+)
+
+// Publisher reads and changes the TLSA records at owners: what NewPublisher
+// hands to the engine. FindZone returns the zone (absolute name) an owner
+// belongs to; Records returns what the provider serves at an owner; Apply
+// sends the Add and Remove changes, ignoring Keep. *dnsupdate.RFC2136 and
+// *dnsupdate.Cloudflare satisfy it. (pkg/deploy declares the interface it
+// consumes; this one is the same method set, so either value converts.)
+type Publisher interface {
+	FindZone(ctx context.Context, owner string) (string, error)
+	Records(ctx context.Context, owner string) ([]dnsupdate.RR, error)
+	Apply(ctx context.Context, changes []dnsupdate.Change) error
+}
+
+var (
+	_ Publisher = (*dnsupdate.RFC2136)(nil)
+	_ Publisher = (*dnsupdate.Cloudflare)(nil)
+)
+
+// NewPublisher builds the provider described by p, reading its credentials:
+// for "rfc2136" the TSIG key from key_file (a tsig-keygen file), else
+// secret_file, else the environment variable secret_env; for "cloudflare"
+// the API token from api_token_file, else the environment variable
+// api_token_env. It is the only code in danehook that reads credentials.
+// Files readable by group or others are refused (see dnsupdate). Errors
+// name the provider and the file or variable at fault, never the secret; an
+// unknown type is an error.
+func NewPublisher(p *config.Provider) (Publisher, error) {
+	timeout := time.Duration(p.Timeout) * time.Second
+	switch p.Type {
+	case "rfc2136":
+		key, err := tsigKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+		}
+		return &dnsupdate.RFC2136{Server: p.Server, Zone: p.Zone, Key: key, Timeout: timeout, Prerequisites: p.Prerequisites}, nil
+	case "cloudflare":
+		token, err := cloudflareToken(p)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+		}
+		return &dnsupdate.Cloudflare{APIToken: token, Zone: p.Zone, BaseURL: p.APIURL}, nil
+	}
+	return nil, fmt.Errorf("provider %q: unknown type %q", p.Name, p.Type)
+}
+
+// tsigKey reads the TSIG key of an rfc2136 provider.
+func tsigKey(p *config.Provider) (*dnsupdate.TSIGKey, error) {
+	switch {
+	case p.KeyFile != "":
+		return dnsupdate.LoadTSIGKeyFile(p.KeyFile)
+	case p.SecretFile != "":
+		return dnsupdate.TSIGKeyFromSecretFile(p.KeyName, p.KeyAlgorithm, p.SecretFile)
+	}
+	return dnsupdate.TSIGKeyFromEnv(p.KeyName, p.KeyAlgorithm, p.SecretEnv)
+}
+
+// cloudflareToken reads the API token of a cloudflare provider.
+func cloudflareToken(p *config.Provider) (string, error) {
+	if p.APITokenFile != "" {
+		return dnsupdate.CloudflareTokenFromFile(p.APITokenFile)
+	}
+	if v := os.Getenv(p.APITokenEnv); v != "" {
+		return v, nil
+	}
+	return "", fmt.Errorf("environment variable %s is unset or empty: set it or api_token_file", p.APITokenEnv)
+}
