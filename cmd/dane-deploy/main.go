@@ -70,9 +70,12 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 				return cliapp.Classify(err)
 			}
 			attrs := []any{"lineage", res.Lineage, "client", string(res.Client), "key", "3 1 1 " + res.SPKI, "key_changed", res.KeyChanged}
-			if res.Installed {
+			switch {
+			case res.Installed:
 				log.Info("chain installed: "+res.Reason, attrs...)
-			} else {
+			case res.Pending == nil:
+				log.Info("nothing to switch: "+res.Reason, attrs...)
+			default:
 				log.Info("switch pending: Postfix keeps serving the previous chain until the new records are aged",
 					append(attrs, "reason", res.Reason, "safe", cliapp.When(res.Pending.SafeAt, time.Now()),
 						"blocking", strings.Join(res.Pending.Blocking, "; "))...)
