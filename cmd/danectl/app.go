@@ -31,6 +31,7 @@ func commands() []*cli.Command {
 		planCommand(),
 		publishCommand(),
 		statusCommand(),
+		pruneCommand(),
 		checkCommand(),
 		tickCommand(),
 		rotateCommand(),

@@ -13,7 +13,7 @@ func TestCommandOrder(t *testing.T) {
 	for _, c := range newApp(io.Discard, io.Discard).Commands {
 		got = append(got, c.Name)
 	}
-	want := []string{"init", "config", "tlsa", "plan", "publish", "status", "check", "tick", "rotate"}
+	want := []string{"init", "config", "tlsa", "plan", "publish", "status", "prune", "check", "tick", "rotate"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("commands %q, want %q", got, want)
 	}

@@ -36,17 +36,57 @@ Exit codes: 0 nothing to change, 1 changes pending, 2 bad input,
 func publishCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "publish",
-		Usage:     "add the missing TLSA records and remove owned records no chain needs",
+		Usage:     "add the TLSA records every chain Postfix may serve needs (never removes one)",
 		ArgsUsage: "[LINEAGE...]",
-		Description: `publish applies the plan (see 'danectl plan'): one RFC 2136 UPDATE per zone,
-or the provider API's calls. It is idempotent: a second run sends nothing.
-Removals wait while a lineage has an installed chain that Postfix has not yet
-been reloaded and verified on.
+		Description: `publish sends the additions of the plan (see 'danectl plan'): one RFC 2136
+UPDATE per zone, or the provider API's calls. It is idempotent: a second run
+sends nothing. It never removes a record: 'danectl tick' removes owned records
+no chain needs, once it has seen what Postfix presents.
 
 Exit codes: 0 ok, 2 bad input, 3 TSIG/authentication failure, 4 refused,
 5 not authoritative, 6 server failure.`,
 		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
 		Action: planAction(true),
+	}
+}
+
+// pruneCommand is "danectl prune".
+func pruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "prune",
+		Usage:     "remove records danehook does not own that match no chain Postfix may serve",
+		ArgsUsage: "[LINEAGE...]",
+		Description: `prune removes, at the owners of the lineages, the TLSA records danehook did
+not publish and that no chain Postfix may serve relies on: a control panel's
+3 0 1, a stale key's 3 1 1, a retired CA's 2 1 1 ('danectl status' lists them
+as "matches no chain"). It removes them only after it has seen, in the same
+run, every lineage at the owner present its installed chain and that chain
+match an aged record; otherwise it keeps them and says why.
+
+Exit codes: 0 ok (also when something was kept), 2 bad input, 3-6 DNS failures,
+9 locked.`,
+		Flags: []cli.Flag{cliapp.ConfigFlag},
+		Action: func(c *cli.Context) error {
+			e, err := cliapp.Engine(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cliapp.Context(c, 2*time.Minute)
+			defer cancel()
+			r, err := e.Prune(ctx, c.Args().Slice()...)
+			if r != nil {
+				for _, rm := range r.Removed {
+					fmt.Fprintf(c.App.Writer, "- %s (matched no chain)\n", rm)
+				}
+				for _, k := range r.Kept {
+					fmt.Fprintf(c.App.Writer, "  kept %s\n", k)
+				}
+				if len(r.Removed) == 0 && len(r.Kept) == 0 {
+					fmt.Fprintln(c.App.Writer, "nothing to prune: every record matches a chain Postfix may serve, or danehook owns it")
+				}
+			}
+			return cliapp.Classify(err)
+		},
 	}
 }
 
@@ -222,8 +262,11 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 			}
 			fmt.Fprintf(w, "  ROTATION    next key 3 1 1 %s (%s) %s\n", l.Next.SPKI, l.Next.Algorithm, state)
 		}
+		for _, p := range l.Presented {
+			fmt.Fprintf(w, "  presented   %s\n", p)
+		}
 		if l.Reload {
-			fmt.Fprintf(w, "  RELOAD PENDING: the chain file changed; run dane-reload (or danectl tick)\n")
+			fmt.Fprintf(w, "  RELOAD PENDING: %s; run dane-reload (or danectl tick)\n", l.ReloadReason)
 		}
 		if l.Verified != "" {
 			fmt.Fprintf(w, "  verified    %s (last STARTTLS check that matched)\n", l.Verified)
@@ -264,6 +307,12 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 			default:
 				fmt.Fprintf(w, "  %s%s: served everywhere, aged %s\n", r.Record, owned, cliapp.When(r.AgedAt, now))
 			}
+		}
+		for _, u := range o.Unmatched {
+			fmt.Fprintf(w, "  %s: matches no chain Postfix may serve (not danehook's; 'danectl prune' removes it once safe)\n", u)
+		}
+		for _, h := range o.Held {
+			fmt.Fprintf(w, "  removal waits: %s\n", h)
 		}
 		if o.Err != "" {
 			fmt.Fprintf(w, "  ERROR %s\n", o.Err)

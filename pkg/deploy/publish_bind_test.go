@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/state"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
 
@@ -235,5 +237,63 @@ func TestPublishErrorKeepsStateAndNamesServer(t *testing.T) {
 	}
 	if !errors.Is(err, dnsupdate.ErrTSIG) {
 		t.Errorf("error %v is not ErrTSIG", err)
+	}
+}
+
+// TestTwoHostsShareAnOwnerWithPrerequisites: two danehook instances (two
+// MX hosts with their own state, the same TLSA owner) publish, switch and
+// clean up with prerequisites = true; each removes only its own old
+// record, a foreign record survives (issue 9 item 9).
+func TestTwoHostsShareAnOwnerWithPrerequisites(t *testing.T) {
+	a, lab, rp := bindEngine(t, "")
+	rp.Prerequisites = true
+	a.Config.Providers["lab"].Prerequisites = true
+	// The second host: the same configuration with its own state and chain.
+	cfgB := *a.Config
+	dir := t.TempDir()
+	cfgB.StateDir = filepath.Join(dir, "state")
+	lb := *a.Config.Lineages["mail"]
+	lb.ChainFile = filepath.Join(dir, "mail-ecdsa.pem")
+	cfgB.Lineages = map[string]*config.Lineage{"mail": &lb}
+	pfB := filepath.Join(dir, "postfix-etc")
+	writeFile(t, filepath.Join(pfB, "main.cf"), []byte("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+lb.ChainFile+"\n"))
+	cfgB.Postfix.ConfigDir = pfB
+	rpB := *rp
+	b := &Engine{Config: &cfgB, Store: &state.Store{Dir: cfgB.StateDir}, Publishers: map[string]Publisher{"lab": &rpB}, LockWait: time.Second}
+
+	foreign := "3 1 1 " + strings.Repeat("ef", 32)
+	lab.Nsupdate(t, "update add _25._tcp.mail.example.test. 60 IN TLSA "+foreign+"\nsend\n")
+	ca := newCA(t)
+	install := func(e *Engine) string {
+		k, c, _ := ca.issue(t, nil)
+		path := e.Config.Lineages["mail"].ChainFile
+		writeFile(t, path, k, c)
+		// As if Postfix had been reloaded onto it (no endpoints here).
+		d, _ := fileDigest(path)
+		if err := e.Store.Save("mail", &LineageState{VerifiedChain: d}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Publish(t.Context()); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		return spkiOf(t, c)
+	}
+	a1, b1 := install(a), install(b)
+	a2, b2 := install(a), install(b)
+	for _, e := range []*Engine{a, b} {
+		if _, err := e.Reload(t.Context()); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+	}
+	got := served(t, rp)
+	for _, keep := range []string{a2, b2, foreign[len("3 1 1 "):]} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("served:\n%s\nwant %s kept", got, keep)
+		}
+	}
+	for _, gone := range []string{a1, b1} {
+		if strings.Contains(got, gone) {
+			t.Errorf("served:\n%s\nwant the old record %s removed", got, gone)
+		}
 	}
 }

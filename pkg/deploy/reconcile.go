@@ -287,7 +287,9 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 		for _, c := range p.Changes {
 			switch c.Op {
 			case dnsupdate.Keep:
-				continue
+				if !hasRemove(p.Changes) {
+					continue
+				}
 			case dnsupdate.Add:
 				dns.own(c.Owner, c.Record, p.Provider)
 			case dnsupdate.Remove:
@@ -537,6 +539,16 @@ func (e *Engine) removals(s *snapshot, want map[string][]tlsa.Record, next map[s
 		for _, h := range held {
 			op.Held = append(op.Held, h.RR)
 			res.Held = append(res.Held, fmt.Sprintf("%s: %s", h.RR, h.Reason))
+		}
+		if len(remove) > 0 {
+			// What the removals rely on staying: the wanted and the held
+			// records. With prerequisites = true the provider refuses the
+			// UPDATE when another writer removed one of them meanwhile.
+			for _, rr := range ov.Current {
+				if containsRecord(want[ov.Owner], rr.Record) || containsHeld(held, rr.Record) {
+					op.Changes = append(op.Changes, dnsupdate.Change{Op: dnsupdate.Keep, RR: rr})
+				}
+			}
 		}
 		rplans = append(rplans, op)
 	}
@@ -875,4 +887,22 @@ func (e *Engine) Prune(ctx context.Context, names ...string) (*PruneResult, erro
 	}
 	err = e.apply(ctx, s, plans)
 	return res, errors.Join(err, e.save(s))
+}
+
+func containsHeld(held []Held, r tlsa.Record) bool {
+	for _, h := range held {
+		if h.RR.Record.Equal(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasRemove(cs []dnsupdate.Change) bool {
+	for _, c := range cs {
+		if c.Op == dnsupdate.Remove {
+			return true
+		}
+	}
+	return false
 }

@@ -237,13 +237,15 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 		ov.Err = err
 		return
 	}
-	pc := e.Config.Providers[ov.Provider]
-	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
-	if ov.Obs, err = ck.Observe(ctx, ov.Zone, ov.Owner); err != nil {
+	// The provider's read first: its errors are typed (TSIG, NOTAUTH, …)
+	// and name the server.
+	if ov.Current, err = pub.Records(ctx, ov.Owner); err != nil {
 		ov.Err = err
 		return
 	}
-	if ov.Current, err = pub.Records(ctx, ov.Owner); err != nil {
+	pc := e.Config.Providers[ov.Provider]
+	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
+	if ov.Obs, err = ck.Observe(ctx, ov.Zone, ov.Owner); err != nil {
 		ov.Err = err
 	}
 }
