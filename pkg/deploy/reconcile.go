@@ -688,9 +688,11 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 			v := postfix.Evaluate(certs, r.Host, aged, s.Now)
 			if !v.OK() {
 				all := ov.observed()
-				if covered(certs, r.Host, all, s.Now) {
-					// Served, not aged yet (a first issuance): nothing a
-					// sender holds can contradict it, but removal waits.
+				if covered(certs, r.Host, all, s.Now) && len(aged) == 0 {
+					// Served, and no record at the owner is aged yet (a
+					// first issuance): no RRset a resolver may hold lacks
+					// it for long, but removal waits. With an aged RRset
+					// that does not match, senders fail now: an error.
 					done = append(done, fmt.Sprintf("%s for %s: presents the installed chain; its record is not aged yet", ep, r.Owner))
 					return done, fmt.Sprintf("the live chain at %s matches a record at %s that is not aged yet", ep, r.Owner), nil
 				}
