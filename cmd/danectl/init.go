@@ -561,7 +561,7 @@ func initPostfix(c *cli.Context) error {
 	}
 	value := strings.Join(files, ", ")
 	fmt.Fprintf(w, "# danehook: make Postfix (>= 3.4) serve the chain files of %s\n", cfg.Path)
-	if cur, ok := currentChainFiles(c.Context, cfg.Postfix.ConfigDir); ok {
+	if cur, ok := currentChainFiles(c.Context, cliapp.Postfix(cfg)); ok {
 		switch {
 		case sameList(cur, value):
 			fmt.Fprintf(w, "# smtpd_tls_chain_files is already %q: nothing to change\n", strings.Join(cur, ", "))
@@ -603,8 +603,8 @@ func chainAlgorithm(file string) string {
 // currentChainFiles asks Postfix for smtpd_tls_chain_files
 // (postfix.Instance.ChainFiles: postconf -x, $parameters expanded); ok is
 // false when postconf is not installed or fails.
-func currentChainFiles(ctx context.Context, configDir string) ([]string, bool) {
-	files, err := (&postfix.Instance{ConfigDir: configDir}).ChainFiles(ctx)
+func currentChainFiles(ctx context.Context, pf *postfix.Instance) ([]string, bool) {
+	files, err := pf.ChainFiles(ctx)
 	return files, err == nil
 }
 

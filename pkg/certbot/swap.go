@@ -10,7 +10,6 @@ import (
 
 	"github.com/danehook/danehook/internal/atomicfile"
 	"github.com/danehook/danehook/pkg/chain"
-	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // archiveName matches the versioned files certbot keeps in
@@ -29,15 +28,9 @@ var archiveName = regexp.MustCompile(`^(cert|chain|fullchain|privkey)(\d+)\.pem$
 // symbolic link is an error: danehook does not rewrite a lineage certbot
 // does not manage.
 func SwapKey(liveDir string, key crypto.Signer) (changed bool, err error) {
-	want, err := tlsa.KeyDigest(key)
-	if err != nil {
-		return false, fmt.Errorf("certbot: swap key of %q: %w", liveDir, err)
-	}
 	link := filepath.Join(liveDir, LiveKey)
-	if cur, err := chain.ReadKey(link); err == nil {
-		if have, err := tlsa.KeyDigest(cur); err == nil && have == want {
-			return false, nil
-		}
+	if chain.HoldsKey(link, key) {
+		return false, nil
 	}
 	target, err := os.Readlink(link)
 	if err != nil {

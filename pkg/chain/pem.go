@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // Errors returned by ParsePEM and ReadFile; test with errors.Is.
@@ -260,4 +262,16 @@ func EncodeKey(key crypto.Signer) ([]byte, error) {
 		return nil, fmt.Errorf("encode %T private key: %w", key, err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// HoldsKey reports whether the key file at path holds exactly one private
+// key and it is key (equal tlsa.KeyDigest). An unreadable file holds no key.
+func HoldsKey(path string, key crypto.PublicKey) bool {
+	cur, err := ReadKey(path)
+	if err != nil {
+		return false
+	}
+	have, err1 := tlsa.KeyDigest(cur)
+	want, err2 := tlsa.KeyDigest(key)
+	return err1 == nil && err2 == nil && have == want
 }

@@ -229,6 +229,12 @@ func TestReadKeyEncodeKey(t *testing.T) {
 		if !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 			t.Errorf("%s: ReadKey returned another key", alg)
 		}
+		if f := filepath.Join(dir, alg+".pem"); !chain.HoldsKey(f, k) || !chain.HoldsKey(f, k.Public()) || chain.HoldsKey(f, newKey(alg)) {
+			t.Errorf("%s: HoldsKey does not tell the key from another", alg)
+		}
+	}
+	if chain.HoldsKey(filepath.Join(dir, "missing.pem"), newKey("p256")) {
+		t.Error("HoldsKey(missing file) = true")
 	}
 	two := writeFile(dir, "two.pem", append(pemKey(newKey("p256"), "pkcs8"), pemKey(newKey("p256"), "sec1")...))
 	none := writeFile(dir, "none.pem", nil)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/danehook/danehook/internal/atomicfile"
 	"github.com/danehook/danehook/pkg/chain"
-	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // InstallKey hands a staged key to lego: it writes key (PKCS #8 PEM, mode
@@ -19,14 +18,8 @@ import (
 // the new key too (EnsureCSR): lego --csr reads the CSR, not the key file.
 // Errors name the file.
 func InstallKey(keyFile string, key crypto.Signer) (changed bool, err error) {
-	want, err := tlsa.KeyDigest(key)
-	if err != nil {
-		return false, fmt.Errorf("lego: install key in %q: %w", keyFile, err)
-	}
-	if cur, err := chain.ReadKey(keyFile); err == nil {
-		if have, err := tlsa.KeyDigest(cur); err == nil && have == want {
-			return false, nil
-		}
+	if chain.HoldsKey(keyFile, key) {
+		return false, nil
 	}
 	data, err := chain.EncodeKey(key)
 	if err != nil {

@@ -82,25 +82,25 @@ func (w *world) firstIssuance() {
 	args := w.issueArgs()
 	w.client(args...)
 	issued := w.current()
-	w.say("1. %s %s issued %s: serial %s, key 3 1 1 %s", w.c.Name, verb(args), host, issued.Serial, issued.SPKI)
+	w.say("1. %s %s issued %s: serial %s, key 3 1 1 %s", w.c.Name, verb(args), host, issued.Serial, issued.Digest)
 
 	w.waitRecords(before.Record, issued.Record)
 	w.say("   dane-deploy published %s TLSA %s", owner, issued.Record)
 	w.say("   both name servers serve it (asked directly): primary %s, secondary %s", w.bind.Primary, w.bind.Secondary)
-	if got := w.served(); got.SPKI != before.SPKI {
-		t.Fatalf("right after issuance Postfix serves key %s; want the previous key %s until the new record is aged", short(got.SPKI), short(before.SPKI))
+	if got := w.served(); got.Digest != before.Digest {
+		t.Fatalf("right after issuance Postfix serves key %s; want the previous key %s until the new record is aged", short(got.Digest), short(before.Digest))
 	}
-	w.say("   Postfix still serves the self-signed key 3 1 1 %s;", before.SPKI)
+	w.say("   Postfix still serves the self-signed key 3 1 1 %s;", before.Digest)
 	w.say("   dane-deploy published its record too, so whatever RRset a sender sees matches what Postfix serves")
 	st := w.danectl("status")
-	if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+issued.SPKI) {
-		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(issued.SPKI), st)
+	if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+issued.Digest) {
+		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(issued.Digest), st)
 	}
 
 	ticks := w.tickUntilServed(issued, switchTimeout)
 	switched := time.Now()
 	w.explainSafe(issued.Record)
-	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the issued key 3 1 1 %s", ticks, clock(switched), issued.SPKI)
+	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the issued key 3 1 1 %s", ticks, clock(switched), issued.Digest)
 	w.waitRecords(issued.Record)
 	w.say("   and removed the self-signed key's record %s from both servers", short(before.Record.String()))
 	w.checkServedChain()
@@ -121,8 +121,8 @@ func (w *world) renewSameKey() {
 	reloads := w.reloads()
 	w.client(w.renewArgs(false)...)
 	renewed := w.current()
-	if renewed.SPKI != before.SPKI || renewed.Serial == before.Serial {
-		t.Fatalf("same-key renewal: got serial %s key %s; want a new serial and key %s", renewed.Serial, short(renewed.SPKI), short(before.SPKI))
+	if renewed.Digest != before.Digest || renewed.Serial == before.Serial {
+		t.Fatalf("same-key renewal: got serial %s key %s; want a new serial and key %s", renewed.Serial, short(renewed.Digest), short(before.Digest))
 	}
 	if got := w.serial(); got != serial {
 		t.Errorf("same-key renewal changed DNS: primary SOA serial %d, want %d", got, serial)
@@ -150,28 +150,28 @@ func (w *world) renewNewKey(sample bool) {
 	}
 	w.client(w.renewArgs(true)...)
 	fresh := w.current()
-	if fresh.SPKI == old.SPKI {
-		t.Fatalf("new-key renewal kept key %s", short(old.SPKI))
+	if fresh.Digest == old.Digest {
+		t.Fatalf("new-key renewal kept key %s", short(old.Digest))
 	}
-	w.say("2. %s %s: serial %s, NEW key 3 1 1 %s", w.c.Name, newKeyFlags[w.c.Name], fresh.Serial, fresh.SPKI)
+	w.say("2. %s %s: serial %s, NEW key 3 1 1 %s", w.c.Name, newKeyFlags[w.c.Name], fresh.Serial, fresh.Digest)
 	w.waitRecords(old.Record, fresh.Record)
 	w.say("   dane-deploy published %s TLSA %s", owner, fresh.Record)
 	w.say("   beside the old %s; both servers serve both", short(old.Record.String()))
-	if got := w.served(); got.SPKI != old.SPKI {
-		t.Fatalf("right after the new-key renewal Postfix serves key %s; want the old key %s until the new record is aged", short(got.SPKI), short(old.SPKI))
+	if got := w.served(); got.Digest != old.Digest {
+		t.Fatalf("right after the new-key renewal Postfix serves key %s; want the old key %s until the new record is aged", short(got.Digest), short(old.Digest))
 	}
-	w.say("   Postfix still serves the old key 3 1 1 %s (the new record is not aged yet)", old.SPKI)
+	w.say("   Postfix still serves the old key 3 1 1 %s (the new record is not aged yet)", old.Digest)
 	w.verifyLive()
 	st := w.danectl("status")
-	if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+fresh.SPKI) {
-		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(fresh.SPKI), st)
+	if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+fresh.Digest) {
+		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(fresh.Digest), st)
 	}
 	w.say("   danectl status at this moment (exit %d):\n%s", st.code, indent(st.out, "     | "))
 
 	ticks := w.tickUntilServed(fresh, switchTimeout)
 	switched := time.Now()
 	w.explainSafe(fresh.Record)
-	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the new key 3 1 1 %s", ticks, clock(switched), fresh.SPKI)
+	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the new key 3 1 1 %s", ticks, clock(switched), fresh.Digest)
 	w.waitRecords(fresh.Record)
 	w.say("   and removed the old record %s from both servers", old.Record)
 	w.checkServedChain()
@@ -198,7 +198,7 @@ func (w *world) secondaryLagging() {
 	fresh := w.current()
 	renewed := time.Now()
 	if got := w.records(w.bind.Primary); !has(got, fresh.Record) {
-		t.Fatalf("primary does not serve the new record %s: %q", short(fresh.SPKI), got)
+		t.Fatalf("primary does not serve the new record %s: %q", short(fresh.Digest), got)
 	}
 	if got := w.records(w.bind.Secondary); has(got, fresh.Record) || !has(got, old.Record) {
 		t.Fatalf("secondary with transfers blocked serves %q; want the old record only", got)
@@ -208,8 +208,8 @@ func (w *world) secondaryLagging() {
 		if r := w.danectl("tick"); r.code != 0 {
 			t.Fatalf("%v", r)
 		}
-		if got := w.served(); got.SPKI != old.SPKI {
-			t.Fatalf("Postfix switched to %s while the secondary does not serve its record", short(got.SPKI))
+		if got := w.served(); got.Digest != old.Digest {
+			t.Fatalf("Postfix switched to %s while the secondary does not serve its record", short(got.Digest))
 		}
 		time.Sleep(time.Second)
 	}
@@ -224,7 +224,7 @@ func (w *world) secondaryLagging() {
 	w.bind.WaitSerial(t, w.bind.Secondary, zone, w.serial(), 10*time.Second)
 	w.tickUntilServed(fresh, switchTimeout)
 	if seen, ok := w.dnsState().Seen.FirstSeen(owner, fresh.Record, w.bind.Secondary); !ok {
-		t.Errorf("no first-seen time of %s at the secondary in the state", short(fresh.SPKI))
+		t.Errorf("no first-seen time of %s at the secondary in the state", short(fresh.Digest))
 	} else if installed := w.lineageState().Installed; installed.Before(seen.Add(time.Duration(2*w.bind.TTL) * time.Second)) {
 		t.Errorf("switched at %s, earlier than 2 x TTL after the secondary was first seen serving the record (%s)", clock(installed), clock(seen))
 	} else if seen.Before(unblocked) {
@@ -253,8 +253,8 @@ func (w *world) updateRefused() {
 	if hook.code != 4 {
 		t.Errorf("dane-deploy with a refused UPDATE: want exit 4 (refused); got %v", hook)
 	}
-	if got := w.served(); got.SPKI != old.SPKI {
-		t.Fatalf("after a refused UPDATE Postfix serves %s; want the old key %s", short(got.SPKI), short(old.SPKI))
+	if got := w.served(); got.Digest != old.Digest {
+		t.Fatalf("after a refused UPDATE Postfix serves %s; want the old key %s", short(got.Digest), short(old.Digest))
 	}
 	w.verifyLive()
 	w.waitRecords(old.Record)
@@ -293,7 +293,7 @@ func (w *world) postfixBroken() {
 	deadline := time.Now().Add(switchTimeout)
 	for {
 		st := w.danectl("status")
-		if strings.Contains(st.out, fresh.SPKI+" (owned): aged") {
+		if strings.Contains(st.out, fresh.Digest+" (owned): aged") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -330,8 +330,8 @@ func (w *world) postfixBroken() {
 	}
 	// Both records are aged: Postfix may serve the old chain (the running
 	// smtpd) or the installed one (an smtpd started since); both match.
-	if got := w.served(); got.SPKI != old.SPKI && got.SPKI != fresh.SPKI {
-		t.Fatalf("Postfix serves key %s; want the old %s or the new %s", short(got.SPKI), short(old.SPKI), short(fresh.SPKI))
+	if got := w.served(); got.Digest != old.Digest && got.Digest != fresh.Digest {
+		t.Fatalf("Postfix serves key %s; want the old %s or the new %s", short(got.Digest), short(old.Digest), short(fresh.Digest))
 	}
 	w.verifyLive()
 	w.waitRecords(old.Record, fresh.Record)
@@ -372,21 +372,21 @@ func (w *world) reuseKeyLost() {
 	old := w.served()
 	r := w.client(w.renewArgs(false)...)
 	k1 := w.current()
-	if k1.SPKI == old.SPKI {
-		t.Fatalf("certbot kept key %s without reuse_key; want a new key (certbot reads reuse_key before its pre hook runs)", short(old.SPKI))
+	if k1.Digest == old.Digest {
+		t.Fatalf("certbot kept key %s without reuse_key; want a new key (certbot reads reuse_key before its pre hook runs)", short(old.Digest))
 	}
 	if ok, err := certbot.ReuseKey(conf); err != nil || !ok {
 		t.Fatalf("after the renewal %s has reuse_key %v (%v); want True, repaired by dane-deploy after certbot rewrote the file:\n%s", conf, ok, err, r.out)
 	}
-	if got := w.served(); got.SPKI != old.SPKI {
-		t.Fatalf("Postfix switched to the unexpected new key %s at once; want a pending switch", short(got.SPKI))
+	if got := w.served(); got.Digest != old.Digest {
+		t.Fatalf("Postfix switched to the unexpected new key %s at once; want a pending switch", short(got.Digest))
 	}
 	w.waitRecords(old.Record, k1.Record)
 
 	w.client(w.renewArgs(false)...)
 	k2 := w.current()
-	if k2.SPKI != k1.SPKI {
-		t.Fatalf("the renewal after the repair made key %s; want the key %s kept", short(k2.SPKI), short(k1.SPKI))
+	if k2.Digest != k1.Digest {
+		t.Fatalf("the renewal after the repair made key %s; want the key %s kept", short(k2.Digest), short(k1.Digest))
 	}
 	w.tickUntilServed(k2, switchTimeout)
 	w.waitServed(k2)

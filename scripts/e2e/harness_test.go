@@ -334,7 +334,7 @@ func (w *world) danectl(args ...string) result {
 // cert is a certificate the client holds: its leaf serial and 3 1 1 record.
 type cert struct {
 	Serial string // hex
-	SPKI   string // hex SHA-256 of the SubjectPublicKeyInfo
+	Digest string // hex SHA-256 of the SubjectPublicKeyInfo (tlsa.SPKIDigest)
 	Record tlsa.Record
 }
 
@@ -342,7 +342,7 @@ func certOf(c *x509.Certificate) cert {
 	sum, _ := tlsa.SPKIDigest(c)
 	return cert{
 		Serial: c.SerialNumber.Text(16),
-		SPKI:   hex.EncodeToString(sum[:]),
+		Digest: hex.EncodeToString(sum[:]),
 		Record: tlsa.Record{Usage: 3, Selector: 1, MatchingType: 1, Data: sum[:]},
 	}
 }
@@ -469,11 +469,11 @@ func (w *world) waitServed(want cert) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := w.served()
-		if got.Serial == want.Serial && got.SPKI == want.SPKI {
+		if got.Serial == want.Serial && got.Digest == want.Digest {
 			return
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("Postfix serves leaf serial %s key %s; want serial %s key %s", got.Serial, short(got.SPKI), want.Serial, short(want.SPKI))
+			w.t.Fatalf("Postfix serves leaf serial %s key %s; want serial %s key %s", got.Serial, short(got.Digest), want.Serial, short(want.Digest))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -543,11 +543,11 @@ func (w *world) tickUntilServed(want cert, timeout time.Duration) (ticks int) {
 		if r.code != 0 {
 			w.t.Fatalf("%v", r)
 		}
-		if got := w.served(); got.SPKI == want.SPKI {
+		if got := w.served(); got.Digest == want.Digest {
 			return ticks
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("after %d ticks in %v Postfix still does not serve key %s; last tick:\n%v", ticks, timeout, short(want.SPKI), r)
+			w.t.Fatalf("after %d ticks in %v Postfix still does not serve key %s; last tick:\n%v", ticks, timeout, short(want.Digest), r)
 		}
 		time.Sleep(time.Second)
 	}

@@ -103,9 +103,9 @@ func (w *world) commitBeforeRenewal(old, next cert) {
 	if st := w.lineageState(); st.Next == nil || st.Next.Committed.IsZero() {
 		t.Fatalf("after rotate commit the state holds %+v; want the staged key committed", st.Next)
 	}
-	wantKey := old.SPKI
+	wantKey := old.Digest
 	if w.c.Name != "certbot" {
-		wantKey = next.SPKI
+		wantKey = next.Digest
 	}
 	if got := w.clientKey(); got != wantKey {
 		t.Fatalf("after rotate commit the client's key file holds key %s; want %s", short(got), short(wantKey))
@@ -115,8 +115,8 @@ func (w *world) commitBeforeRenewal(old, next cert) {
 	if r := w.danectl("tick"); r.code != 0 {
 		t.Fatalf("tick between commit and renewal: %v", r)
 	}
-	if got := w.served(); got.SPKI != old.SPKI {
-		t.Fatalf("after commit and tick Postfix serves %s; want the old key %s until the renewal", short(got.SPKI), short(old.SPKI))
+	if got := w.served(); got.Digest != old.Digest {
+		t.Fatalf("after commit and tick Postfix serves %s; want the old key %s until the renewal", short(got.Digest), short(old.Digest))
 	}
 	w.waitRecords(old.Record, next.Record)
 }
@@ -140,8 +140,8 @@ func (w *world) rotateAtRenewal() {
 
 	w.client(w.renewArgs(false)...)
 	renewed := w.current()
-	if renewed.SPKI != next.SPKI {
-		t.Fatalf("the renewal after the commit certified key %s; want the staged key %s", short(renewed.SPKI), short(next.SPKI))
+	if renewed.Digest != next.Digest {
+		t.Fatalf("the renewal after the commit certified key %s; want the staged key %s", short(renewed.Digest), short(next.Digest))
 	}
 	w.waitServed(renewed)
 	w.waitRecords(next.Record)
@@ -187,7 +187,7 @@ func (w *world) rotateSecondaryLagging() {
 		t.Fatalf("rotate status with a lagging secondary: want it NOT AGED, naming 127.0.0.2; got %v", st)
 	}
 	t.Logf("rotate status while the secondary lags:\n%s", st.out)
-	if got := w.clientKey(); got != old.SPKI {
+	if got := w.clientKey(); got != old.Digest {
 		t.Fatalf("a refused commit changed the client's key to %s", short(got))
 	}
 
@@ -226,8 +226,8 @@ func (w *world) stage() (next cert, staged time.Time) {
 		t.Fatalf("after rotate stage the state of %s has no staged key:\n%v", w.c.Lineage, r)
 	}
 	next = spkiCert(t, st.Next.SPKI)
-	if !strings.Contains(r.out, "3 1 1 "+next.SPKI) {
-		t.Errorf("rotate stage output does not name the staged record 3 1 1 %s:\n%s", next.SPKI, r.out)
+	if !strings.Contains(r.out, "3 1 1 "+next.Digest) {
+		t.Errorf("rotate stage output does not name the staged record 3 1 1 %s:\n%s", next.Digest, r.out)
 	}
 	file := filepath.Join(w.state, w.c.Lineage+".next.key")
 	if st.Next.File != file {
@@ -240,10 +240,10 @@ func (w *world) stage() (next cert, staged time.Time) {
 	if got := fi.Mode().Perm(); got != 0o600 {
 		t.Errorf("staged key file %s: mode %v, want 0600", file, got)
 	}
-	if got := keyFileSPKI(t, file); got != next.SPKI {
-		t.Errorf("staged key file %s holds key %s; the state records %s", file, short(got), short(next.SPKI))
+	if got := keyFileSPKI(t, file); got != next.Digest {
+		t.Errorf("staged key file %s holds key %s; the state records %s", file, short(got), short(next.Digest))
 	}
-	t.Logf("staged %s key 3 1 1 %s", st.Next.Algorithm, short(next.SPKI))
+	t.Logf("staged %s key 3 1 1 %s", st.Next.Algorithm, short(next.Digest))
 	return next, staged
 }
 
@@ -320,8 +320,8 @@ func (w *world) commitNow(old, next cert) {
 	}
 	t.Logf("rotate commit --now (renew_command included) took %.1f s; the hooks said:\n%s", r.took.Seconds(), lines(r.out, "level=INFO msg=\"", "level=WARN", "level=ERROR"))
 	renewed := w.current()
-	if renewed.SPKI != next.SPKI {
-		t.Fatalf("renew_command certified key %s; want the staged key %s", short(renewed.SPKI), short(next.SPKI))
+	if renewed.Digest != next.Digest {
+		t.Fatalf("renew_command certified key %s; want the staged key %s", short(renewed.Digest), short(next.Digest))
 	}
 	w.waitServed(renewed)
 	deadline := time.Now().Add(switchTimeout)
@@ -336,7 +336,7 @@ func (w *world) commitNow(old, next cert) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d ticks the old record %s is still served: primary %q, secondary %q",
-				ticks, short(old.SPKI), w.records(w.bind.Primary), w.records(w.bind.Secondary))
+				ticks, short(old.Digest), w.records(w.bind.Primary), w.records(w.bind.Secondary))
 		}
 		if r := w.danectl("tick"); r.code != 0 {
 			t.Fatalf("%v", r)
@@ -346,8 +346,8 @@ func (w *world) commitNow(old, next cert) {
 	}
 	t.Logf("old record removed from both servers after %d ticks", ticks)
 	w.waitRecords(next.Record)
-	if got := w.served(); got.SPKI != next.SPKI {
-		t.Fatalf("Postfix serves key %s; want the staged key %s", short(got.SPKI), short(next.SPKI))
+	if got := w.served(); got.Digest != next.Digest {
+		t.Fatalf("Postfix serves key %s; want the staged key %s", short(got.Digest), short(next.Digest))
 	}
 	w.checkServedChain()
 	w.verifyLive()
@@ -359,8 +359,8 @@ func (w *world) commitNow(old, next cert) {
 func (w *world) checkRotationDone(next cert) {
 	t := w.t
 	t.Helper()
-	if st := w.lineageState(); st.Next != nil || st.KeySPKI != next.SPKI {
-		t.Errorf("after the rotation the state holds next %+v, key %s; want no staged key and key %s", st.Next, short(st.KeySPKI), short(next.SPKI))
+	if st := w.lineageState(); st.Next != nil || st.KeySPKI != next.Digest {
+		t.Errorf("after the rotation the state holds next %+v, key %s; want no staged key and key %s", st.Next, short(st.KeySPKI), short(next.Digest))
 	}
 	if _, err := os.Stat(filepath.Join(w.state, w.c.Lineage+".next.key")); !os.IsNotExist(err) {
 		t.Errorf("the staged key file is still in the state directory: %v", err)
@@ -461,7 +461,7 @@ func spkiCert(t *testing.T, spki string) cert {
 	if err != nil {
 		t.Fatalf("staged SPKI %q: %v", spki, err)
 	}
-	return cert{SPKI: spki, Record: rec}
+	return cert{Digest: spki, Record: rec}
 }
 
 // recordWatch asks both servers for the TLSA RRset every 25 ms, keeping

@@ -95,11 +95,11 @@ func (s *sampler) sample(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.samples++
-	s.keys[leaf.SPKI]++
+	s.keys[leaf.Digest]++
 	for _, srv := range servers {
 		if !slices.Contains(before[srv], leaf.Record.String()) && !slices.Contains(after[srv], leaf.Record.String()) {
 			s.violations = append(s.violations, fmt.Sprintf("%s: Postfix presented key %s but %s served %q before and %q after",
-				clock(time.Now()), short(leaf.SPKI), srv, before[srv], after[srv]))
+				clock(time.Now()), short(leaf.Digest), srv, before[srv], after[srv]))
 		}
 	}
 }
@@ -121,7 +121,7 @@ func (s *sampler) finish(t *testing.T, old, fresh cert) (samples int) {
 	// Keep sampling the new state for a few rounds.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		s.mu.Lock()
-		n := s.keys[fresh.SPKI]
+		n := s.keys[fresh.Digest]
 		s.mu.Unlock()
 		if n >= 3 {
 			break
@@ -132,12 +132,12 @@ func (s *sampler) finish(t *testing.T, old, fresh cert) (samples int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.Logf("invariant sampler: %d samples, old key %s in %d, new key %s in %d", s.samples,
-		short(old.SPKI), s.keys[old.SPKI], short(fresh.SPKI), s.keys[fresh.SPKI])
+		short(old.Digest), s.keys[old.Digest], short(fresh.Digest), s.keys[fresh.Digest])
 	if len(s.violations) > 0 {
 		t.Errorf("invariant violated in %d of %d samples:\n%s", len(s.violations), s.samples, strings.Join(s.violations, "\n"))
 	}
-	if s.keys[old.SPKI] == 0 || s.keys[fresh.SPKI] == 0 {
-		t.Errorf("invariant sampler saw keys %v; want both the old %s and the new %s", s.keys, short(old.SPKI), short(fresh.SPKI))
+	if s.keys[old.Digest] == 0 || s.keys[fresh.Digest] == 0 {
+		t.Errorf("invariant sampler saw keys %v; want both the old %s and the new %s", s.keys, short(old.Digest), short(fresh.Digest))
 	}
 	return s.samples
 }

@@ -94,3 +94,13 @@ func TestNewPublisher(t *testing.T) {
 		})
 	}
 }
+
+func TestPostfix(t *testing.T) {
+	cfg := &config.Config{Postfix: config.Postfix{ConfigDir: "/etc/postfix-out", Command: "/usr/sbin/postfix"}}
+	if pf := Postfix(cfg); pf.ConfigDir != "/etc/postfix-out" || pf.Postfix != "/usr/sbin/postfix" {
+		t.Errorf("Postfix(cfg) = %+v, want config_dir and command from [postfix]", pf)
+	}
+	if pf := Postfix(&config.Config{}); pf.ConfigDir != "" || pf.Postfix != "" {
+		t.Errorf("Postfix(empty) = %+v, want the default instance", pf)
+	}
+}

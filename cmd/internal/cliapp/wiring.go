@@ -1,5 +1,7 @@
 package cliapp
 
+// Wiring: the configuration turned into what the engine is handed.
+
 import (
 	"context"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/postfix"
 )
 
 // Publisher reads and changes the TLSA records at owners: what NewPublisher
@@ -74,4 +77,10 @@ func cloudflareToken(p *config.Provider) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("environment variable %s is unset or empty: set it or api_token_file", p.APITokenEnv)
+}
+
+// Postfix returns the Postfix instance the configuration names
+// ([postfix] config_dir and command; Postfix's defaults when unset).
+func Postfix(cfg *config.Config) *postfix.Instance {
+	return &postfix.Instance{ConfigDir: cfg.Postfix.ConfigDir, Postfix: cfg.Postfix.Command}
 }
