@@ -258,7 +258,7 @@ func TestTwoHostsShareAnOwnerWithPrerequisites(t *testing.T) {
 	pfB := filepath.Join(dir, "postfix-etc")
 	writeFile(t, filepath.Join(pfB, "main.cf"), []byte("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+lb.ChainFile+"\n"))
 	cfgB.Postfix.ConfigDir = pfB
-	rpB := *rp
+	rpB := dnsupdate.RFC2136{Server: rp.Server, Key: rp.Key, Timeout: rp.Timeout, Prerequisites: true}
 	b := &Engine{Config: &cfgB, Store: &state.Store{Dir: cfgB.StateDir}, Publishers: map[string]Publisher{"lab": &rpB}, LockWait: time.Second}
 
 	foreign := "3 1 1 " + strings.Repeat("ef", 32)
