@@ -21,7 +21,7 @@ scripts/install-deps.sh
 echo "lab: building danehook and starting Pebble, BIND x2 and Postfix on loopback..."
 set +e
 go test -count=1 -timeout 10m -run '^TestLabWalkthrough$' -v ./scripts/e2e 2>&1 |
-  grep -v -E '^(=== (RUN|PAUSE|CONT)|\s*--- PASS|PASS$|ok  |\s+[a-z0-9_]+_test\.go:[0-9]+: (.* took [0-9.]+ s|invariant sampler: [0-9]+ samples.*)$)'
+  grep -v -E '^(=== (RUN|PAUSE|CONT)|\s*--- PASS|PASS$|ok  |\s+[a-z0-9_]+_test\.go:[0-9]+: (.* took [0-9.]+ s|invariant sampler: [0-9]+ samples.*|judge: [0-9]+ samples.*)$)'
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then

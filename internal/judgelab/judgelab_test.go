@@ -94,6 +94,7 @@ func (l *lab) publish(t *testing.T, ttl int, recs ...tlsa.Record) {
 func (l *lab) until(t *testing.T, alg Algorithm, timeout time.Duration, what string, want func(Verdict) bool) Verdict {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	var seen string
 	for {
 		v := l.j.Check(t.Context(), host, l.pf.Port, alg)
 		if v.Err != nil {
@@ -102,8 +103,9 @@ func (l *lab) until(t *testing.T, alg Algorithm, timeout time.Duration, what str
 		if want(v) {
 			return v
 		}
-		if testing.Verbose() {
-			t.Logf("judge %s at %s: %v", alg, v.At.Format("15:04:05.000"), v)
+		if state := fmt.Sprint(v.Verified, v.Untrusted, v.NoTLSA, v.Key); state != seen {
+			seen = state
+			t.Logf("judge at %s: %v (waiting for %s)", v.At.Format("15:04:05.000"), v, what)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("judge %s: want %s within %v; last %v\n%s", alg, what, timeout, v, v.Output)
@@ -298,4 +300,47 @@ func TestResolverRefusesOtherNames(t *testing.T) {
 	if b, _ := os.ReadFile("/etc/resolv.conf"); strings.Contains(string(b), l.r.Addr) {
 		t.Errorf("the host's /etc/resolv.conf names the lab resolver: %q", b)
 	}
+}
+
+// TestJudgeCatchesEarlySwitch is the case the judge exists for: the new
+// key's record is at both authoritative servers, so a check that asks them
+// passes, but Postfix switched before the resolver's cached RRset (without
+// the new record) expired: the judge says Untrusted until the TTL runs out.
+func TestJudgeCatchesEarlySwitch(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	const ttl = 10
+	l.publish(t, ttl, l.ecd)
+	first := l.j.Check(t.Context(), host, l.pf.Port, ECDSA)
+	if !verified(first) {
+		t.Fatalf("before the switch: %v; want Verified\n%s", first, first.Output)
+	}
+	keyPEM, certPEM := postfixlab.SelfSigned(t, host, false)
+	blk, _ := pem.Decode(certPEM)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := tlsa.FromCertificate(c, 3, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.publish(t, ttl, l.ecd, next)
+	postfixlab.WriteChain(t, l.pf.ChainFiles[1], keyPEM, certPEM)
+	if err := l.pf.Instance.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v := l.until(t, ECDSA, 5*time.Second, "the new key presented", func(v Verdict) bool { return v.Key == keyHex(next) })
+	if v.Verified || !v.Untrusted {
+		t.Fatalf("switched %.1f s after the old RRset was cached (TTL %d s): %v; want Untrusted (the cache lacks the new record)\n%s",
+			v.At.Sub(first.At).Seconds(), ttl, v, v.Output)
+	}
+	for _, s := range []string{l.bind.Primary, l.bind.Secondary} {
+		if got := direct(t, s, l.owner); !strings.Contains(got, keyHex(next)) {
+			t.Fatalf("%s serves %q; want the new record too", s, got)
+		}
+	}
+	ok := l.until(t, ECDSA, 3*ttl*time.Second, "Verified once the cache expired", verified)
+	t.Logf("early switch: Untrusted at %.1f s after caching, Verified again at %.1f s (TTL %d s)",
+		v.At.Sub(first.At).Seconds(), ok.At.Sub(first.At).Seconds(), ttl)
 }
