@@ -276,9 +276,10 @@ func TestSampler(t *testing.T) {
 	t.Logf("wrong record: %s", rep.Summary())
 }
 
-// TestResolverRefusesOtherNames: the lab resolver answers only the lab
-// zone; any other name is REFUSED without a query leaving loopback.
-func TestResolverRefusesOtherNames(t *testing.T) {
+// TestResolverScope: the lab resolver answers only the lab zone (any other
+// name is REFUSED without a query leaving loopback), validated, from both
+// authoritative servers.
+func TestResolverScope(t *testing.T) {
 	t.Parallel()
 	l := startLab(t)
 	for _, name := range []string{"www.example.com.", "other.test.", "."} {
@@ -294,6 +295,37 @@ func TestResolverRefusesOtherNames(t *testing.T) {
 	if err != nil || m.Rcode != dns.RcodeSuccess || !m.AuthenticatedData || len(m.Answer) == 0 {
 		t.Fatalf("mail.%s A through the lab resolver: %v %v; want a validated answer", bindlab.DefaultZone, m, err)
 	}
+	// The stub lists both servers: distinct names (no cache hits) reach
+	// each of them, and with the secondary stopped the primary answers.
+	var script strings.Builder
+	for i := 1; i <= 16; i++ {
+		fmt.Fprintf(&script, "update add _%d._tcp.%s. 60 IN TLSA %s\n", i, host, l.ecd)
+	}
+	l.bind.Nsupdate(t, script.String())
+	l.bind.WaitSerial(t, l.bind.Secondary, bindlab.DefaultZone, l.bind.Serial(t, l.bind.Primary, bindlab.DefaultZone), 10*time.Second)
+	before := map[string]uint64{}
+	for _, role := range []string{"primary", "secondary"} {
+		before[role] = l.bind.Counters(t, role).Queries["TLSA"]
+	}
+	for i := 1; i <= 12; i++ {
+		m, err := l.r.Query(context.Background(), fmt.Sprintf("_%d._tcp.%s.", i, host), dns.TypeTLSA)
+		if err != nil || !m.AuthenticatedData || len(m.Answer) == 0 {
+			t.Fatalf("TLSA _%d._tcp.%s through the resolver: %v %v; want a validated answer", i, host, m, err)
+		}
+	}
+	for _, role := range []string{"primary", "secondary"} {
+		if got := l.bind.Counters(t, role).Queries["TLSA"] - before[role]; got == 0 {
+			t.Errorf("12 uncached TLSA queries through the resolver: none reached the %s; want both servers asked", role)
+		}
+	}
+	l.bind.StopSecondary(t)
+	for i := 13; i <= 16; i++ {
+		m, err := l.r.Query(context.Background(), fmt.Sprintf("_%d._tcp.%s.", i, host), dns.TypeTLSA)
+		if err != nil || !m.AuthenticatedData || len(m.Answer) == 0 {
+			t.Fatalf("TLSA _%d._tcp.%s with the secondary stopped: %v %v; want the primary's validated answer", i, host, m, err)
+		}
+	}
+
 	if b, err := os.ReadFile(l.r.ResolvConf); err != nil || string(b) != "nameserver "+l.r.Addr+"\n" {
 		t.Errorf("ResolvConf %s holds %q (%v)", l.r.ResolvConf, b, err)
 	}

@@ -80,6 +80,9 @@ type Report struct {
 	// not a failure), and runs that could not complete (Err set) while the
 	// sampler was running.
 	Failures []Verdict
+	// MaxGap is the largest time between the starts of two consecutive
+	// runs of one target (the sampling period actually achieved).
+	MaxGap time.Duration
 	// Timeline holds every judge run and every change the servers showed,
 	// in time order, and for each failure the resolver's cached answer and
 	// posttls-finger's output.
@@ -91,7 +94,8 @@ func (r Report) Failed() bool { return len(r.Failures) > 0 }
 
 // Summary is a one-line account: samples, failures, per-target counts.
 func (r Report) Summary() string {
-	return fmt.Sprintf("judge: %d samples, %d failures, %d DNS rounds", r.Samples, len(r.Failures), r.DNSSamples)
+	return fmt.Sprintf("judge: %d samples, %d failures, %d DNS rounds, largest gap between samples of a target %.1f s",
+		r.Samples, len(r.Failures), r.DNSSamples, r.MaxGap.Seconds())
 }
 
 // StartSampler starts sampling at once and returns the running Sampler;
@@ -365,8 +369,10 @@ func (s *Sampler) Stop() Report {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var gaps []string
+		var maxGap time.Duration
 		for _, t := range s.opts.Targets {
 			gaps = append(gaps, fmt.Sprintf("%s %.1f s", t, s.maxGap[t].Seconds()))
+			maxGap = max(maxGap, s.maxGap[t])
 		}
 		s.entries = append(s.entries, entry{time.Now(), fmt.Sprintf(
 			"sampler stop: %d judge samples, %d failures, %d DNS rounds; %d runs skipped (target or bound busy); largest gap between starts: %s",
@@ -376,7 +382,7 @@ func (s *Sampler) Stop() Report {
 		for _, e := range s.entries {
 			b.WriteString(e.at.Format("15:04:05.000") + " " + e.text + "\n")
 		}
-		s.report = Report{Samples: s.samples, DNSSamples: s.dnsProbes, Failures: slices.Clone(s.failures), Timeline: b.String()}
+		s.report = Report{Samples: s.samples, DNSSamples: s.dnsProbes, MaxGap: maxGap, Failures: slices.Clone(s.failures), Timeline: b.String()}
 	})
 	return s.report
 }
