@@ -187,6 +187,7 @@ func (r *Resolver) writeConfig(opts ResolverOptions) error {
 	p("\thide-identity: no")
 	p("\tmodule-config: \"validator iterator\"")
 	p("\ttrust-anchor-file: %q", r.AnchorFile)
+	p("\ttrust-anchor-signaling: no")
 	p("\troot-hints: %q", filepath.Join(r.Dir, "root.hints"))
 	p("\tdo-not-query-localhost: no")
 	// No cache-max-ttl, cache-max-negative-ttl or prefetch: the cache keeps

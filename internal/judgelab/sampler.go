@@ -33,7 +33,8 @@ type SamplerOptions struct {
 	// every target (_<port>._tcp.<host>.).
 	Owners []string
 	// Concurrency bounds the judge runs in flight over all targets; default
-	// 4. PerTarget bounds them per target; default 2.
+	// 6. PerTarget bounds them per target; default 3 (a run takes up to
+	// 1.5 s while the lab is busy on 2 cores).
 	Concurrency, PerTarget int
 }
 
@@ -59,6 +60,7 @@ type Sampler struct {
 	lastStart map[Target]time.Time
 	maxGap    map[Target]time.Duration
 	skipped   int
+	slowest   time.Duration
 	dnsBusy   bool
 	lastDNS   map[string]string // server -> last state line
 }
@@ -83,6 +85,8 @@ type Report struct {
 	// MaxGap is the largest time between the starts of two consecutive
 	// runs of one target (the sampling period actually achieved).
 	MaxGap time.Duration
+	// Slowest is the longest judge run.
+	Slowest time.Duration
 	// Timeline holds every judge run and every change the servers showed,
 	// in time order, and for each failure the resolver's cached answer and
 	// posttls-finger's output.
@@ -94,8 +98,8 @@ func (r Report) Failed() bool { return len(r.Failures) > 0 }
 
 // Summary is a one-line account: samples, failures, per-target counts.
 func (r Report) Summary() string {
-	return fmt.Sprintf("judge: %d samples, %d failures, %d DNS rounds, largest gap between samples of a target %.1f s",
-		r.Samples, len(r.Failures), r.DNSSamples, r.MaxGap.Seconds())
+	return fmt.Sprintf("judge: %d samples, %d failures, %d DNS rounds, largest gap between samples of a target %.1f s, slowest run %.1f s",
+		r.Samples, len(r.Failures), r.DNSSamples, r.MaxGap.Seconds(), r.Slowest.Seconds())
 }
 
 // StartSampler starts sampling at once and returns the running Sampler;
@@ -106,10 +110,10 @@ func (j *Judge) StartSampler(ctx context.Context, opts SamplerOptions) *Sampler 
 		opts.Interval = DefaultInterval
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
+		opts.Concurrency = 6
 	}
 	if opts.PerTarget <= 0 {
-		opts.PerTarget = 2
+		opts.PerTarget = 3
 	}
 	if len(opts.Owners) == 0 {
 		for _, t := range opts.Targets {
@@ -215,6 +219,9 @@ func (s *Sampler) round() {
 // record adds a finished run to the timeline and, when it failed, the
 // resolver's cached view and posttls-finger's output.
 func (s *Sampler) record(v Verdict) {
+	s.mu.Lock()
+	s.slowest = max(s.slowest, v.Took)
+	s.mu.Unlock()
 	if v.Err != nil && s.ctx.Err() != nil {
 		s.note(v.At, "judge "+v.String()+" (cut short: the sampler's context ended; not counted)")
 		return
@@ -382,7 +389,7 @@ func (s *Sampler) Stop() Report {
 		for _, e := range s.entries {
 			b.WriteString(e.at.Format("15:04:05.000") + " " + e.text + "\n")
 		}
-		s.report = Report{Samples: s.samples, DNSSamples: s.dnsProbes, MaxGap: maxGap, Failures: slices.Clone(s.failures), Timeline: b.String()}
+		s.report = Report{Samples: s.samples, DNSSamples: s.dnsProbes, MaxGap: maxGap, Slowest: s.slowest, Failures: slices.Clone(s.failures), Timeline: b.String()}
 	})
 	return s.report
 }
