@@ -329,6 +329,10 @@ func TestResolverScope(t *testing.T) {
 	if b, err := os.ReadFile(l.r.ResolvConf); err != nil || string(b) != "nameserver "+l.r.Addr+"\n" {
 		t.Errorf("ResolvConf %s holds %q (%v)", l.r.ResolvConf, b, err)
 	}
+	// A judge run bind-mounts ResolvConf in its own mount namespace only.
+	if v := l.j.Check(t.Context(), host, l.pf.Port, Default); v.Err != nil || !v.NoTLSA {
+		t.Errorf("judge with no TLSA at its owner: %v; want no TLSA\n%s", v, v.Output)
+	}
 	if b, _ := os.ReadFile("/etc/resolv.conf"); strings.Contains(string(b), l.r.Addr) {
 		t.Errorf("the host's /etc/resolv.conf names the lab resolver: %q", b)
 	}
