@@ -312,6 +312,7 @@ type Target struct {
 	Alg  Algorithm
 }
 
+// String is "host:port alg", for timelines.
 func (t Target) String() string {
 	return fmt.Sprintf("%s %s", net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), t.Alg)
 }

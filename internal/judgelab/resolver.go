@@ -18,6 +18,24 @@
 // It needs unbound, posttls-finger (Debian's postfix package), unshare and
 // mount (util-linux) and root; scripts/install-deps.sh installs them. Under
 // CI=true a missing one fails the test (internal/testenv).
+//
+// Use, with a signed bindlab and a postfixlab:
+//
+//	b := bindlab.Start(t, bindlab.Options{Signed: true})
+//	r := judgelab.StartResolver(t, judgelab.ResolverOptions{
+//		Zone: "example.test.", Servers: []string{b.Primary, b.Secondary},
+//		TrustAnchor: judgelab.TrustAnchorFrom(t, b.Primary, "example.test."),
+//	})
+//	j := judgelab.NewJudge(t, r)
+//	v := j.Check(ctx, "mail.example.test", pf.Port, judgelab.Default) // owner _<port>._tcp.mail.example.test.
+//	s := j.StartSampler(ctx, judgelab.SamplerOptions{Targets: …, Servers: …})
+//	… a switch …
+//	if rep := s.Stop(); rep.Failed() { t.Errorf("%s\n%s", rep.Summary(), rep.Timeline) }
+//
+// Measured on 2 cores: a judge run takes 0.05 s on an idle machine and up to
+// 3 s while six e2e worlds issue certificates at once. unbound serves a
+// cached RRset until about 1 s after its TTL ran out (whole-second expiry):
+// TestJudgeCaches.
 package judgelab
 
 import (
