@@ -45,7 +45,7 @@ var allKinds = []string{kRenew, kRenewNewKey, kRenewNoHooks, kRotateStage, kRota
 // op is one operation of a sequence.
 type op struct {
 	Kind   string
-	N      int    // ttl value, foreign record TTL, delay in ms, chain-move: 1 = config at once
+	N      int    // ttl value, foreign record TTL, delay in ms (wait, sigkill), chain-move: 1 = config at once
 	Inner  string // the run made under a fault (refused, postfix-check-broken) or killed (sigkill)
 	NewKey bool   // renew-no-hooks, sigkill of dane-deploy: the renewal makes a new key
 }
@@ -213,7 +213,7 @@ func draw(seed uint64, steps int) plan {
 			o.NewKey = r.IntN(2) == 0
 		case kKill:
 			o.Inner = []string{"danectl tick", "dane-deploy", "dane-reload"}[r.IntN(3)]
-			o.N = r.IntN(1500)
+			o.N = r.IntN(120) // a hook or tick run takes 10–700 ms here
 			o.NewKey = r.IntN(2) == 0
 		case kRefused:
 			o.Inner = []string{kRenewNewKey, kRenew, kTick}[r.IntN(3)]

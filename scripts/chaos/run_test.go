@@ -214,8 +214,19 @@ func (s *sequence) setup() {
 		rec = "3 1 1 " + cur.SPKI
 	}
 	s.nsupdate(w.owner(mailHost), 8, rec)
-	// Let the resolver cache the RRset, as senders would have.
-	time.Sleep(2 * time.Second)
+	// Senders have this RRset in their caches: wait until the judge's
+	// resolver holds it and verifies with it.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		v := w.judge.check(w.t.Context(), mailHost, w.pf.Port, algECDSA)
+		s.checks++
+		if v.Verified {
+			w.logf("    judge %s", v.Text)
+			break
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the judge does not verify the hand-made record %s: %s", rec, v.Text)
+		}
+	}
 }
 
 // nsupdate adds a foreign record at owner.
@@ -243,11 +254,11 @@ func (s *sequence) apply(o op) {
 	t := w.t
 	switch o.Kind {
 	case kRenew:
-		w.exec(nil, 0, w.tool, w.clientArgs(false, true, false)...)
+		s.renew(true, false)
 	case kRenewNewKey:
-		w.exec(nil, 0, w.tool, w.clientArgs(false, true, true)...)
+		s.renew(true, true)
 	case kRenewNoHooks:
-		w.exec(nil, 0, w.tool, w.clientArgs(false, false, o.NewKey)...)
+		s.renew(false, o.NewKey)
 	case kRotateStage:
 		w.danectl("rotate", "stage", w.lineage())
 	case kRotateCommit:
@@ -316,7 +327,7 @@ func (s *sequence) apply(o op) {
 		case "dane-reload":
 			w.exec(nil, delay, bin("dane-reload"))
 		case "dane-deploy":
-			w.exec(nil, 0, w.tool, w.clientArgs(false, false, o.NewKey)...)
+			s.renew(false, o.NewKey)
 			w.exec(w.hookEnv(), delay, bin("dane-deploy"))
 		}
 	case kPostfixBroken:
@@ -342,6 +353,24 @@ func (s *sequence) apply(o op) {
 	default:
 		t.Fatalf("unknown operation %q", o.Kind)
 	}
+}
+
+// renew runs a forced renewal and checks that the client renewed: a new
+// leaf serial, and a new key exactly when asked for one unless a committed
+// rotation handed the client the staged key. A renewal that did not happen
+// fails the test: the sequence would not test what it says.
+func (s *sequence) renew(hooks, newKey bool) {
+	w := s.w
+	before, _ := w.current()
+	r := w.exec(nil, 0, w.tool, w.clientArgs(false, hooks, newKey)...)
+	after, ok := w.current()
+	if !ok || after.Serial == before.Serial {
+		w.t.Fatalf("the renewal did not renew (leaf serial %s before and after):\n%v", short(before.Serial), r)
+	}
+	if newKey && after.SPKI == before.SPKI {
+		w.t.Fatalf("the new-key renewal kept key %s:\n%v", short(before.SPKI), r)
+	}
+	w.logf("    renewed: leaf serial %s key %s (was serial %s key %s)", short(after.Serial), short(after.SPKI), short(before.Serial), short(before.SPKI))
 }
 
 // moveChain copies the chain file Postfix reads to a new path, points

@@ -295,7 +295,13 @@ func (w *world) exec(extraEnv []string, killAfter time.Duration, name string, ar
 	default:
 		w.t.Fatalf("%s: %v", r.cmd, err)
 	}
-	w.logf("    $ %s -> exit %d (%.1f s)%s", r.cmd, r.code, r.took.Seconds(), errLines(r))
+	how := fmt.Sprintf("exit %d", r.code)
+	if killAfter > 0 && r.code == -1 {
+		how = fmt.Sprintf("KILLED (SIGKILL after %v)", killAfter)
+	} else if killAfter > 0 {
+		how += fmt.Sprintf(" (ended before the SIGKILL due after %v)", killAfter)
+	}
+	w.logf("    $ %s -> %s (%.3f s)%s", r.cmd, how, r.took.Seconds(), errLines(r))
 	return r
 }
 
