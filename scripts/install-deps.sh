@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything danehook's lab and tests need on a fresh Debian 12
-# machine, as root: Debian packages (BIND, Postfix, unbound, certbot, openssl,
-# hyperfine, ldnsutils; lintian and rpm for the package test) and the
+# machine, as root: Debian packages (BIND, Postfix with posttls-finger,
+# unbound, certbot, openssl, hyperfine, ldnsutils, util-linux's unshare;
+# lintian and rpm for the package test) and the
 # 127.0.0.2 loopback alias the BIND secondary listens on. Idempotent: what is
 # already there is not installed again.
 set -euo pipefail
@@ -13,8 +14,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
+# The judge (internal/judgelab): unbound as the lab's validating resolver,
+# posttls-finger (in postfix) as the DANE client, run in a private mount
+# namespace (unshare from util-linux, mount) with ca-certificates' CApath.
 PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
-      ca-certificates iproute2 util-linux
+      ca-certificates iproute2 util-linux mount
       lintian rpm)  # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
 
 missing=()

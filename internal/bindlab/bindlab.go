@@ -67,7 +67,8 @@ type Options struct {
 	TTL uint32
 	// Signed signs the zones on the primary with `dnssec-policy default;
 	// inline-signing no;` (one ECDSAP256SHA256 CSK); the secondary transfers
-	// the signed zone.
+	// the signed zone. Start returns once both servers serve the zone signed
+	// with the same serial, so a validating resolver may ask either.
 	Signed bool
 	// Policy holds extra update-policy lines added to every zone after the
 	// default grant of the lab key (`grant "<key>" zonesub ANY;`). The text
@@ -260,7 +261,35 @@ func (l *Lab) startBoth() error {
 	if err != nil {
 		return err
 	}
-	return l.waitReady(ctx, l.secondary)
+	if err := l.waitReady(ctx, l.secondary); err != nil {
+		return err
+	}
+	if l.opts.Signed {
+		return l.waitInSync(ctx)
+	}
+	return nil
+}
+
+// waitInSync waits until the secondary serves every zone with the
+// primary's serial: a signed zone changes on the primary right after it
+// loads (the signing), and a resolver stubbed to both servers must find the
+// same signed zone at each.
+func (l *Lab) waitInSync(ctx context.Context) error {
+	for _, z := range l.Zones {
+		for {
+			p, perr := soaSerial(l.Primary, z)
+			s, serr := soaSerial(l.Secondary, z)
+			if perr == nil && serr == nil && p == s {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s: secondary serial %d (%v) never reached the primary's %d (%v)", z, s, serr, p, perr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // Zone file paths.
@@ -494,6 +523,42 @@ func (l *Lab) ready(addr, role string) error {
 	for _, z := range l.Zones {
 		if _, err := soaSerial(addr, z); err != nil {
 			return err
+		}
+		if l.opts.Signed {
+			if err := signed(addr, z); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// signed checks that addr serves zone signed: a DNSKEY RRset, and an RRSIG
+// over the SOA. A validating resolver that reaches a server before it
+// signed (or, for the secondary, before it transferred the signed zone)
+// would cache a bogus answer.
+func signed(addr, zone string) error {
+	c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	for _, qt := range []uint16{dns.TypeSOA, dns.TypeDNSKEY} {
+		q := new(dns.Msg)
+		q.SetQuestion(dns.Fqdn(zone), qt)
+		q.RecursionDesired = false
+		q.SetEdns0(4096, true)
+		r, _, err := c.Exchange(q, addr)
+		if err != nil {
+			return err
+		}
+		var data, sig bool
+		for _, rr := range r.Answer {
+			switch x := rr.(type) {
+			case *dns.RRSIG:
+				sig = sig || x.TypeCovered == qt
+			default:
+				data = data || rr.Header().Rrtype == qt
+			}
+		}
+		if !data || !sig {
+			return fmt.Errorf("%s %s at %s: not signed yet (records %v, RRSIG %v)", zone, dns.TypeToString[qt], addr, data, sig)
 		}
 	}
 	return nil

@@ -89,7 +89,7 @@ func TestBenchHooksSetup(t *testing.T) {
 	vars := [][2]string{
 		{"BIN", binDir}, {"DANEHOOK_CONFIG", w.config}, {"LIVE", live}, {"HOST", host},
 		{"CSR", filepath.Join(dir, "mail.csr")}, {"CA", filepath.Join(dir, "ca.pem")}, {"CAKEY", filepath.Join(dir, "ca-key.pem")},
-		{"DNS_IP", bindlab.PrimaryIP}, {"DNS_PORT", strconv.Itoa(b.Port)}, {"ZONE", zone}, {"OWNER", owner},
+		{"DNS_IP", bindlab.PrimaryIP}, {"DNS_PORT", strconv.Itoa(b.Port)}, {"ZONE", zone}, {"OWNER", w.owner()},
 		{"TTL", strconv.Itoa(int(b.TTL))}, {"KEYFILE", b.KeyFile}, {"CHAIN", w.chain}, {"PFDIR", pf.ConfigDir},
 	}
 	var sb strings.Builder

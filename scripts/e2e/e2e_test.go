@@ -36,18 +36,20 @@ const switchTimeout = 20 * time.Second
 func TestClients(t *testing.T) {
 	t.Parallel()
 	extra := map[string][]step{
-		"certbot": {{"secondary-lagging", (*world).secondaryLagging}, {"reuse-key-lost", (*world).reuseKeyLost}},
-		"lego-v5": {{"dns-update-refused", (*world).updateRefused}},
-		"lego-v4": {{"postfix-config-broken", (*world).postfixBroken}},
+		"certbot": {{"secondary-lagging", (*world).secondaryLagging, ""}, {"reuse-key-lost", (*world).reuseKeyLost, ""}},
+		"lego-v5": {{"dns-update-refused", (*world).updateRefused, ""}},
+		// With a broken main.cf every new smtpd dies (see postfixBroken):
+		// a sender cannot connect at all, which no hook can prevent.
+		"lego-v4": {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
 	}
 	for _, c := range clients {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, c)
 			steps := append([]step{
-				{"first-issuance", (*world).firstIssuance},
-				{"renew-same-key", (*world).renewSameKey},
-				{"renew-new-key", func(w *world) { w.renewNewKey(c.Name == "certbot") }},
+				{"first-issuance", (*world).firstIssuance, ""},
+				{"renew-same-key", (*world).renewSameKey, ""},
+				{"renew-new-key", func(w *world) { w.renewNewKey(c.Name == "certbot") }, ""},
 			}, extra[c.Name]...)
 			w.run(t, steps)
 		})
@@ -58,16 +60,38 @@ func TestClients(t *testing.T) {
 type step struct {
 	name string
 	fn   func(*world)
+	// unjudged, when set, says why the step runs without the judge
+	// sampler (judge_test.go); every other step fails on a judge failure.
+	unjudged string
 }
 
 // run runs steps as subtests of t in order, stopping at the first that
 // fails: later steps build on the earlier ones.
 func (w *world) run(t *testing.T, steps []step) {
 	for _, s := range steps {
-		if !t.Run(s.name, func(t *testing.T) { w.t = t; s.fn(w) }) {
+		if !w.runStep(t, s) {
 			return
 		}
 	}
+}
+
+// runStep runs s as a subtest of t with the judge sampling throughout,
+// unless s is unjudged, and reports whether it passed.
+func (w *world) runStep(t *testing.T, s step) bool {
+	return t.Run(s.name, func(t *testing.T) {
+		w.t = t
+		if s.unjudged == "" {
+			js := w.startJudge()
+			defer func() {
+				if rep := w.finishJudge(t, js); !rep.Failed() {
+					w.say("   judge: %d posttls-finger samples (every 0.5 s, default and ECDSA handshakes) during this step, all Verified or no TLSA yet", rep.Samples)
+				}
+			}()
+		} else {
+			t.Logf("no judge sampler in this step: %s", s.unjudged)
+		}
+		s.fn(w)
+	})
 }
 
 // firstIssuance: the client issues with the hooks wired in. Postfix serves
@@ -85,7 +109,7 @@ func (w *world) firstIssuance() {
 	w.say("1. %s %s issued %s: serial %s, key 3 1 1 %s", w.c.Name, verb(args), host, issued.Serial, issued.SPKI)
 
 	w.waitRecords(before.Record, issued.Record)
-	w.say("   dane-deploy published %s TLSA %s", owner, issued.Record)
+	w.say("   dane-deploy published %s TLSA %s", w.owner(), issued.Record)
 	w.say("   both name servers serve it (asked directly): primary %s, secondary %s", w.bind.Primary, w.bind.Secondary)
 	if got := w.served(); got.SPKI != before.SPKI {
 		t.Fatalf("right after issuance Postfix serves key %s; want the previous key %s until the new record is aged", short(got.SPKI), short(before.SPKI))
@@ -155,7 +179,7 @@ func (w *world) renewNewKey(sample bool) {
 	}
 	w.say("2. %s %s: serial %s, NEW key 3 1 1 %s", w.c.Name, newKeyFlags[w.c.Name], fresh.Serial, fresh.SPKI)
 	w.waitRecords(old.Record, fresh.Record)
-	w.say("   dane-deploy published %s TLSA %s", owner, fresh.Record)
+	w.say("   dane-deploy published %s TLSA %s", w.owner(), fresh.Record)
 	w.say("   beside the old %s; both servers serve both", short(old.Record.String()))
 	if got := w.served(); got.SPKI != old.SPKI {
 		t.Fatalf("right after the new-key renewal Postfix serves key %s; want the old key %s until the new record is aged", short(got.SPKI), short(old.SPKI))
@@ -223,7 +247,7 @@ func (w *world) secondaryLagging() {
 	unblocked := time.Now()
 	w.bind.WaitSerial(t, w.bind.Secondary, zone, w.serial(), 10*time.Second)
 	w.tickUntilServed(fresh, switchTimeout)
-	if seen, ok := w.dnsState().Seen.FirstSeen(owner, fresh.Record, w.bind.Secondary); !ok {
+	if seen, ok := w.dnsState().Seen.FirstSeen(w.owner(), fresh.Record, w.bind.Secondary); !ok {
 		t.Errorf("no first-seen time of %s at the secondary in the state", short(fresh.SPKI))
 	} else if installed := w.lineageState().Installed; installed.Before(seen.Add(time.Duration(2*w.bind.TTL) * time.Second)) {
 		t.Errorf("switched at %s, earlier than 2 x TTL after the secondary was first seen serving the record (%s)", clock(installed), clock(seen))
@@ -441,7 +465,7 @@ func (w *world) explainSafe(rec tlsa.Record) {
 	var lastServer string
 	var parts []string
 	for _, s := range w.servers() {
-		at, ok := seen.FirstSeen(owner, rec, s)
+		at, ok := seen.FirstSeen(w.owner(), rec, s)
 		if !ok {
 			continue
 		}

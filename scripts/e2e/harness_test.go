@@ -22,6 +22,7 @@ import (
 
 	"github.com/danehook/danehook/internal/acmelab"
 	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/judgelab"
 	"github.com/danehook/danehook/internal/postfixlab"
 	"github.com/danehook/danehook/internal/testenv"
 	"github.com/danehook/danehook/pkg/deploy"
@@ -31,11 +32,13 @@ import (
 )
 
 // The lab's names: bindlab serves example.test. with mail.example.test A
-// 127.0.0.1, which Pebble resolves for HTTP-01.
+// 127.0.0.1, which Pebble resolves for HTTP-01. The TLSA owner is
+// world.owner(): _<Postfix's port>._tcp.mail.example.test., because the
+// judge (posttls-finger "[host]:port") asks for the owner of the port it
+// connects to (RFC 7672 §2.2).
 const (
-	host  = "mail.example.test"
-	owner = "_25._tcp.mail.example.test."
-	zone  = "example.test."
+	host = "mail.example.test"
+	zone = "example.test."
 )
 
 // narrowKey is an extra TSIG key every lab knows whose update-policy grants
@@ -61,16 +64,25 @@ var clients = []client{
 // world is one complete lab for one client: BIND primary + secondary,
 // Postfix, Pebble, the client's files, danehook's configuration and state.
 type world struct {
-	t      *testing.T
-	c      client
-	tool   string // path of the client binary
-	bind   *bindlab.Lab
-	pf     *postfixlab.Lab
-	acme   *acmelab.Lab
-	dir    string // working directory: client files, config, state
-	config string // danehook.toml
-	state  string // state directory
-	chain  string // the served chain file (smtpd_tls_chain_files)
+	t    *testing.T
+	c    client
+	tool string // path of the client binary
+	bind *bindlab.Lab
+	pf   *postfixlab.Lab
+	acme *acmelab.Lab
+	// port is the lineage's TLSA port (config `ports`): Postfix's port in
+	// a world, so that the judge checks the owner danehook publishes; 0
+	// leaves danehook's default, 25.
+	port int
+	// resolver and judge are the independent oracle (internal/judgelab):
+	// unbound validating and caching over the signed zone, and
+	// posttls-finger -l dane-only asking it.
+	resolver *judgelab.Resolver
+	judge    *judgelab.Judge
+	dir      string // working directory: client files, config, state
+	config   string // danehook.toml
+	state    string // state directory
+	chain    string // the served chain file (smtpd_tls_chain_files)
 	// story receives the operator-readable narrative (io.Discard except in
 	// TestLabWalkthrough).
 	story io.Writer
@@ -88,12 +100,19 @@ func newWorld(t *testing.T, c client) *world {
 	testenv.Require(t, "openssl")
 	tool := acmelab.RequireTool(t, c.Tool)
 	w := &world{t: t, c: c, tool: tool, dir: t.TempDir(), story: io.Discard}
-	w.bind = bindlab.Start(t, bindlab.Options{ExtraKeys: []bindlab.ExtraKey{{
+	w.bind = bindlab.Start(t, bindlab.Options{Signed: true, ExtraKeys: []bindlab.ExtraKey{{
 		Name: narrowKey,
 		// Enough to make the key valid for the zone, never for the owner.
 		Grants: []string{`grant "` + narrowKey + `" name nothing-here.example.test. TXT;`},
 	}}})
 	w.pf = postfixlab.Start(t, postfixlab.Options{})
+	w.port = w.pf.Port
+	w.resolver = judgelab.StartResolver(t, judgelab.ResolverOptions{
+		Zone:        zone,
+		Servers:     w.servers(),
+		TrustAnchor: judgelab.TrustAnchorFrom(t, w.bind.Primary, zone),
+	})
+	w.judge = judgelab.NewJudge(t, w.resolver)
 	w.acme = acmelab.Start(t, acmelab.Options{DNSServer: w.bind.Primary})
 	w.chain = w.pf.ChainFiles[0]
 	w.state = filepath.Join(w.dir, "state")
@@ -112,6 +131,9 @@ func (w *world) writeConfig(keyFile string) {
 		w.bind.Primary, keyFile, w.bind.Port)
 	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nchain_file = %q\nendpoints = [%q]\n",
 		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
+	if w.port != 0 {
+		fmt.Fprintf(&b, "ports = [%d]\n", w.port)
+	}
 	if w.c.Name == "certbot" {
 		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
 	}
@@ -387,9 +409,18 @@ func servedAt(ctx context.Context, addr string) (cert, error) {
 	return certOf(chain[0]), nil
 }
 
+// owner is the world's TLSA owner, _<port>._tcp.mail.example.test.
+func (w *world) owner() string {
+	port := w.port
+	if port == 0 {
+		port = 25
+	}
+	return fmt.Sprintf("_%d._tcp.%s.", port, host)
+}
+
 // tlsaAt asks server ("ip:port") directly, without recursion, for the TLSA
 // RRset at owner.
-func tlsaAt(ctx context.Context, server string) ([]tlsa.Record, error) {
+func tlsaAt(ctx context.Context, server, owner string) ([]tlsa.Record, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(owner, dns.TypeTLSA)
 	m.RecursionDesired = false
@@ -423,7 +454,7 @@ func (w *world) servers() []string { return []string{w.bind.Primary, w.bind.Seco
 // records returns the TLSA RRset at one server as sorted presentation strings.
 func (w *world) records(server string) []string {
 	w.t.Helper()
-	recs, err := tlsaAt(w.t.Context(), server)
+	recs, err := tlsaAt(w.t.Context(), server, w.owner())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -457,7 +488,7 @@ func (w *world) waitRecords(want ...tlsa.Record) {
 			return
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("TLSA %s: got %s; want %q at both servers", owner, strings.Join(got, ", "), exp)
+			w.t.Fatalf("TLSA %s: got %s; want %q at both servers", w.owner(), strings.Join(got, ", "), exp)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -486,7 +517,7 @@ func (w *world) waitServed(want cert) {
 func (w *world) verifyLive() {
 	w.t.Helper()
 	for _, s := range w.servers() {
-		recs, err := tlsaAt(w.t.Context(), s)
+		recs, err := tlsaAt(w.t.Context(), s, w.owner())
 		if err != nil {
 			w.t.Fatal(err)
 		}

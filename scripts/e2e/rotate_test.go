@@ -36,8 +36,8 @@ const agedTimeout = 20 * time.Second
 func TestRotate(t *testing.T) {
 	t.Parallel()
 	extra := map[string][]step{
-		"certbot": {{"rotate-at-renewal", (*world).rotateAtRenewal}},
-		"lego-v5": {{"rotate-secondary-lagging", (*world).rotateSecondaryLagging}},
+		"certbot": {{"rotate-at-renewal", (*world).rotateAtRenewal, ""}},
+		"lego-v5": {{"rotate-secondary-lagging", (*world).rotateSecondaryLagging, ""}},
 	}
 	for _, c := range clients {
 		if _, ok := extra[c.Name]; !ok {
@@ -52,10 +52,10 @@ func TestRotate(t *testing.T) {
 			w.renewCommand = append([]string{w.tool}, w.renewArgs(false)...)
 			w.writeConfig(w.bind.KeyFile)
 			steps := append([]step{
-				{"first-issuance", (*world).firstIssuance},
-				{"rotate-commit-now", (*world).rotateCommitNow},
+				{"first-issuance", (*world).firstIssuance, ""},
+				{"rotate-commit-now", (*world).rotateCommitNow, ""},
 			}, extra[c.Name]...)
-			steps = append(steps, step{"renew-same-key", (*world).renewSameKey})
+			steps = append(steps, step{"renew-same-key", (*world).renewSameKey, ""})
 			w.run(t, steps)
 		})
 	}
@@ -200,7 +200,7 @@ func (w *world) rotateSecondaryLagging() {
 	allowed, rs := w.waitCommitAllowed(agedTimeout)
 	watch.stop()
 	w.reportLatency("transfers resumed", unblocked, allowed, rs, watch, next)
-	if seen, ok := w.dnsState().Seen.FirstSeen(owner, next.Record, w.bind.Secondary); !ok {
+	if seen, ok := w.dnsState().Seen.FirstSeen(w.owner(), next.Record, w.bind.Secondary); !ok {
 		t.Errorf("no first-seen time of the staged record at the secondary in the state")
 	} else if seen.Before(unblocked) {
 		t.Errorf("secondary first seen serving the staged record at %s, before transfers resumed at %s", clock(seen), clock(unblocked))
@@ -493,7 +493,7 @@ func (w *world) watchRecords() *recordWatch {
 		for {
 			for _, s := range servers {
 				sent := time.Now()
-				recs, err := tlsaAt(ctx, s)
+				recs, err := tlsaAt(ctx, s, w.owner())
 				if err != nil {
 					continue // a stopped watch, or a server restarting: ask again
 				}

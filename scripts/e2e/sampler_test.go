@@ -69,7 +69,7 @@ func (s *sampler) sample(ctx context.Context) {
 	read := func() (map[string][]string, error) {
 		m := map[string][]string{}
 		for _, srv := range servers {
-			recs, err := tlsaAt(ctx, srv)
+			recs, err := tlsaAt(ctx, srv, s.w.owner())
 			if err != nil {
 				return nil, err
 			}
