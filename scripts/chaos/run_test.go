@@ -411,10 +411,45 @@ func (s *sequence) checkJudge(algs ...algorithm) {
 			s.checks++
 			s.w.logf("    judge %s", v.Text)
 			if v.failed() {
-				s.fail("judge", "%s", v.Text)
+				s.fail("judge", "%s [%s]", v.Text, s.diagnose(h))
 			}
 		}
 	}
+}
+
+// diagnose says, after a failed judge run for host, whether the
+// authoritative servers serve a record that matches the chain Postfix
+// presents now: if they do, the resolver still holds an older RRset (the
+// chain was switched to before a matching record was aged: a TTL or
+// adoption failure); if they do not, no sender can verify (a needed
+// record was removed or never published, or the chain is not the one
+// danehook installed).
+func (s *sequence) diagnose(host string) string {
+	w := s.w
+	ctx, cancel := context.WithTimeout(w.t.Context(), 10*time.Second)
+	defer cancel()
+	chain, err := w.served(ctx)
+	if err != nil {
+		return "STARTTLS: " + err.Error()
+	}
+	var parts []string
+	all, reachable := true, 0
+	for _, srv := range w.servers() {
+		recs, ttl, err := w.records(ctx, srv, w.owner(host))
+		if err != nil {
+			parts = append(parts, err.Error()) // a stopped secondary: judge by the others
+			continue
+		}
+		reachable++
+		ok := len(recs) > 0 && tlsa.Match(chain, recs).OK()
+		all = all && ok
+		parts = append(parts, fmt.Sprintf("%s serves %d records at TTL %d, matching the presented chain: %v", srv, len(recs), ttl, ok))
+	}
+	class := "UNPINNED: no authoritative server serves a record that matches the presented chain"
+	if all && reachable > 0 {
+		class = "UNAGED: the servers serve a matching record, the resolver's cached RRset has none (switched before a matching record was aged)"
+	}
+	return class + "; " + strings.Join(parts, "; ")
 }
 
 // converge clears the faults that are still on, runs `danectl tick` once a
@@ -473,9 +508,14 @@ func (s *sequence) unconverged() []string {
 	if err != nil {
 		return []string{"STARTTLS: " + err.Error()}
 	}
-	if cur, ok := w.current(); !ok {
+	cur, ok := w.current()
+	var newest []*x509.Certificate // the lineage's newest chain: leaf and issuer
+	if !ok {
 		why = append(why, "the client holds no certificate")
-	} else if got := certOf(chain[0]); got.Serial != cur.Serial {
+	} else {
+		newest = []*x509.Certificate{cur.X509, w.issuer()}
+	}
+	if got := certOf(chain[0]); ok && got.Serial != cur.Serial {
 		why = append(why, fmt.Sprintf("Postfix serves leaf serial %s key %s; the lineage's newest is serial %s key %s",
 			short(got.Serial), short(got.SPKI), short(cur.Serial), short(cur.SPKI)))
 	}
@@ -496,13 +536,15 @@ func (s *sequence) unconverged() []string {
 				foreign := slices.Contains(w.foreign, owner+" "+r.String())
 				ok := tlsa.Match(chain, []tlsa.Record{r}).OK()
 				matched = matched || ok
+				// The newest chain's record is needed while it is pending.
+				ok = ok || (newest != nil && tlsa.Match(newest, []tlsa.Record{r}).OK())
 				isStaged := r.Usage == 3 && r.Selector == 1 && r.MatchingType == 1 && hex.EncodeToString(r.Data) == staged
 				switch {
 				case foreign:
 				case !configured:
 					why = append(why, fmt.Sprintf("%s at %s: %s left at an owner that is no longer configured", owner, srv, r))
 				case !ok && !isStaged:
-					why = append(why, fmt.Sprintf("%s at %s: %s matches no chain (not the served chain, not a staged key)", owner, srv, r))
+					why = append(why, fmt.Sprintf("%s at %s: %s matches no chain (not the served one, not the lineage's newest, not a staged key)", owner, srv, r))
 				}
 			}
 		}
