@@ -33,6 +33,7 @@ const (
 	kRefused       = "primary-refused" // the provider's key may not change the owner for one run (Inner)
 	kKill          = "sigkill"         // SIGKILL of Inner (tick, dane-deploy, dane-reload) after N ms
 	kPostfixBroken = "postfix-check-broken"
+	kRotateEvery   = "rotate-every" // rotate_every = "20s" (N=1, the timer stages and commits) or unset
 	kTick          = "tick"
 	kWait          = "wait" // N ms without any tick
 )
@@ -40,7 +41,8 @@ const (
 // allKinds lists every kind, for the coverage check and the summary.
 var allKinds = []string{kRenew, kRenewNewKey, kRenewNoHooks, kRotateStage, kRotateCommit, kRotateAbort,
 	kTTL, kTAAdd, kTARemove, kHostAdd, kHostRemove, kChainMove, kChainConfig, kForeign301, kForeign311,
-	kForeign211, kSecondaryStop, kSecondaryUp, kBlock, kUnblock, kRefused, kKill, kPostfixBroken, kTick, kWait}
+	kForeign211, kSecondaryStop, kSecondaryUp, kBlock, kUnblock, kRefused, kKill, kPostfixBroken, kRotateEvery,
+	kTick, kWait}
 
 // op is one operation of a sequence.
 type op struct {
@@ -63,6 +65,11 @@ func (o op) String() string {
 			return o.Kind + " (config at once)"
 		}
 		return o.Kind + " (config later)"
+	case kRotateEvery:
+		if o.N == 1 {
+			return `rotate_every = "20s"`
+		}
+		return "rotate_every unset"
 	case kRenewNoHooks:
 		if o.NewKey {
 			return o.Kind + " new-key"
@@ -140,6 +147,7 @@ func draw(seed uint64, steps int) plan {
 	}
 	var (
 		mx2, ta, pendingChain bool
+		rotateEvery           bool
 		stopped, blocked      bool
 		ends                  = map[string]int{} // end kind -> op index at which it is emitted
 	)
@@ -170,7 +178,7 @@ func draw(seed uint64, steps int) plan {
 			{kRenew, 6}, {kRenewNewKey, 6}, {kRenewNoHooks, 4},
 			{kRotateStage, 3}, {kRotateCommit, 3}, {kRotateAbort, 2},
 			{kTTL, 3}, {kForeign301, 2}, {kForeign311, 2}, {kForeign211, 2},
-			{kRefused, 2}, {kKill, 4}, {kPostfixBroken, 2}, {kTick, 8}, {kWait, 4},
+			{kRefused, 2}, {kKill, 4}, {kPostfixBroken, 2}, {kTick, 8}, {kWait, 4}, {kRotateEvery, 1},
 		}
 		if ta {
 			choices = append(choices, weighted{kTARemove, 2})
@@ -219,6 +227,11 @@ func draw(seed uint64, steps int) plan {
 			o.Inner = []string{kRenewNewKey, kRenew, kTick}[r.IntN(3)]
 		case kPostfixBroken:
 			o.Inner = []string{kRenewNewKey, kRenew, kTick}[r.IntN(3)]
+		case kRotateEvery:
+			rotateEvery = !rotateEvery
+			if rotateEvery {
+				o.N = 1
+			}
 		case kTAAdd:
 			ta = true
 		case kTARemove:

@@ -346,6 +346,12 @@ func (s *sequence) apply(o op) {
 			t.Fatal(err)
 		}
 		w.logf("    master.cf repaired")
+	case kRotateEvery:
+		w.set.rotateEv = ""
+		if o.N == 1 {
+			w.set.rotateEv = "20s"
+		}
+		w.writeConfig()
 	case kTick:
 		w.danectl("tick")
 	case kWait:

@@ -55,7 +55,7 @@ type settings struct {
 	ta       bool // usages 3 1 1 + 2 1 1 with ta = "issuer"
 	narrow   bool // the provider signs with narrowKey (REFUSED)
 	chain    string
-	rotateEv string // rotate_every, "" when unset
+	rotateEv string // rotate_every ("20s"), "" when unset
 }
 
 // world is one sequence's lab: BIND primary + secondary (signed), the
@@ -80,9 +80,7 @@ type world struct {
 	// foreign are the records the runner added at the owners with
 	// nsupdate (presentation form), which danehook does not own.
 	foreign []string
-	// mainCF holds main.cf while it is broken, nil otherwise.
-	brokenMaster []byte
-	log          *lockedBuffer
+	log     *lockedBuffer
 }
 
 func newWorld(t *testing.T, client string, log *lockedBuffer) *world {
