@@ -124,6 +124,12 @@ func TestReloadCrashRecovery(t *testing.T) {
 	}
 	time.Sleep(2500 * time.Millisecond) // 2 x TTL (1 s) after both servers serve it
 	crashChild(t, cfgPath, "reload", "reload:reloaded")
+	// postfix reload returns before every smtpd restarted: wait (bounded)
+	// for the installed chain rather than reading whichever smtpd answers.
+	installed, _, _ := readChainFile(l.ChainFile)
+	if _, err := postfix.WaitPresented(t.Context(), pf.Addr, postfixlab.Hostname, installed.Leaf, 10*time.Second); err != nil {
+		t.Fatalf("after the crash: %v", err)
+	}
 	now := servedSPKI(t, pf.Addr)
 	if now == old || !has(servedRecords(t, e), now) || !has(servedRecords(t, e), old) {
 		t.Fatalf("after the crash Postfix serves %s; published %v: want the new key, both records", now, servedRecords(t, e))
