@@ -148,7 +148,7 @@ func (w *world) writeConfig() {
 	for i, h := range w.set.hosts {
 		q[i] = fmt.Sprintf("%q", h)
 	}
-	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%s]\nports = [%d]\nttl = %d\nprovider = \"lab\"\nchain_file = %q\nendpoints = [%q]\n",
+	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%s]\nports = [%d]\nttl = %d\nprovider = \"lab\"\nallow_untrusted = true\nchain_file = %q\nendpoints = [%q]\n",
 		w.lineage(), strings.Join(q, ", "), w.pf.Port, w.set.ttl, w.set.chain, w.pf.Addr)
 	if w.set.ta {
 		b.WriteString("usages = [\"3 1 1\", \"2 1 1\"]\nta = \"issuer\"\n")
