@@ -136,6 +136,10 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		}
 		res.Pending, res.Reason = lv.State.Pending, dec.Reason
 	default:
+		if s.PostfixErr != nil {
+			perr = fmt.Errorf("lineage %q: not installed: read what Postfix serves: %w", l.Name, s.PostfixErr)
+			break
+		}
 		if err := e.postfixReads(s, l); err != nil {
 			perr = err
 			break
@@ -407,6 +411,10 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	if err := e.requireDNSSEC(ctx, s); err != nil {
 		return res, err
+	}
+	if s.PostfixErr != nil {
+		// Without knowing what Postfix reads, nothing may be removed.
+		errs = append(errs, fmt.Errorf("read what Postfix serves: %w", s.PostfixErr))
 	}
 	next := e.candidates(s)
 	for name, c := range next {
