@@ -190,19 +190,11 @@ func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
 // error the records already sent stay owned, so the next run repairs the
 // difference.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
-	ls, err := e.Config.Select(names...)
+	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{})
 	if err != nil {
 		return nil, err
 	}
-	lk, err := e.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Unlock()
-	s, err := e.observe(ctx, observeOpts{})
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
 	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
 		return nil, err

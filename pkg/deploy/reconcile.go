@@ -797,19 +797,11 @@ func describeCert(certs []*x509.Certificate) string {
 // installed chain for the lineage's algorithm, and the chain must match an
 // aged record at every owner. It returns one line per match.
 func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) {
-	ls, err := e.Config.Select(names...)
+	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{Present: true})
 	if err != nil {
 		return nil, err
 	}
-	lk, err := e.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Unlock()
-	s, err := e.observe(ctx, observeOpts{Present: true})
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
 	var out []string
 	for _, l := range ls {
 		lv := s.lineage(l.Name)
@@ -844,18 +836,11 @@ type PruneResult struct {
 // lineages could not be verified, are kept and listed with the reason.
 // Errors are those of observation and of the provider.
 func (e *Engine) Prune(ctx context.Context, names ...string) (*PruneResult, error) {
-	if _, err := e.Config.Select(names...); err != nil {
-		return nil, err
-	}
-	lk, err := e.lock()
+	_, s, unlock, err := e.observeLocked(ctx, names, observeOpts{Present: true, Postfix: true})
 	if err != nil {
 		return nil, err
 	}
-	defer lk.Unlock()
-	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
 	res := &PruneResult{}
 	why := map[string]string{}
 	for _, lv := range s.Lineages {

@@ -210,6 +210,25 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	return s, nil
 }
 
+// observeLocked checks the named lineages (all when empty), takes the lock
+// and observes. The caller must call unlock when the run ends.
+func (e *Engine) observeLocked(ctx context.Context, names []string, opts observeOpts) ([]*config.Lineage, *snapshot, func(), error) {
+	ls, err := e.Config.Select(names...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lk, err := e.lock()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := e.observe(ctx, opts)
+	if err != nil {
+		lk.Unlock()
+		return nil, nil, nil, err
+	}
+	return ls, s, func() { lk.Unlock() }, nil
+}
+
 // observeOwners reads every owner from its provider and from every
 // authoritative server, concurrently (bounded).
 func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {

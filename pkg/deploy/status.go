@@ -96,19 +96,11 @@ func (s *Status) OK() bool {
 // removals wait. Problems at one owner or lineage are reported in its Err;
 // the error return is for configuration, state and lock errors.
 func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
-	ls, err := e.Config.Select(names...)
+	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{Present: true, Postfix: true})
 	if err != nil {
 		return nil, err
 	}
-	lk, err := e.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer lk.Unlock()
-	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {
