@@ -105,7 +105,7 @@ func containsUsage(l *config.Lineage, u string) bool {
 
 // nextRecord returns the 3 1 1 record of a staged key.
 func nextRecord(n *NextKey) (tlsa.Record, error) {
-	return tlsa.Parse("3 1 1 " + n.SPKI)
+	return n.Record()
 }
 
 // pendingPath is where the pending chain of lineage is kept.
