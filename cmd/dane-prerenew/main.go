@@ -1,6 +1,7 @@
 // Command dane-prerenew is danehook's pre hook: certbot --pre-hook
 // (renewal-hooks/pre), lego v5 --pre-hook. It makes the next renewal reuse
-// the current key: certbot reuse_key = True, lego's pinned CSR (DESIGN.md §5).
+// the current key: certbot reuse_key = True, lego's pinned CSR (DESIGN.md §5),
+// after handing a committed staged key to the client (rotate.Pin).
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,7 +40,7 @@ Exit codes: 0 ok, 1 (--check) a lineage would renew with a new key, 2 bad input,
 			if err != nil {
 				return err
 			}
-			res, err := e.Pin(c.Bool("check"), c.Args().Slice()...)
+			res, err := rotate.Pin(e, c.Bool("check"), c.Args().Slice()...)
 			log := cliapp.Logger(stderr)
 			bad := 0
 			for _, r := range res {

@@ -14,6 +14,7 @@ import (
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/deploy"
+	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/urfave/cli/v2"
 )
 
@@ -51,7 +52,7 @@ lineages rotate independently.`,
 					}
 					ctx, cancel := cliapp.Context(c, 2*time.Minute)
 					defer cancel()
-					n, plans, err := e.Stage(ctx, l, deploy.KeySpec{Type: c.String("key-type"), Bits: c.Int("bits"), Curve: c.String("curve")})
+					n, plans, err := rotate.Stage(ctx, e, l, rotate.KeySpec{Type: c.String("key-type"), Bits: c.Int("bits"), Curve: c.String("curve")})
 					if plans != nil {
 						_ = printPlans(c.App.Writer, plans, false, err == nil)
 					}
@@ -75,7 +76,7 @@ lineages rotate independently.`,
 					}
 					ctx, cancel := cliapp.Context(c, 2*time.Minute)
 					defer cancel()
-					rs, err := e.RotationStatus(ctx, c.Args().Slice()...)
+					rs, err := rotate.Observe(ctx, e, c.Args().Slice()...)
 					if err != nil {
 						return cliapp.Classify(err)
 					}
@@ -114,7 +115,7 @@ certbot lineages), followed by the reload step.`,
 					}
 					ctx, cancel := cliapp.Context(c, 2*time.Minute)
 					defer cancel()
-					plans, err := e.Abort(ctx, l)
+					plans, err := rotate.Abort(ctx, e, l)
 					if plans != nil {
 						_ = printPlans(c.App.Writer, plans, false, err == nil)
 					}
@@ -146,9 +147,9 @@ func rotateArgs(c *cli.Context) (*deploy.Engine, string, error) {
 
 func rotateError(err error) error {
 	switch {
-	case errors.Is(err, deploy.ErrNotAged):
+	case errors.Is(err, rotate.ErrNotAged):
 		return fail(exitPending, err, "wait, then run the command again; 'danectl rotate status' shows the time")
-	case errors.Is(err, deploy.ErrNoStagedKey), errors.Is(err, deploy.ErrCommitted):
+	case errors.Is(err, rotate.ErrNoStagedKey), errors.Is(err, rotate.ErrCommitted):
 		return fail(exitUsage, err, "")
 	}
 	return cliapp.Classify(err)
@@ -162,7 +163,7 @@ func commitAction(c *cli.Context) error {
 	ctx, cancel := cliapp.Context(c, 10*time.Minute)
 	defer cancel()
 	now := c.Bool("now")
-	if _, err := e.Commit(ctx, name, now); err != nil {
+	if _, err := rotate.Commit(ctx, e, name, now); err != nil {
 		return rotateError(err)
 	}
 	w := c.App.Writer
@@ -201,7 +202,7 @@ func renewCommand(l *config.Lineage) ([]string, error) {
 		"--no-random-sleep-on-renew", "--config-dir", filepath.Dir(filepath.Dir(live))}, nil
 }
 
-func writeRotation(w io.Writer, rs []*deploy.RotationStatus, now time.Time) {
+func writeRotation(w io.Writer, rs []*rotate.Status, now time.Time) {
 	for _, r := range rs {
 		if r.Next == nil {
 			fmt.Fprintf(w, "lineage %s: no staged key\n", r.Lineage)

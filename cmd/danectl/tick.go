@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/urfave/cli/v2"
 )
 
@@ -15,6 +16,10 @@ func tickCommand() *cli.Command {
 		Usage: "the timer's step: complete pending switches that became safe, reload, verify, clean up",
 		Description: `tick runs exactly what dane-reload runs; the systemd timer calls it hourly.
 
+Then, when the reload step succeeded, it applies each lineage's rotate_every:
+a key older than that is staged, a staged key whose records are aged is
+committed (dane-reload never rotates).
+
 Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked).`,
 		Flags: []cli.Flag{cliapp.ConfigFlag},
 		Action: func(c *cli.Context) error {
@@ -24,8 +29,17 @@ Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked)
 			}
 			ctx, cancel := cliapp.Context(c, 5*time.Minute)
 			defer cancel()
+			log := cliapp.Logger(c.App.ErrWriter)
 			r, err := e.Reload(ctx)
-			cliapp.LogReload(cliapp.Logger(c.App.ErrWriter), r)
+			cliapp.LogReload(log, r)
+			if err != nil {
+				// No rotation while what is served is not verified.
+				return cliapp.Classify(err)
+			}
+			done, err := rotate.Policy(ctx, e)
+			for _, a := range done {
+				log.Info("rotate_every: " + a)
+			}
 			return cliapp.Classify(err)
 		},
 	}

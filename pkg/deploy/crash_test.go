@@ -3,14 +3,20 @@ package deploy
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/danehook/danehook/internal/postfixlab"
+	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/state"
 )
 
 // servedSPKI is the 3 1 1 data of the key Postfix presents at addr.
@@ -30,12 +36,12 @@ func servedSPKI(t *testing.T, addr string) string {
 func TestDeployCrashRecovery(t *testing.T) {
 	for _, point := range []string{"deploy:published", "deploy:installed"} {
 		t.Run(point, func(t *testing.T) {
-			e, ca, crt, key := legoRotationLab(t)
+			e, ca, crt, key := legoLab(t)
 			cfgPath := e.Config.Path
 			served := spkiOf(t, mustRead(t, e.Config.Lineages["mail"].ChainFile))
 			// deploy:published: a renewal with a new key (not safe yet);
 			// deploy:installed: a renewal with the same key (installed at once).
-			k, _ := readKey(key)
+			k, _ := chain.ReadKey(key)
 			if point == "deploy:published" {
 				nk, nc, _ := ca.issue(t, nil)
 				writeFile(t, key, nk)
@@ -86,7 +92,7 @@ func mustRead(t *testing.T, path string) []byte {
 // the step again verifies and removes it.
 func TestReloadCrashRecovery(t *testing.T) {
 	pf := postfixlab.Start(t, postfixlab.Options{})
-	e, ca, crt, key := legoRotationLab(t)
+	e, ca, crt, key := legoLab(t)
 	l := e.Config.Lineages["mail"]
 	// Serve through the Postfix lab: its chain file, its endpoint.
 	oldChain := l.ChainFile
@@ -105,7 +111,7 @@ func TestReloadCrashRecovery(t *testing.T) {
 	if _, err := e.Publish(t.Context()); err != nil { // the lab's self-signed key
 		t.Fatal(err)
 	}
-	k, _ := readKey(key)
+	k, _ := chain.ReadKey(key)
 	writeFile(t, crt, mustIssue(t, ca, k))
 	res, err := e.Deploy(t.Context(), &hookenv.Deploy{Client: hookenv.LegoV5, Lineage: "mail", KeyFile: key, CertFile: crt})
 	if err != nil || res.Installed {
@@ -173,4 +179,53 @@ func waitAged(t *testing.T, e *Engine) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(2500 * time.Millisecond)
+}
+
+// TestCrashHelper is not a test: the crash tests run the test binary again
+// with it selected to perform one step in a child process that kills itself
+// at the crash point named by crashEnv.
+func TestCrashHelper(t *testing.T) {
+	cfgPath := os.Getenv("DANEHOOK_TEST_HELPER_CONFIG")
+	if cfgPath == "" {
+		t.Skip("helper process for the crash tests")
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}, Publishers: map[string]Publisher{"lab": labPublisher(t, cfg)}, LockWait: 5 * time.Second}
+	point := os.Getenv(crashEnv)
+	crashHook = func(p string) {
+		if p == point {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // SIGKILL cannot be caught; wait for it to land
+		}
+	}
+	switch os.Getenv("DANEHOOK_TEST_HELPER_STEP") {
+	case "deploy":
+		l := cfg.Lineages["mail"]
+		_, err = e.Deploy(t.Context(), &hookenv.Deploy{Client: hookenv.LegoV5, Lineage: "mail", KeyFile: l.LegoKey, CertFile: l.LegoCert})
+	case "reload":
+		_, err = e.Reload(t.Context())
+	default:
+		t.Fatalf("unknown step %q", os.Getenv("DANEHOOK_TEST_HELPER_STEP"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crashEnv names the crash point for the helper process.
+const crashEnv = "DANEHOOK_TEST_CRASH"
+
+// crashChild runs step in a child test process that kills itself at point.
+func crashChild(t *testing.T, cfgPath, step, point string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "DANEHOOK_TEST_HELPER_CONFIG="+cfgPath, "DANEHOOK_TEST_HELPER_STEP="+step, crashEnv+"="+point)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+		t.Fatalf("child %s at %s: %v (want killed by SIGKILL)\n%s", step, point, err, out)
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/danehook/danehook/pkg/chain"
@@ -25,19 +23,6 @@ func spkiHex(c *chain.Chain) string {
 	}
 	sum := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
-}
-
-// loadChain reads a served or pending chain file (key and certificates in
-// one file) and sets its trust anchor as l asks. A missing file is (nil, nil).
-func (e *Engine) loadChain(l *config.Lineage, path string) (*chain.Chain, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	c, err := chain.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("lineage %q: %w", l.Name, err)
-	}
-	return c, e.setTA(l, c)
 }
 
 // setTA sets the chain's trust anchor as l's ta setting asks.
@@ -105,7 +90,7 @@ func containsUsage(l *config.Lineage, u string) bool {
 
 // nextRecord returns the 3 1 1 record of a staged key.
 func nextRecord(n *NextKey) (tlsa.Record, error) {
-	return tlsa.Parse("3 1 1 " + n.SPKI)
+	return n.Record()
 }
 
 // pendingPath is where the pending chain of lineage is kept.

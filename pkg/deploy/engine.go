@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/danehook/danehook/pkg/config"
@@ -22,13 +23,20 @@ const DefaultLockWait = 90 * time.Second
 type Engine struct {
 	Config *config.Config
 	Store  *state.Store
+	// NewPublisher builds the provider of a [provider.NAME] table, reading
+	// its credentials; it is called at most once per provider and Engine.
+	// cmd/internal/cliapp sets it. Nil means only Publishers are known.
+	NewPublisher func(*config.Provider) (Publisher, error)
 	// Publishers overrides the provider built from the configuration, by
-	// provider name (fault injection in tests).
+	// provider name (tests and fault injection); NewPublisher's results
+	// are kept here.
 	Publishers map[string]Publisher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// LockWait bounds the wait for the lock; 0 means DefaultLockWait.
 	LockWait time.Duration
+
+	mu sync.Mutex // guards Publishers: owners are observed concurrently
 }
 
 // New returns an Engine for cfg with its state under cfg.State().
@@ -53,7 +61,11 @@ func (e *Engine) lock() (*state.Lock, error) {
 	return e.Store.Acquire(lockName, wait)
 }
 
+// publisher returns the provider named name: from Publishers, else built
+// by NewPublisher from the configuration and kept. Safe for concurrent use.
 func (e *Engine) publisher(name string) (Publisher, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if p, ok := e.Publishers[name]; ok {
 		return p, nil
 	}
@@ -61,7 +73,10 @@ func (e *Engine) publisher(name string) (Publisher, error) {
 	if !ok {
 		return nil, fmt.Errorf("no [provider.%s] in %s", name, e.Config.Path)
 	}
-	p, err := NewPublisher(pc)
+	if e.NewPublisher == nil {
+		return nil, fmt.Errorf("provider %q: the engine was given no way to build providers (Engine.NewPublisher is nil)", name)
+	}
+	p, err := e.NewPublisher(pc)
 	if err != nil {
 		return nil, err
 	}

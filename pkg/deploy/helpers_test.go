@@ -3,134 +3,78 @@ package deploy
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/fixture"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/state"
 )
 
-// testCA is a CA that issues leaves for mail.example.test.
+// testCA is the shared test CA (internal/fixture) under this package's
+// names.
 type testCA struct {
+	*fixture.CA
 	cert *x509.Certificate
 	key  crypto.Signer
 }
 
 func newCA(t testing.TB) *testCA {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "danehook test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		SubjectKeyId: []byte{1, 2, 3, 4},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
+	ca := fixture.NewCA(t)
+	return &testCA{CA: ca, cert: ca.Cert, key: ca.Key}
 }
-
-var serial int64 = 100
 
 // issue returns a PEM key and a PEM leaf+CA chain for a fresh or given key.
 func (ca *testCA) issue(t testing.TB, key *ecdsa.PrivateKey) (keyPEM, certsPEM []byte, k *ecdsa.PrivateKey) {
 	t.Helper()
-	if key == nil {
-		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	var signer crypto.Signer
+	if key != nil {
+		signer = key
 	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "mail.example.test"},
-		DNSNames:  []string{"mail.example.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		AuthorityKeyId: ca.cert.SubjectKeyId,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
-	certsPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})...)
-	return keyPEM, certsPEM, key
+	keyPEM, certsPEM, signer = ca.Issue(t, signer)
+	return keyPEM, certsPEM, signer.(*ecdsa.PrivateKey)
 }
 
 func writeFile(t testing.TB, path string, parts ...[]byte) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var all []byte
-	for _, p := range parts {
-		all = append(all, p...)
-	}
-	if err := os.WriteFile(path, all, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fixture.WriteFile(t, path, parts...)
 }
 
 // bindEngine starts a BIND lab and returns an engine configured for one
-// lineage "mail" at mail.example.test, publishing through an RFC2136
-// provider whose message counters the test can read.
+// lineage "mail" at mail.example.test (fixture.LabConfig), publishing
+// through an RFC2136 provider whose message counters the test can read.
 func bindEngine(t *testing.T, extra string) (*Engine, *bindlab.Lab, *dnsupdate.RFC2136) {
 	t.Helper()
 	lab := bindlab.Start(t, bindlab.Options{TTL: 1})
-	dir := t.TempDir()
-	// A Postfix configuration directory that reads the lineage's chain
-	// file (postconf only; no Postfix runs in these tests).
-	pfDir := filepath.Join(dir, "postfix-etc")
-	chainFile := filepath.Join(dir, "postfix", "mail-ecdsa.pem")
-	writeFile(t, filepath.Join(pfDir, "main.cf"), []byte("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+chainFile+"\n"))
-	cfgText := `
-state_dir = "` + filepath.Join(dir, "state") + `"
-[postfix]
-config_dir = "` + pfDir + `"
-[provider.lab]
-type = "rfc2136"
-server = "` + lab.Primary + `"
-key_file = "` + lab.KeyFile + `"
-nameserver_port = ` + itoa(lab.Port) + `
-timeout = 2
-
-[lineage.mail]
-hosts = ["mail.example.test"]
-ttl = 1
-provider = "lab"
-allow_untrusted = true
-chain_file = "` + chainFile + `"
-` + extra
 	// Written out too, for the child processes of the crash tests.
-	cfgPath := filepath.Join(dir, "danehook.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, cfgText := fixture.LabConfig(t, lab, extra)
 	cfg, err := config.Parse(cfgPath, []byte(cfgText))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	pub, err := NewPublisher(cfg.Providers["lab"])
-	if err != nil {
-		t.Fatalf("NewPublisher: %v", err)
-	}
-	rp := pub.(*dnsupdate.RFC2136)
+	rp := labPublisher(t, cfg)
 	e := &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}, Publishers: map[string]Publisher{"lab": rp}, LockWait: time.Second}
 	return e, lab, rp
+}
+
+// labPublisher builds the lab's provider directly (the binaries build it
+// through cmd/internal/cliapp, the only code that reads credentials).
+func labPublisher(t testing.TB, cfg *config.Config) *dnsupdate.RFC2136 {
+	t.Helper()
+	p := cfg.Providers["lab"]
+	key, err := dnsupdate.LoadTSIGKeyFile(p.KeyFile)
+	if err != nil {
+		t.Fatalf("lab TSIG key: %v", err)
+	}
+	return &dnsupdate.RFC2136{Server: p.Server, Zone: p.Zone, Key: key, Timeout: time.Duration(p.Timeout) * time.Second}
 }
 
 func itoa(i int) string { return big.NewInt(int64(i)).String() }
@@ -157,4 +101,61 @@ func mustLeaf(t testing.TB, certsPEM []byte) *x509.Certificate {
 func fileDigest(path string) (string, error) {
 	_, d, err := readChainFile(path)
 	return d, err
+}
+
+const owner = fixture.Owner
+
+// servedRecords returns the records the primary serves at owner.
+func servedRecords(t *testing.T, e *Engine) []string {
+	t.Helper()
+	pub, _ := e.publisher("lab")
+	rrs, err := pub.Records(t.Context(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, rr.Record.String())
+	}
+	return out
+}
+
+func has(list []string, sub string) bool {
+	for _, x := range list {
+		if strings.Contains(x, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// legoLab writes lego's files for a fresh key, serves and publishes that
+// chain, and returns the engine (configured with lego_cert and lego_key),
+// the CA and the two files.
+func legoLab(t *testing.T) (e *Engine, ca *testCA, crt, key string) {
+	t.Helper()
+	dir := t.TempDir()
+	crt, key = filepath.Join(dir, "mail.example.test.crt"), filepath.Join(dir, "mail.example.test.key")
+	e, _, _ = bindEngine(t, `lego_cert = "`+crt+`"
+lego_key = "`+key+`"`)
+	ca = newCA(t)
+	k, c, _ := ca.issue(t, nil)
+	writeFile(t, key, k)
+	writeFile(t, crt, c)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k, c)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return e, ca, crt, key
+}
+
+// mustIssue issues a leaf for an existing ECDSA key.
+func mustIssue(t *testing.T, ca *testCA, k any) []byte {
+	t.Helper()
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("key %T, want ECDSA", k)
+	}
+	_, c, _ := ca.issue(t, ek)
+	return c
 }

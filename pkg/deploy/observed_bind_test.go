@@ -12,7 +12,6 @@ import (
 	"github.com/danehook/danehook/internal/bindlab"
 	"github.com/danehook/danehook/internal/postfixlab"
 	"github.com/danehook/danehook/pkg/config"
-	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/state"
@@ -64,17 +63,8 @@ endpoints = ["` + pf.Addr + `"]
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	rp := labPublisher(t, cfg.Providers["lab"])
+	rp := labPublisher(t, cfg)
 	return &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}, Publishers: map[string]Publisher{"lab": rp}, LockWait: time.Second}, lab, pf
-}
-
-func labPublisher(t *testing.T, p *config.Provider) *dnsupdate.RFC2136 {
-	t.Helper()
-	key, err := dnsupdate.LoadTSIGKeyFile(p.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &dnsupdate.RFC2136{Server: p.Server, Key: key, Timeout: 2 * time.Second}
 }
 
 // presentedLeaf is the leaf pf presents for alg.

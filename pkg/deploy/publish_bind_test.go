@@ -217,16 +217,12 @@ func TestPublishErrorKeepsStateAndNamesServer(t *testing.T) {
 	k1, c1, _ := ca.issue(t, nil)
 	writeFile(t, e.Config.Lineages["mail"].ChainFile, k1, c1)
 	// A provider whose key the server does not know.
-	bad := *e.Config.Providers["lab"]
-	bad.KeyFile = ""
-	bad.KeyName = "wrong-key"
-	bad.SecretEnv = "DANEHOOK_TEST_SECRET"
-	t.Setenv("DANEHOOK_TEST_SECRET", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
-	pub, err := NewPublisher(&bad)
+	key, err := dnsupdate.NewTSIGKey("wrong-key", "hmac-sha256", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Publishers["lab"] = pub
+	good := e.Publishers["lab"].(*dnsupdate.RFC2136)
+	e.Publishers["lab"] = &dnsupdate.RFC2136{Server: good.Server, Zone: good.Zone, Key: key, Timeout: good.Timeout}
 	_, err = e.Publish(t.Context())
 	if err == nil {
 		t.Fatal("Publish with an unknown TSIG key succeeded")

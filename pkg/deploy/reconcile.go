@@ -369,8 +369,6 @@ type ReloadResult struct {
 	Removed []string
 	// Held lists removals that wait, with the reason.
 	Held []string
-	// Rotations lists what the rotate_every policy did.
-	Rotations []string
 }
 
 // postfixInstance returns the configured Postfix instance.
@@ -472,9 +470,6 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	if len(res.Switched) > 0 && s.PostfixRead {
 		// The files Postfix reads changed under the snapshot: read them again.
 		s.Postfix, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
-	}
-	if res.Rotations, err = e.rotatePolicy(ctx); err != nil {
-		errs = append(errs, err)
 	}
 
 	// Reload when any installed chain is not yet what Postfix presents.

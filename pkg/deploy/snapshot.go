@@ -351,7 +351,7 @@ func (e *Engine) postfixChains(ctx context.Context) (*postfix.Config, []*chain.C
 			}
 			c, err := chain.Load(key, files...)
 			if err != nil {
-				return cfg, cs, fmt.Errorf("Postfix service %s reads %s: %w", svc.Service, strings.Join(files, ", "), err)
+				return cfg, cs, fmt.Errorf("postfix service %s reads %s: %w", svc.Service, strings.Join(files, ", "), err)
 			}
 			cs = append(cs, c)
 		}

@@ -92,8 +92,9 @@ type LineageState struct {
 	// VerifiedRecords are the records (presentation form) that chain
 	// needs; they are not removed until the next verification.
 	VerifiedRecords []string `json:"verified_records,omitempty"`
-	// KeySPKI is the SHA-256 of the key the ACME client used last (as seen
-	// by dane-prerenew or dane-deploy), hex.
+	// KeySPKI is the SHA-256 of the ACME client's key, hex: the key the
+	// next renewal reuses, as dane-prerenew last saw it, or the key of the
+	// renewal dane-deploy was last handed.
 	KeySPKI string `json:"key_spki,omitempty"`
 	// Next is a staged key whose 3 1 1 records are published beside the
 	// current key's (danectl rotate stage), until a chain with it is served.
@@ -142,4 +143,10 @@ type NextKey struct {
 	Committed time.Time `json:"committed,omitzero"`
 	// Swapped is true once the ACME client's key file holds the next key.
 	Swapped bool `json:"swapped,omitempty"`
+}
+
+// Record returns the staged key's 3 1 1 record; an error means the state
+// holds no valid digest.
+func (n *NextKey) Record() (tlsa.Record, error) {
+	return tlsa.Parse("3 1 1 " + n.SPKI)
 }

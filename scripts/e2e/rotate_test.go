@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/danehook/danehook/pkg/deploy"
+	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
 
@@ -282,7 +282,7 @@ func (w *world) commitRefused(staged time.Time) {
 
 // waitCommitAllowed polls `rotate status --json` until it reports the
 // staged record aged, and returns when that answer came and the status.
-func (w *world) waitCommitAllowed(timeout time.Duration) (time.Time, *deploy.RotationStatus) {
+func (w *world) waitCommitAllowed(timeout time.Duration) (time.Time, *rotate.Status) {
 	t := w.t
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -292,7 +292,7 @@ func (w *world) waitCommitAllowed(timeout time.Duration) (time.Time, *deploy.Rot
 		if r.code != 0 {
 			t.Fatalf("%v", r)
 		}
-		var rs []*deploy.RotationStatus
+		var rs []*rotate.Status
 		if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || len(rs) != 1 {
 			t.Fatalf("rotate status --json: %v; want one lineage:\n%s", err, r.out)
 		}
@@ -379,7 +379,7 @@ func (w *world) checkRotationDone(next cert) {
 // fails t when danehook called the record aged before 2 × TTL after the
 // last server can have begun serving it (the watch's last answer without
 // it), a bound that the watch's polling interval cannot make wrong.
-func (w *world) reportLatency(what string, from, allowed time.Time, rs *deploy.RotationStatus, watch *recordWatch, next cert) {
+func (w *world) reportLatency(what string, from, allowed time.Time, rs *rotate.Status, watch *recordWatch, next cert) {
 	t := w.t
 	t.Helper()
 	ttl := time.Duration(w.bind.TTL) * time.Second

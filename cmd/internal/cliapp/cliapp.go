@@ -315,6 +315,7 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 	}
 	e := deploy.New(cfg)
 	e.LockWait = LockWait
+	e.NewPublisher = func(p *config.Provider) (deploy.Publisher, error) { return NewPublisher(p) }
 	return e, nil
 }
 
@@ -353,9 +354,6 @@ func Logger(w io.Writer) *slog.Logger {
 func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	if r == nil {
 		return
-	}
-	for _, a := range r.Rotations {
-		log.Info("rotate_every: " + a)
 	}
 	for _, rr := range r.Published {
 		log.Info("published a record a chain that may be served needs", "record", rr)

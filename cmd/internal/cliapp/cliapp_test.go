@@ -23,6 +23,7 @@ import (
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/danehook/danehook/pkg/state"
 	"github.com/miekg/dns"
 	"github.com/urfave/cli/v2"
@@ -66,7 +67,7 @@ var classifyCases = []struct {
 	{"deadline", fmt.Errorf("observe: %w", context.DeadlineExceeded), ExitServer, ""},
 	// A DNS error wrapping an errno is the server's failure, not the disk's.
 	{"connect EACCES", updateErr(dnsupdate.ErrServer, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EACCES)}), ExitServer, ""},
-	{"not aged", Fail(ExitPending, fmt.Errorf("lineage %q: %w", "mail", deploy.ErrNotAged), "wait"), ExitPending, "wait"},
+	{"not aged", Fail(ExitPending, fmt.Errorf("lineage %q: %w", "mail", rotate.ErrNotAged), "wait"), ExitPending, "wait"},
 	{"verify", fmt.Errorf("x: %w", deploy.ErrVerify), ExitPostfix, "no record was removed"},
 	{"postfix reads another file", fmt.Errorf("x: %w: %w", deploy.ErrPostfixNotReading, &postfix.NotServedError{Want: []string{"/c.pem"}, Fix: "postconf -e 'smtpd_tls_chain_files = /c.pem'"}), ExitPostfix, "postconf -e"},
 	{"untrusted issuer", fmt.Errorf("x: %w", deploy.ErrUntrusted), ExitUsage, ""},
