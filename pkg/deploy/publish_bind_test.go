@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/danehook/danehook/internal/fixture"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,7 +253,7 @@ func TestTwoHostsShareAnOwnerWithPrerequisites(t *testing.T) {
 	lb.ChainFile = filepath.Join(dir, "mail-ecdsa.pem")
 	cfgB.Lineages = map[string]*config.Lineage{"mail": &lb}
 	pfB := filepath.Join(dir, "postfix-etc")
-	writeFile(t, filepath.Join(pfB, "main.cf"), []byte("smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+lb.ChainFile+"\n"))
+	fixture.WritePostfixConfig(t, pfB, lb.ChainFile)
 	cfgB.Postfix.ConfigDir = pfB
 	rpB := dnsupdate.RFC2136{Server: rp.Server, Key: rp.Key, Timeout: rp.Timeout, Prerequisites: true}
 	b := &Engine{Config: &cfgB, Store: &state.Store{Dir: cfgB.StateDir}, Publishers: map[string]Publisher{"lab": &rpB}, LockWait: time.Second}
