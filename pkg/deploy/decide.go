@@ -161,6 +161,29 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 		d.Blocking = append(d.Blocking, fmt.Sprintf("%s: %s not aged until %s (2 x %ds after the last server was first seen serving it)",
 			r.Owner, short(best.Record), best.AgedAt.UTC().Format(time.RFC3339), best.TTL))
 	}
+	// Owners no longer configured that still have an RRset a resolver may
+	// hold (a removed or renamed host whose MX may still be used): the new
+	// chain must match there too, or wait until they are withdrawn.
+	for _, ov := range s.Owners {
+		if !ov.formerOf(lv.L.Name) {
+			continue
+		}
+		if ov.Err != nil {
+			d.Safe, unknown = false, true
+			d.Blocking = append(d.Blocking, fmt.Sprintf("%s (no longer configured): %v", ov.Owner, ov.Err))
+			continue
+		}
+		if rrsetGone(ov, s.DNS.Seen, s.Now) {
+			continue
+		}
+		aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
+		if covered(c.Served(), ov.Host, aged, s.Now) {
+			why = append(why, ov.Owner+" (no longer configured): matches an aged record")
+			continue
+		}
+		d.Safe, unknown = false, true
+		d.Blocking = append(d.Blocking, fmt.Sprintf("%s: no longer configured, but resolvers may still hold its TLSA records, which the new chain does not match: the switch waits until they are withdrawn and expired (danehook removes its own; remove the others, or configure the host again)", ov.Owner))
+	}
 	if unknown {
 		d.SafeAt = time.Time{}
 	}
@@ -202,6 +225,21 @@ func mayServe(lv *lineageView, next *chain.Chain) [][]*x509.Certificate {
 		add(lv.Presented[ep])
 	}
 	return out
+}
+
+// rrsetGone reports whether every authoritative server answers that ov
+// has no TLSA RRset and no resolver can still hold one it fetched before
+// (2 × the TTLs seen at the owner have passed).
+func rrsetGone(ov *ownerView, seen *propagate.Seen, now time.Time) bool {
+	if ov.Obs == nil || len(ov.Obs.Servers) == 0 || len(ov.Current) > 0 {
+		return false
+	}
+	for _, s := range ov.Obs.Servers {
+		if !s.OK() || len(s.Records) > 0 {
+			return false
+		}
+	}
+	return !now.Before(seen.CachedUntil(ov.Owner))
 }
 
 // Held is a removal that waits, and why.
@@ -251,6 +289,9 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 	for _, c := range s.PostfixChains {
 		chains = append(chains, c.Served())
 	}
+	if len(ov.Lineages) == 0 {
+		return decideRetire(s, ov, chains, blockedBy)
+	}
 	for _, rec := range s.DNS.owned(ov.Owner) {
 		if containsRecord(want, rec) {
 			continue
@@ -278,6 +319,50 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 			reason = strings.Join(blockedBy, "; ")
 		}
 		if reason != "" {
+			held = append(held, Held{RR: rr, Reason: reason})
+			continue
+		}
+		remove = append(remove, rr)
+	}
+	return remove, held
+}
+
+// decideRetire decides the removals at an owner that is no longer
+// configured: every owned record goes at once, provided that what remains
+// (records danehook does not own) is empty — senders then stop using DANE
+// there once the cached RRset expires, and switches wait for that — or
+// still matches, aged, every chain Postfix may serve. Until then the
+// records stay and the reason is given.
+func decideRetire(s *snapshot, ov *ownerView, chains [][]*x509.Certificate, blockedBy []string) (remove []dnsupdate.RR, held []Held) {
+	owned := s.DNS.owned(ov.Owner)
+	var rest []tlsa.Record
+	for _, r := range ov.observed() {
+		if !containsRecord(owned, r) {
+			rest = append(rest, r)
+		}
+	}
+	aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
+	var agedRest []tlsa.Record
+	for _, r := range aged {
+		if containsRecord(rest, r) {
+			agedRest = append(agedRest, r)
+		}
+	}
+	reason := ""
+	if len(rest) > 0 {
+		for _, certs := range chains {
+			if !covered(certs, ov.Host, agedRest, s.Now) {
+				reason = fmt.Sprintf("no longer configured, but removing danehook's records would leave records that do not match the chain with leaf %s: remove those first ('danectl prune' after configuring the host again) or configure the host again", certs[0].Subject)
+				break
+			}
+		}
+	}
+	if reason == "" && len(blockedBy) > 0 {
+		reason = strings.Join(blockedBy, "; ")
+	}
+	for _, rec := range owned {
+		rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
+		if reason != "" && containsRecord(ov.observed(), rec) {
 			held = append(held, Held{RR: rr, Reason: reason})
 			continue
 		}

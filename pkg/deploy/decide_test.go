@@ -303,3 +303,61 @@ func TestCandidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRetiredOwner: a host removed from the configuration (or renamed)
+// keeps its owner in the state. Its owned records are withdrawn at once
+// when nothing else remains there, a switch of its lineage waits until no
+// resolver can hold them, and foreign records that would be left without a
+// match keep danehook's records in place (issue 9 item 8).
+func TestRetiredOwner(t *testing.T) {
+	ca := newCA(t)
+	cur := memChain(t, ca, nil, 0)
+	next := memChain(t, ca, nil, time.Hour)
+	const old = "_25._tcp.mx2.example.test."
+	retired := func(recs []tlsa.Record, ttlSeenAgo time.Duration) (*snapshot, *lineageView) {
+		s, lv := world(t, cur, 60, []servedRec{{rec: rec311(t, cur), since: time.Hour}, {rec: rec311(t, next), since: time.Hour}}, nil)
+		obs := &propagate.Observation{Zone: "example.test.", Owner: old, Primary: srvA, NegativeTTL: 1}
+		var current []dnsupdate.RR
+		for _, a := range []string{srvA, srvB} {
+			obs.Servers = append(obs.Servers, propagate.ServerState{Server: propagate.Server{Name: "ns.", Addr: a}, Reachable: true, Serial: 1, TTL: 60, Records: recs})
+		}
+		for _, r := range recs {
+			current = append(current, dnsupdate.RR{Owner: old, TTL: 60, Record: r})
+			s.DNS.Seen.Owners[old] = map[string]map[string]time.Time{strings.ToLower(r.String()): {srvA: tNow.Add(-time.Hour), srvB: tNow.Add(-time.Hour)}}
+		}
+		if s.DNS.Seen.TTLs == nil {
+			s.DNS.Seen.TTLs = map[string]map[string]time.Time{}
+		}
+		s.DNS.Seen.TTLs[old] = map[string]time.Time{"60": tNow.Add(-ttlSeenAgo)}
+		s.Owners = append(s.Owners, &ownerView{Owner: old, Host: "mx2.example.test", Zone: "example.test.", Provider: "lab", TTL: 60, Obs: obs, Current: current, Former: []string{"mail"}})
+		s.DNS.own(old, rec311(t, cur), "lab")
+		return s, lv
+	}
+	want := map[string][]tlsa.Record{tOwner: {rec311(t, next)}}
+
+	// Still served at the old owner: the switch waits.
+	s, lv := retired([]tlsa.Record{rec311(t, cur)}, 0)
+	if d := decideSwitch(s, lv, next, want); d.Safe || !strings.Contains(strings.Join(d.Blocking, ";"), "no longer configured") {
+		t.Errorf("switch with the old owner still served: %+v", d)
+	}
+	remove, held := decideRemovals(s, s.Owners[1], nil, nil, map[string]string{}, nil)
+	if len(remove) != 1 || len(held) != 0 {
+		t.Errorf("retired owner with only danehook's record: remove %v, held %v; want it removed", remove, held)
+	}
+	// Withdrawn, but a resolver may still hold it: still waits.
+	s, lv = retired(nil, 30*time.Second)
+	if d := decideSwitch(s, lv, next, want); d.Safe {
+		t.Errorf("switch while the withdrawn RRset may be cached: %+v", d)
+	}
+	// Withdrawn 2 x TTL ago: the switch goes.
+	s, lv = retired(nil, 121*time.Second)
+	if d := decideSwitch(s, lv, next, want); !d.Safe {
+		t.Errorf("switch after the old owner's RRset expired: %+v", d)
+	}
+	// A foreign record that matches nothing would be left alone: hold.
+	foreign, _ := tlsa.Parse("3 1 1 " + strings.Repeat("ab", 32))
+	s, _ = retired([]tlsa.Record{rec311(t, cur), foreign}, 0)
+	if remove, held := decideRemovals(s, s.Owners[1], nil, nil, map[string]string{}, nil); len(remove) != 0 || len(held) != 1 {
+		t.Errorf("retired owner with a foreign record left unmatched: remove %v, held %v; want danehook's record held", remove, held)
+	}
+}

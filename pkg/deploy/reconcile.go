@@ -296,6 +296,7 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 				}
 			case dnsupdate.Add:
 				dns.own(c.Owner, c.Record, p.Provider)
+				dns.noteLineages(c.Owner, p.Lineages)
 			case dnsupdate.Remove:
 				if ov != nil && !containsRecord(ov.observed(), c.Record) {
 					dns.disown(c.Owner, c.Record)
@@ -523,6 +524,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	rplans := e.removals(s, want, next, verified, nil, res)
 	err = e.apply(ctx, s, rplans)
+	e.retire(s)
 	return res, errors.Join(err, e.save(s))
 }
 
@@ -895,4 +897,32 @@ func hasRemove(cs []dnsupdate.Change) bool {
 		}
 	}
 	return false
+}
+
+// retire keeps the bookkeeping of owners that are no longer configured: an
+// owner whose owned records are all withdrawn becomes retiring, and a
+// retiring owner whose RRset no resolver can hold any more is forgotten.
+func (e *Engine) retire(s *snapshot) {
+	dns := s.DNS
+	for _, ov := range s.Owners {
+		if len(ov.Lineages) > 0 {
+			delete(dns.Retiring, ov.Owner)
+			continue
+		}
+		if _, owned := dns.Owned[ov.Owner]; owned {
+			continue
+		}
+		if _, ok := dns.Retiring[ov.Owner]; !ok {
+			if dns.Retiring == nil {
+				dns.Retiring = map[string]time.Time{}
+			}
+			dns.Retiring[ov.Owner] = s.Now
+			continue
+		}
+		if ov.Err == nil && rrsetGone(ov, dns.Seen, s.Now) {
+			delete(dns.Retiring, ov.Owner)
+			delete(dns.Providers, ov.Owner)
+			delete(dns.OwnerLineages, ov.Owner)
+		}
+	}
 }

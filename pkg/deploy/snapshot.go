@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,10 @@ type ownerView struct {
 	// Lineages that have the owner in the current configuration; empty for
 	// an owner that only the state remembers (a renamed host's old owner).
 	Lineages []string
+	// Former are, for an owner only the state remembers, the lineages that
+	// had it when danehook published there (empty when not known: then
+	// every lineage counts).
+	Former []string
 	// TTL of records danehook adds, seconds.
 	TTL           uint32
 	RequireDNSSEC bool
@@ -165,7 +170,19 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	// Owners only the state remembers: records danehook published under an
 	// earlier configuration. They are observed so that their removal is
 	// decided like any other.
+	// Owners whose records danehook withdrew stay observed ("retiring")
+	// until no resolver can hold their RRset: until then a switch must not
+	// leave them behind (a sender may still use the old MX name).
+	var remembered []string
 	for o := range dns.Owned {
+		remembered = append(remembered, o)
+	}
+	for o := range dns.Retiring {
+		if _, ok := dns.Owned[o]; !ok {
+			remembered = append(remembered, o)
+		}
+	}
+	for _, o := range remembered {
 		if owners[o] == nil && len(s.Lineages) > 0 {
 			p := s.Lineages[0].L.Provider
 			if prov, ok := dns.Providers[o]; ok {
@@ -174,7 +191,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 			if _, ok := e.Config.Providers[p]; !ok {
 				continue
 			}
-			owners[o] = &ownerView{Owner: o, Host: hostOf(o), Provider: p, TTL: config.DefaultTTL}
+			owners[o] = &ownerView{Owner: o, Host: hostOf(o), Provider: p, TTL: config.DefaultTTL, Former: dns.OwnerLineages[o]}
 		}
 	}
 	for _, ov := range owners {
@@ -410,4 +427,13 @@ func (ov *ownerView) observed() []tlsa.Record {
 		out = appendUnique(out, rr.Record)
 	}
 	return out
+}
+
+// formerOf reports whether ov is an owner only the state remembers that
+// lineage may have used.
+func (ov *ownerView) formerOf(lineage string) bool {
+	if len(ov.Lineages) > 0 {
+		return false
+	}
+	return len(ov.Former) == 0 || slices.Contains(ov.Former, lineage)
 }

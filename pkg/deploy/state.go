@@ -28,6 +28,25 @@ type DNSState struct {
 	// records, so that an owner dropped from the configuration (a renamed
 	// host) is still observed and cleaned up through the right provider.
 	Providers map[string]string `json:"providers,omitempty"`
+	// OwnerLineages maps an owner to the lineages it belonged to when
+	// danehook last published there.
+	OwnerLineages map[string][]string `json:"owner_lineages,omitempty"`
+	// Retiring maps an owner that is no longer configured, and whose owned
+	// records danehook withdrew, to when it did: the owner is observed, and
+	// switches of its former lineages wait, until no resolver can still
+	// hold its RRset.
+	Retiring map[string]time.Time `json:"retiring,omitempty"`
+}
+
+// noteLineages records that owner belongs to lineages.
+func (s *DNSState) noteLineages(owner string, lineages []string) {
+	if len(lineages) == 0 {
+		return
+	}
+	if s.OwnerLineages == nil {
+		s.OwnerLineages = map[string][]string{}
+	}
+	s.OwnerLineages[owner] = append([]string(nil), lineages...)
 }
 
 // owned returns the owned records at owner.
@@ -73,7 +92,6 @@ func (s *DNSState) disown(owner string, rec tlsa.Record) {
 	}
 	if len(keep) == 0 {
 		delete(s.Owned, owner)
-		delete(s.Providers, owner)
 		return
 	}
 	s.Owned[owner] = keep

@@ -162,6 +162,26 @@ func (s *Seen) CachedTTL(owner string, at time.Time) uint32 {
 	return out
 }
 
+// CachedUntil returns until when a resolver may hold an RRset of owner it
+// fetched from these servers, with the 2 × TTL margin of RFC 7671 §8.1:
+// the latest t + 2 × TTL over the TTLs seen (zero when none is known).
+func (s *Seen) CachedUntil(owner string) time.Time {
+	var out time.Time
+	if s == nil {
+		return out
+	}
+	for k, t := range s.TTLs[canonical(owner)] {
+		v, err := strconv.ParseUint(k, 10, 32)
+		if err != nil {
+			continue
+		}
+		if u := t.Add(2 * time.Duration(v) * time.Second); u.After(out) {
+			out = u
+		}
+	}
+	return out
+}
+
 // FirstSeen returns when the server at addr was first seen serving rec at
 // owner, and false when it has not been seen serving it.
 func (s *Seen) FirstSeen(owner string, rec tlsa.Record, addr string) (time.Time, bool) {

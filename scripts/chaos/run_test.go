@@ -497,6 +497,11 @@ func (s *sequence) converge() {
 		time.Sleep(time.Second)
 	}
 	if len(why) > 0 {
+		// What danehook itself says, for the timeline.
+		r := w.danectl("tick")
+		w.logf("    last tick (exit %d):\n%s", r.code, r.out)
+		st := w.danectl("status")
+		w.logf("    danectl status (exit %d):\n%s", st.code, st.stdout+st.out)
 		s.fail("converge", "not converged after %d ticks in %v: %s", ticks, convergeTimeout, strings.Join(why, "; "))
 	} else {
 		w.logf("    converged after %d ticks", ticks)
