@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"github.com/danehook/danehook/pkg/postfix"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/pkg/certbot"
@@ -105,6 +109,9 @@ func configCheck(c *cli.Context) error {
 	}
 	for _, n := range cfg.LineageNames() {
 		checkLineage(k, cfg.Lineages[n])
+		if len(cfg.Lineages[n].Endpoints) == 0 {
+			k.warn("lineage."+n+".endpoints", "[]", "none: danehook cannot see what Postfix presents, so a smtpd still serving an old chain goes unnoticed; set e.g. [\"127.0.0.1:25\"]")
+		}
 	}
 	checkLocal(k, cfg)
 
@@ -278,6 +285,38 @@ func checkLocal(k *checker, cfg *config.Config) {
 	}
 	if _, err := exec.LookPath(cmd); err != nil {
 		k.warn("postfix.command", cmd, "not found: dane-reload cannot check or reload Postfix")
+		return
+	}
+	// What every smtpd service reads: the hooks refuse to install while
+	// it is not the lineages' chain files (a warning here, because the
+	// README's order configures Postfix after danehook).
+	var want []string
+	for _, n := range cfg.LineageNames() {
+		if f := cfg.Lineages[n].ChainFile; !slices.Contains(want, f) {
+			want = append(want, f)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	served, err := cliapp.Postfix(cfg).Served(ctx)
+	dir := cfg.Postfix.ConfigDir
+	if dir == "" {
+		dir = "/etc/postfix"
+	}
+	switch {
+	case err != nil:
+		k.warn("postfix", dir, "cannot read what Postfix serves: %v", err)
+	case len(want) > 0:
+		if err := served.Check(want); err != nil {
+			var nse *postfix.NotServedError
+			hint := ""
+			if errors.As(err, &nse) {
+				hint = "; " + nse.Hint()
+			}
+			k.warn("postfix", dir, "%v: the hooks install nothing until it does%s", err, hint)
+		} else {
+			k.ok("postfix", dir, "every smtpd service that offers TLS reads the chain files")
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"github.com/danehook/danehook/internal/fixture"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,7 @@ func newCheckWorld(t *testing.T) *checkWorld {
 		t.Fatal(err)
 	}
 	w.config = filepath.Join(w.dir, "danehook.toml")
+	fixture.WritePostfixConfig(t, filepath.Join(w.dir, "postfix"), filepath.Join(w.chainDir, "mail.pem"))
 	w.write(t, "")
 	return w
 }
@@ -42,6 +44,8 @@ func newCheckWorld(t *testing.T) *checkWorld {
 func (w *checkWorld) write(t *testing.T, extra string) {
 	t.Helper()
 	writeFile(t, w.config, fmt.Sprintf(`state_dir = %q
+[postfix]
+config_dir = %q
 
 [provider.primary]
 type = "rfc2136"
@@ -57,7 +61,7 @@ hosts = ["mail.example.test"]
 provider = "primary"
 chain_file = %q
 endpoints = ["127.0.0.1:25"]
-%s`, filepath.Join(w.dir, "state"), w.keyFile, w.tokenFile, filepath.Join(w.chainDir, "mail.pem"), extra), 0o600)
+%s`, filepath.Join(w.dir, "state"), filepath.Join(w.dir, "postfix"), w.keyFile, w.tokenFile, filepath.Join(w.chainDir, "mail.pem"), extra), 0o600)
 }
 
 func TestConfigCheck(t *testing.T) {
@@ -122,12 +126,15 @@ func TestConfigCheck(t *testing.T) {
 			s := strings.Replace(string(cfg), `endpoints = ["127.0.0.1:25"]`, `endpoints = ["127.0.0.1"]`, 1)
 			writeFile(t, w.config, s+fmt.Sprintf("ca_file = %q\n", filepath.Join(w.dir, "nope.pem")), 0o600)
 		}, exitUsage, []string{"error:   lineage.mail.ca_file = ", "error:   lineage.mail.endpoints[0] = \"127.0.0.1\": want host:port"}, ": 2 error(s)"},
+		{"postfix reads certbot's files", func(t *testing.T, w *checkWorld) {
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = /etc/letsencrypt/live/mail/fullchain.pem\nsmtpd_tls_key_file = /etc/letsencrypt/live/mail/privkey.pem\n", 0o644)
+		}, exitOK, []string{"warning: postfix = ", "fullchain.pem", "postconf -c", "smtpd_tls_chain_files = CHAINDIR/mail.pem"}, ""},
 		{"syntax error has file:line", func(t *testing.T, w *checkWorld) {
 			w.write(t, "ttl = = 3\n")
-		}, exitUsage, nil, "CONFIG:17:"},
+		}, exitUsage, nil, "CONFIG:19:"},
 		{"unknown setting has file:line", func(t *testing.T, w *checkWorld) {
 			w.write(t, "chian_file = \"x\"\n")
-		}, exitUsage, nil, "CONFIG:17: lineage.mail.chian_file: unknown setting"},
+		}, exitUsage, nil, "CONFIG:19: lineage.mail.chian_file: unknown setting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

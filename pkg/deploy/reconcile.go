@@ -150,6 +150,18 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		crashpoint("deploy:installed")
 		res.Installed, res.Reason = true, dec.Reason
 	}
+	if perr != nil && cand != nil && !res.Installed {
+		// Keep the renewal as a pending switch, so that the next run (tick,
+		// dane-reload) carries it on even when the ACME client's files are
+		// not configured as the lineage's source.
+		if dec.Safe {
+			dec.Blocking = append(dec.Blocking, "not installed by the deploy hook: "+perr.Error())
+		}
+		if err := e.recordPending(lv, cand, dec); err != nil {
+			perr = errors.Join(perr, err)
+		}
+		res.Pending = lv.State.Pending
+	}
 	if err := e.save(s); err != nil {
 		return res, errors.Join(perr, err)
 	}
@@ -280,8 +292,8 @@ func (ov *ownerView) plan(want []tlsa.Record) *OwnerPlan {
 // apply sends the plans' changes, provider by provider, keeping the owned
 // records in step: adds are recorded as owned (and saved) before they are
 // sent, so a crash after sending never leaves an unowned record of ours;
-// removals are forgotten only once sent. A Remove of a record no server
-// serves is only forgotten.
+// removals are forgotten only once sent, and saved by the caller's save. A
+// Remove of a record no server serves is only forgotten.
 func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
 	dns := s.DNS
 	byProvider := map[string][]dnsupdate.Change{}
@@ -332,9 +344,9 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 			}
 		}
 	}
-	if err := e.Store.Save(dnsDoc, dns); err != nil {
-		errs = append(errs, err)
-	}
+	// The caller saves the state once at the end of its run (save): a
+	// crash before that leaves a removed record owned, which the next run
+	// only forgets (apply of a Remove no server serves).
 	return errors.Join(errs...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -147,10 +148,10 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 		if lv.Refs, err = refs(l); err != nil {
 			return nil, err
 		}
-		e.readLineage(lv)
 		if opts.RenewalOf == name {
 			lv.Renewal = opts.Renewal
 		}
+		e.readLineage(lv)
 		s.Lineages = append(s.Lineages, lv)
 		for _, r := range lv.Refs {
 			ov := owners[r.Owner]
@@ -305,6 +306,11 @@ func (e *Engine) readLineage(lv *lineageView) {
 				return
 			}
 		}
+	}
+	if r := lv.Renewal; r != nil && (r.KeyFile == filepath.Join(l.CertbotLineage, "privkey.pem") || (l.LegoKey != "" && r.KeyFile == l.LegoKey)) {
+		// The hook's renewal is what the ACME client holds: read once.
+		lv.Source = r
+		return
 	}
 	if lv.Source, err = e.loadSource(l, lv.State); err != nil {
 		lv.Err = err
