@@ -27,7 +27,7 @@ const defaultSteps = 14
 // TestChaos runs randomized sequences against the real lab (see the
 // package documentation). Seeds: SEED=N runs that one; CHAOS_SEEDS=N runs N
 // random seeds; CHAOS_DURATION=D keeps starting random seeds until D has
-// passed; otherwise ciSeeds. CHAOS_PARALLEL (default 2) sequences run at
+// passed; otherwise ciSeeds. SEED may list several seeds, comma-separated. CHAOS_PARALLEL (default 2) sequences run at
 // once; CHAOS_STEPS sets the operations per sequence; CHAOS_RESULTS names a
 // file that receives one JSON line per sequence; CHAOS_VERBOSE=1 prints the
 // timeline of passing sequences too.
@@ -43,11 +43,14 @@ func TestChaos(t *testing.T) {
 	random := false
 	switch {
 	case os.Getenv("SEED") != "":
-		n, err := strconv.ParseUint(os.Getenv("SEED"), 10, 64)
-		if err != nil {
-			t.Fatalf("SEED=%q: %v", os.Getenv("SEED"), err)
+		// One seed, or a comma-separated list (SEED=66,504,3906).
+		for _, f := range strings.Split(os.Getenv("SEED"), ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				t.Fatalf("SEED=%q: %v", os.Getenv("SEED"), err)
+			}
+			queue = append(queue, n)
 		}
-		queue = []uint64{n}
 	case os.Getenv("CHAOS_DURATION") != "":
 		d, err := time.ParseDuration(os.Getenv("CHAOS_DURATION"))
 		if err != nil {
