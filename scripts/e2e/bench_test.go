@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,6 +158,48 @@ func TestBenchHooksSetup(t *testing.T) {
 	fmt.Printf("\nbench-hooks: %-50s mean %6.1f ms ± %.1f (median %.1f)\n", d.Command, d.Mean*1e3, d.Stddev*1e3, d.Median*1e3)
 	fmt.Printf("bench-hooks: %-50s mean %6.1f ms ± %.1f (median %.1f)\n", s.Command, s.Mean*1e3, s.Stddev*1e3, s.Median*1e3)
 	fmt.Printf("bench-hooks: ratio danehook / shell = %.2f\n", d.Mean/s.Mean)
+
+	// Where one renewal's data is read and written (issue 10: read once,
+	// saved once): one more renewal under strace, when it is installed.
+	if _, err := exec.LookPath("strace"); err == nil {
+		sh("renew", env)
+		trace := filepath.Join(dir, "strace.txt")
+		out, err := exec.Command("strace", "-f", "-qq", "-e", "trace=openat,rename,renameat,renameat2", "-o", trace, script, "danehook", env).CombinedOutput()
+		if err != nil {
+			t.Fatalf("strace: %v\n%s", err, out)
+		}
+		data, _ := os.ReadFile(trace)
+		counts := map[string]int{}
+		for _, line := range strings.Split(string(data), "\n") {
+			i := strings.Index(line, "\"")
+			if i < 0 || strings.Contains(line, "ENOENT") {
+				continue
+			}
+			rest := line[i+1:]
+			j := strings.Index(rest, "\"")
+			if j < 0 {
+				continue
+			}
+			path := rest[:j]
+			if !strings.HasPrefix(path, dir) {
+				continue
+			}
+			op := "open"
+			if strings.Contains(line, "rename") {
+				op = "rename"
+			}
+			counts[op+" "+strings.TrimPrefix(path, dir+"/")]++
+		}
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Printf("\nbench-hooks: strace of one same-key renewal (dane-deploy + dane-reload), files under the lab directory:\n")
+		for _, k := range keys {
+			fmt.Printf("bench-hooks:   %2d × %s\n", counts[k], k)
+		}
+	}
 }
 
 // benchCA makes a self-signed ECDSA CA and returns its key and PEM.
