@@ -294,3 +294,33 @@ func TestTwoHostsShareAnOwnerWithPrerequisites(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordPublishedAndSupersededInOneRunStaysOwned: a run publishes the
+// record of a pending chain and, in the same run, a newer renewal
+// supersedes that chain. The record was not in the run's snapshot; it must
+// not be "forgotten" as a record no server serves (it would stay in DNS
+// owned by nobody, for ever).
+func TestRecordPublishedAndSupersededInOneRunStaysOwned(t *testing.T) {
+	e, ca, crt, key := legoLab(t)
+	l := e.Config.Lineages["mail"]
+	d, _ := fileDigest(l.ChainFile)
+	pk, pc, _ := ca.issue(t, nil)
+	pending := e.pendingPath("mail")
+	writeFile(t, pending, pk, pc)
+	if err := e.Store.Save("mail", &LineageState{VerifiedChain: d, Pending: &Pending{File: pending}}); err != nil {
+		t.Fatal(err)
+	}
+	nk, nc, _ := ca.issue(t, nil)
+	writeFile(t, key, nk)
+	writeFile(t, crt, nc)
+	if _, err := e.Reload(t.Context()); err != nil {
+		t.Logf("Reload: %v", err)
+	}
+	dns, _ := e.loadDNS()
+	owned := strings.Join(dns.Owned["_25._tcp.mail.example.test."], "\n")
+	servedNow := servedRecords(t, e)
+	p := spkiOf(t, pc)
+	if has(servedNow, p) && !strings.Contains(owned, p) {
+		t.Errorf("the superseded pending chain's record %s is served but owned by nobody:\nserved %v\nowned %s", short(p), servedNow, owned)
+	}
+}

@@ -339,8 +339,16 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 			continue
 		}
 		for _, c := range byProvider[name] {
-			if c.Op == dnsupdate.Remove {
+			switch c.Op {
+			case dnsupdate.Remove:
 				dns.disown(c.Owner, c.Record)
+			case dnsupdate.Add:
+				// The provider serves it now: later decisions of this run
+				// (removals) must see it, or it would be "forgotten" as a
+				// record no server serves.
+				if ov := s.owner(c.Owner); ov != nil {
+					ov.Current = append(ov.Current, c.RR)
+				}
 			}
 		}
 	}

@@ -502,6 +502,9 @@ func (s *sequence) converge() {
 		w.logf("    last tick (exit %d):\n%s", r.code, r.out)
 		st := w.danectl("status")
 		w.logf("    danectl status (exit %d):\n%s", st.code, st.stdout+st.out)
+		if b, err := os.ReadFile(filepath.Join(w.state, "dns.json")); err == nil {
+			w.logf("    %s:\n%s", filepath.Join(w.state, "dns.json"), b)
+		}
 		s.fail("converge", "not converged after %d ticks in %v: %s", ticks, convergeTimeout, strings.Join(why, "; "))
 	} else {
 		w.logf("    converged after %d ticks", ticks)
