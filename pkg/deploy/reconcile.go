@@ -722,7 +722,7 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 					return done, fmt.Sprintf("the live chain at %s matches a record at %s that is not aged yet", ep, r.Owner), nil
 				}
 				return done, "", fmt.Errorf("lineage %q: live chain at %s matches no aged record at %s (records %s), so no record is removed: %w",
-					l.Name, ep, r.Owner, present(all), ErrVerify)
+					l.Name, ep, r.Owner, listRecords(all), ErrVerify)
 			}
 			done = append(done, fmt.Sprintf("%s for %s: %s", ep, r.Owner, v.Matches[0]))
 		}
@@ -731,7 +731,8 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 	return done, "", nil
 }
 
-func present(recs []tlsa.Record) string {
+// listRecords abbreviates recs for a message ("none" when empty).
+func listRecords(recs []tlsa.Record) string {
 	var out []string
 	for _, r := range recs {
 		out = append(out, short(r.String()))
