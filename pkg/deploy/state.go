@@ -36,6 +36,11 @@ type DNSState struct {
 	// switches of its former lineages wait, until no resolver can still
 	// hold its RRset.
 	Retiring map[string]time.Time `json:"retiring,omitempty"`
+	// PostfixChecked is postfix.Instance.ConfigDigest of main.cf and
+	// master.cf when `postfix check` last passed (kept in this one global
+	// document so that a run saves one file): an unchanged configuration is
+	// not checked again.
+	PostfixChecked string `json:"postfix_checked,omitempty"`
 }
 
 // noteLineages records that owner belongs to lineages.

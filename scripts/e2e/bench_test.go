@@ -123,6 +123,19 @@ func TestBenchHooksSetup(t *testing.T) {
 	spki := w.served().Record
 	w.waitRecords(spki)
 	w.verifyLive()
+	// The record must be aged (2 x TTL after both servers serve it, as
+	// danehook observed) for a same-key renewal to be installed at once:
+	// there is no same-key shortcut. Observe, wait, and check that a
+	// renewal is installed, not left pending, so that every timed run
+	// installs, checks, reloads and verifies.
+	w.danectl("status")
+	time.Sleep(time.Duration(3*b.TTL)*time.Second + 500*time.Millisecond)
+	sh("renew", env)
+	sh("danehook", env)
+	if st := w.lineageState(); st.Pending != nil {
+		t.Fatalf("a same-key renewal with an aged record is pending: %+v", st.Pending)
+	}
+	installedBefore := w.lineageState().Installed
 
 	export := filepath.Join(dir, "hyperfine.json")
 	q := func(args ...string) string { return "'" + strings.Join(args, "' '") + "'" }
@@ -135,9 +148,13 @@ func TestBenchHooksSetup(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("hyperfine: %v", err)
 	}
-	// The benchmark must not have broken anything.
+	// The benchmark must not have broken anything, and every danehook run
+	// installed its renewal.
 	w.waitRecords(spki)
 	w.verifyLive()
+	if st := w.lineageState(); st.Pending != nil || !st.Installed.After(installedBefore) {
+		t.Fatalf("the timed danehook runs did not install their renewals: pending %+v, installed %s (before %s)", st.Pending, st.Installed, installedBefore)
+	}
 
 	var res struct {
 		Results []struct {
