@@ -485,9 +485,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		res.Switched = append(res.Switched, lv.L.Name)
 		delete(next, lv.L.Name)
 	}
-	if err := e.save(s); err != nil {
-		return res, errors.Join(append(errs, err)...)
-	}
+	// No save here: a crash before the run's one save leaves the installed
+	// chain file, which the next run observes (and a pending entry whose
+	// file install removed, which readLineage clears).
 	if len(res.Switched) > 0 && s.PostfixRead {
 		// The files Postfix reads changed under the snapshot: read them again.
 		s.Postfix, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)

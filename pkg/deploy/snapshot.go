@@ -305,6 +305,10 @@ func (e *Engine) readLineage(lv *lineageView) {
 				lv.Err = err
 				return
 			}
+		} else {
+			// Its file is gone (installed by a run that crashed before
+			// saving, or removed by hand): nothing is pending.
+			lv.State.Pending = nil
 		}
 	}
 	if r := lv.Renewal; r != nil && (r.KeyFile == filepath.Join(l.CertbotLineage, "privkey.pem") || (l.LegoKey != "" && r.KeyFile == l.LegoKey)) {
