@@ -17,7 +17,10 @@ import (
 //   - FindZone returns the zone (absolute name) owner belongs to.
 //   - Records returns what the provider serves at owner (for RFC 2136 the
 //     primary's RRset), every record type the engine is given being TLSA.
-//   - Apply sends the Add and Remove changes, ignoring Keep. On error any
+//   - Apply sends the Add and Remove changes. Keep entries name what a
+//     removal at the same owner relies on: with RFC 2136 prerequisites
+//     the UPDATE is refused when one of them is gone (other providers
+//     ignore them). On error any
 //     subset of the changes may have been applied (one RFC 2136 UPDATE per
 //     zone is atomic, but several zones or a Cloudflare batch are not): the
 //     engine records additions as owned before calling Apply and forgets

@@ -3,32 +3,19 @@ package cliapp
 // Wiring: the configuration turned into what the engine is handed.
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/postfix"
 )
 
-// Publisher reads and changes the TLSA records at owners: what NewPublisher
-// hands to the engine. FindZone returns the zone (absolute name) an owner
-// belongs to; Records returns what the provider serves at an owner; Apply
-// sends the Add and Remove changes, ignoring Keep. *dnsupdate.RFC2136 and
-// *dnsupdate.Cloudflare satisfy it. (pkg/deploy declares the interface it
-// consumes; this one is the same method set, so either value converts.)
-type Publisher interface {
-	FindZone(ctx context.Context, owner string) (string, error)
-	Records(ctx context.Context, owner string) ([]dnsupdate.RR, error)
-	Apply(ctx context.Context, changes []dnsupdate.Change) error
-}
-
-var (
-	_ Publisher = (*dnsupdate.RFC2136)(nil)
-	_ Publisher = (*dnsupdate.Cloudflare)(nil)
-)
+// Publisher is the interface the engine consumes (deploy.Publisher, whose
+// doc states its contract): NewPublisher builds one per provider.
+type Publisher = deploy.Publisher
 
 // NewPublisher builds the provider described by p, reading its credentials:
 // for "rfc2136" the TSIG key from key_file (a tsig-keygen file), else
