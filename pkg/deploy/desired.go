@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -21,8 +20,7 @@ func spkiHex(c *chain.Chain) string {
 	if c == nil || c.Leaf == nil {
 		return ""
 	}
-	sum := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
+	return tlsa.SPKIDigestHex(c.Leaf)
 }
 
 // setTA sets the chain's trust anchor as l's ta setting asks.
@@ -145,12 +143,6 @@ func containsRecord(set []tlsa.Record, r tlsa.Record) bool {
 		}
 	}
 	return false
-}
-
-// tlsaDigest returns the 3 1 1 data of cert's key, hex.
-func tlsaDigest(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
 }
 
 // presentAlg makes a STARTTLS handshake to addr for host and returns the

@@ -15,6 +15,7 @@ import (
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/state"
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // Regression tests of issue 9 ("the invariant from what is observed")
@@ -93,7 +94,7 @@ func TestVerifiesEachAlgorithm(t *testing.T) {
 	}
 	for _, name := range []string{"ecdsa", "rsa"} {
 		lv := strings.Join(r.Verified, "\n")
-		if c, _, _ := readChainFile(e.Config.Lineages[name].ChainFile); !strings.Contains(lv, tlsaDigest(c.Leaf)) {
+		if c, _, _ := readChainFile(e.Config.Lineages[name].ChainFile); !strings.Contains(lv, tlsa.SPKIDigestHex(c.Leaf)) {
 			t.Errorf("lineage %s not verified by its own key: %v", name, r.Verified)
 		}
 	}
@@ -183,7 +184,7 @@ func TestMissingChainFileIsNotAFirstChain(t *testing.T) {
 	if _, err := e.Reload(t.Context()); err != nil {
 		t.Logf("Reload with the chain file missing: %v", err)
 	}
-	if !has(servedRecords(t, e), tlsaDigest(old)) {
-		t.Errorf("the record of the chain Postfix presents (%s) was removed: %v", short(tlsaDigest(old)), servedRecords(t, e))
+	if !has(servedRecords(t, e), tlsa.SPKIDigestHex(old)) {
+		t.Errorf("the record of the chain Postfix presents (%s) was removed: %v", short(tlsa.SPKIDigestHex(old)), servedRecords(t, e))
 	}
 }

@@ -819,7 +819,7 @@ func describeCert(certs []*x509.Certificate) string {
 	if len(certs) == 0 {
 		return "no certificate"
 	}
-	d := tlsaDigest(certs[0])
+	d := tlsa.SPKIDigestHex(certs[0])
 	return fmt.Sprintf("%s (3 1 1 %s…)", certs[0].Subject, d[:16])
 }
 
