@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -394,8 +395,19 @@ type ReloadResult struct {
 
 // postfixInstance returns the configured Postfix instance.
 func (e *Engine) postfixInstance() *postfix.Instance {
-	return &postfix.Instance{ConfigDir: e.Config.Postfix.ConfigDir, Postfix: e.Config.Postfix.Command}
+	in := &postfix.Instance{ConfigDir: e.Config.Postfix.ConfigDir, Postfix: e.Config.Postfix.Command}
+	if e.Store != nil && e.Store.Dir != "" {
+		// What postconf prints is kept beside the state, keyed by main.cf,
+		// master.cf and the postconf program (postfix.Instance.Served):
+		// the hooks of one renewal then run postconf once, not per process.
+		in.ServedCache = filepath.Join(e.Store.Dir, servedCacheName)
+	}
+	return in
 }
+
+// servedCacheName is the file in the state directory where
+// postfix.Instance.Served keeps what postconf printed.
+const servedCacheName = "postfix-served.json"
 
 // Reload is dane-reload's and `danectl tick`'s step (DESIGN §4), one
 // locked run over every lineage: observe everything once; publish what any
@@ -649,6 +661,9 @@ func (e *Engine) postfixReloadOnce(ctx context.Context, s *snapshot) error {
 		}
 	}
 	pf := e.postfixInstance()
+	if s.Postfix != nil {
+		pf.SetMaillog(s.Postfix.Maillog)
+	}
 	// `postfix check` (postfix-script: about 100 ms) runs when main.cf or
 	// master.cf changed since it last passed; the chain files, which it
 	// does not look at, are checked in process every time.

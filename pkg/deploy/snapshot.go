@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
@@ -202,23 +203,25 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 
 	// DNS of every owner, the Postfix configuration and the handshakes are
 	// independent: observe them concurrently.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if opts.Postfix {
-			s.PostfixRead = true
+	var wg sync.WaitGroup
+	if opts.Postfix {
+		s.PostfixRead = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			s.Postfix, s.PostfixChains, s.PostfixErr = e.postfixChains(ctx)
-		}
-		if opts.Present {
-			for _, lv := range s.Lineages {
-				if lv.Err == nil {
-					e.present(ctx, lv)
-				}
+		}()
+	}
+	if opts.Present {
+		for _, lv := range s.Lineages {
+			if lv.Err == nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); e.present(ctx, lv) }()
 			}
 		}
-	}()
+	}
 	e.observeOwners(ctx, s.Owners)
-	<-done
+	wg.Wait()
 	s.Now = e.now()
 	for _, ov := range s.Owners {
 		if ov.Obs != nil {

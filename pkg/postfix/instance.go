@@ -29,7 +29,20 @@ type Instance struct {
 	// DefaultTimeout.
 	Timeout time.Duration
 
-	noTerminal bool // capture output through pipes only (tests of the maillog path)
+	// ServedCache, when set, is a file (written 0600, atomically) where
+	// Served keeps its last result; see Served.
+	ServedCache string
+
+	noTerminal bool   // capture output through pipes only (tests of the maillog path)
+	maillog    string // maillog_file given by SetMaillog
+	maillogSet bool
+}
+
+// SetMaillog gives the instance its maillog_file (Config.Maillog of this
+// run's Served), so that Reload and Check read Postfix's log from there
+// without running `postconf -x -h maillog_file` again.
+func (in *Instance) SetMaillog(path string) {
+	in.maillog, in.maillogSet = path, true
 }
 
 // ErrNotRunning is matched (errors.Is) by the error of Reload when the

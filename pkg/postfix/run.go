@@ -236,6 +236,9 @@ func (in *Instance) postconf(ctx context.Context, args ...string) (string, error
 // postconf reads master.cf too and fails on any error there; the value is
 // then read from main.cf directly, when it holds no $parameter.
 func (in *Instance) maillogFile(ctx context.Context) (string, error) {
+	if in.maillogSet {
+		return in.maillog, nil
+	}
 	out, err := in.postconf(ctx, "-x", "-h", "maillog_file")
 	if err != nil {
 		dir := in.ConfigDir
@@ -330,9 +333,15 @@ func (in *Instance) run(ctx context.Context, args ...string) error {
 		err = cmd.Wait()
 	}
 	if parent != nil {
-		// A background child (postsuper after reload) may keep the terminal
-		// open: give it a moment, then stop reading.
-		parent.SetReadDeadline(time.Now().Add(time.Second))
+		// A background child (postsuper after reload: postfix-script runs
+		// `postsuper &` after signalling master) may keep the terminal open.
+		// On success the output is not used: stop reading at once rather
+		// than wait for it. On failure give it a moment, for the messages.
+		wait := time.Second
+		if err == nil {
+			wait = 0
+		}
+		parent.SetReadDeadline(time.Now().Add(wait))
 		<-readDone
 		parent.Close()
 	}

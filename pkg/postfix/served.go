@@ -46,6 +46,10 @@ func servedParams() []string {
 type Config struct {
 	ConfigDir string       // the instance's -c directory; "" is the default (/etc/postfix)
 	Services  []ServiceTLS // in master.cf order
+	// Maillog is the instance's maillog_file, expanded; "" when unset
+	// (Postfix then logs to syslog only). Instance.SetMaillog hands it to
+	// Reload and Check, which then do not ask postconf again.
+	Maillog string
 }
 
 // ServiceTLS is the effective certificate configuration of one smtpd
@@ -140,7 +144,30 @@ func (s *ServiceTLS) describe() string {
 // It runs three postconf commands at once, then one per service with
 // overrides (at most four at a time). A failed postconf is a *CommandError.
 // An instance without smtpd service gives a Config without services.
+//
+// With ServedCache set, a result is kept in that file under the key
+// servedKey (main.cf and master.cf content, the postconf program, the host
+// name) and returned while the key is unchanged, without running postconf:
+// what postconf prints is a function of exactly those inputs.
 func (in *Instance) Served(ctx context.Context) (*Config, error) {
+	if in.ServedCache == "" {
+		return in.served(ctx)
+	}
+	key, kerr := in.servedKey()
+	if kerr == nil {
+		if cfg := readServedCache(in.ServedCache, key); cfg != nil {
+			return cfg, nil
+		}
+	}
+	cfg, err := in.served(ctx)
+	if err == nil && kerr == nil {
+		writeServedCache(in.ServedCache, key, cfg)
+	}
+	return cfg, err
+}
+
+// served is Served without the cache.
+func (in *Instance) served(ctx context.Context) (*Config, error) {
 	var (
 		wg                   sync.WaitGroup
 		services, over, main string
@@ -149,7 +176,10 @@ func (in *Instance) Served(ctx context.Context) (*Config, error) {
 	wg.Add(3)
 	go func() { defer wg.Done(); services, errM = in.postconf(ctx, "-M") }()
 	go func() { defer wg.Done(); over, errP = in.postconf(ctx, "-P") }()
-	go func() { defer wg.Done(); main, errX = in.postconf(ctx, append([]string{"-x"}, servedParams()...)...) }()
+	go func() {
+		defer wg.Done()
+		main, errX = in.postconf(ctx, append(append([]string{"-x"}, servedParams()...), "maillog_file")...)
+	}()
 	wg.Wait()
 	for _, err := range []error{errM, errP, errX} {
 		if err != nil {
@@ -164,7 +194,7 @@ func (in *Instance) Served(ctx context.Context) (*Config, error) {
 		}
 	}
 
-	cfg := &Config{ConfigDir: in.ConfigDir}
+	cfg := &Config{ConfigDir: in.ConfigDir, Maillog: strings.TrimSpace(mainValues["maillog_file"])}
 	for _, svc := range smtpdServices(services) {
 		cfg.Services = append(cfg.Services, ServiceTLS{Service: svc})
 	}

@@ -212,6 +212,13 @@ func TestBenchHooksSetup(t *testing.T) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		if tl := os.Getenv("DANEHOOK_BENCH_TIMELINE"); tl != "" {
+			sh("renew", env)
+			out, err := exec.Command("strace", "-f", "-qq", "-ttt", "-e", "trace=execve,connect,exit_group,wait4", "-o", tl, script, "danehook", env).CombinedOutput()
+			if err != nil {
+				t.Fatalf("strace: %v\n%s", err, out)
+			}
+		}
 		fmt.Printf("\nbench-hooks: strace of one same-key renewal (dane-deploy + dane-reload), files under the lab directory:\n")
 		for _, k := range keys {
 			fmt.Printf("bench-hooks:   %2d × %s\n", counts[k], k)
