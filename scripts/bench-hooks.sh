@@ -12,21 +12,37 @@
 #   shell     openssl SPKI digest, nsupdate delete + add of the RRset, cp of
 #             key + chain into the chain file, postfix reload — no checks
 #
-# Before each timed run (hyperfine --prepare, not timed) a new leaf is issued
-# for the same key, as certbot's renew with reuse_key does. Nothing waits on
-# purpose in either command: with the same key there is no switch to age.
+# Two rounds. Same-key renewal: before each timed run (hyperfine --prepare,
+# not timed) a new leaf is issued for the same key, as certbot's renew with
+# reuse_key does; danehook installs it at once (the record is aged), checks,
+# reloads and verifies. New-key renewal: before each run a new key and leaf
+# (renew-newkey); danehook publishes the new key's record beside the served
+# one and records a pending switch (nothing is aged yet), the shell swaps
+# the record and the chain at once (what breaks mail for cached RRsets).
+# Nothing waits on purpose in either command.
 #
 # Usage: scripts/bench-hooks.sh [RUNS]          (default 20 runs per command)
 # Needs: go, hyperfine, openssl, nsupdate, named, postfix; root.
 #
 # The test calls this script back for the three commands hyperfine times:
-#   bench-hooks.sh renew|danehook|shell ENVFILE
+#   bench-hooks.sh renew|renew-newkey|danehook|shell ENVFILE
 set -eu
 
 case "${1:-}" in
 renew)
   . "$2"
   openssl x509 -req -in "$CSR" -CA "$CA" -CAkey "$CAKEY" -days 90 \
+    -set_serial "0x$(openssl rand -hex 8)" -out "$LIVE/cert.pem" 2>/dev/null
+  cat "$LIVE/cert.pem" "$LIVE/chain.pem" >"$LIVE/fullchain.pem"
+  exit 0
+  ;;
+renew-newkey)
+  # A renewal with a new key (rotation, or reuse_key off): the key and the
+  # leaf change; the record of the new key is not published yet.
+  . "$2"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$LIVE/privkey.pem" 2>/dev/null
+  openssl req -new -key "$LIVE/privkey.pem" -subj "/CN=$HOST" -out "$LIVE/new.csr" 2>/dev/null
+  openssl x509 -req -in "$LIVE/new.csr" -CA "$CA" -CAkey "$CAKEY" -days 90 \
     -set_serial "0x$(openssl rand -hex 8)" -out "$LIVE/cert.pem" 2>/dev/null
   cat "$LIVE/cert.pem" "$LIVE/chain.pem" >"$LIVE/fullchain.pem"
   exit 0
