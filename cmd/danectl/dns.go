@@ -10,6 +10,7 @@ import (
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/urfave/cli/v2"
 )
 
@@ -255,6 +256,9 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 				fmt.Fprintf(w, "    blocked by %s\n", b)
 			}
 		}
+		if l.Pending != nil || l.Next != nil {
+			fmt.Fprintf(w, "  completes   %s\n", completion(l))
+		}
 		if l.Next != nil {
 			state := "staged, commit when aged ('danectl rotate status')"
 			if !l.Next.Committed.IsZero() {
@@ -318,4 +322,20 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 			fmt.Fprintf(w, "  ERROR %s\n", o.Err)
 		}
 	}
+}
+
+// completion says which run completes a lineage's pending switch or staged
+// rotation, and when.
+func completion(l deploy.LineageStatus) string {
+	switch {
+	case l.Scheduled != nil && l.Scheduled.Via != schedule.ViaNone:
+		id := l.Scheduled.ID
+		if l.Scheduled.Via == schedule.ViaAt {
+			id = "job " + id
+		}
+		return fmt.Sprintf("%s %s at %s (%s): %s", l.Scheduled.Via, id, l.Scheduled.At.UTC().Format(time.RFC3339), l.Scheduled.What, l.Scheduled.Command)
+	case l.ScheduleErr != "":
+		return "the timer's next 'danectl tick' (scheduling a run failed: " + l.ScheduleErr + ")"
+	}
+	return "the timer's next 'danectl tick' (no run scheduled: [schedule] via = \"none\", no systemd or at here, or the time is not known yet)"
 }

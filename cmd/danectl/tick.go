@@ -20,9 +20,32 @@ Then, when the reload step succeeded, it applies each lineage's rotate_every:
 a key older than that is staged, a staged key whose records are aged is
 committed (dane-reload never rotates).
 
+When a switch (or, with rotate_every, a rotation commit) becomes safe at a
+known time, every run schedules the run that completes it at that time
+([schedule] via: a transient systemd timer, an at job, or the timer's next
+tick); --not-before is how an at job waits the seconds at(1) does not keep.
+
 Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked).`,
-		Flags: []cli.Flag{cliapp.ConfigFlag},
+		Flags: []cli.Flag{cliapp.ConfigFlag, &cli.StringFlag{
+			Name:  "not-before",
+			Usage: "wait until `TIME` (RFC 3339, at most 1 hour ahead) before running: at(1) jobs keep whole minutes only",
+		}},
 		Action: func(c *cli.Context) error {
+			if v := c.String("not-before"); v != "" {
+				t, err := time.Parse(time.RFC3339, v)
+				if err != nil {
+					return fail(exitUsage, fmt.Errorf("danectl tick --not-before %q: want an RFC 3339 time like 2026-12-01T13:20:05Z", v), "")
+				}
+				if d := time.Until(t); d > time.Hour {
+					return fail(exitUsage, fmt.Errorf("danectl tick --not-before %s is %s ahead: at most 1 hour", v, d.Round(time.Second)), "")
+				} else if d > 0 {
+					select {
+					case <-time.After(d):
+					case <-c.Context.Done():
+						return cliapp.Classify(c.Context.Err())
+					}
+				}
+			}
 			e, err := cliapp.Engine(c)
 			if err != nil {
 				return err

@@ -50,6 +50,36 @@ type Config struct {
 	Lineages map[string]*Lineage `toml:"lineage"`
 	// Providers by name, referenced by Lineage.Provider.
 	Providers map[string]*Provider `toml:"provider"`
+	// Schedule says how the run that completes a switch is scheduled.
+	Schedule Schedule `toml:"schedule"`
+}
+
+// DefaultPublishWait is Schedule.PublishWait when omitted: how long a hook
+// watches the authoritative servers after an UPDATE (lego kills hooks after
+// 2 minutes; NOTIFY and IXFR usually land in well under a second).
+const DefaultPublishWait = 20 * time.Second
+
+// Schedule is the [schedule] table (issue 15: switch at the physical
+// floor, not at the timer's next tick).
+type Schedule struct {
+	// PublishWait bounds how long dane-deploy, dane-reload and tick keep
+	// observing every authoritative server after publishing, until each
+	// serves the new records, so that first sightings are recorded when
+	// they happen. Default DefaultPublishWait; "0s" turns it off.
+	PublishWait *Duration `toml:"publish_wait"`
+	// Via is how the completing run is scheduled at the moment a switch
+	// becomes safe: "auto" (default: systemd-run where systemd runs, else
+	// at where installed, else none), "systemd", "at" or "none" (the
+	// timer completes it).
+	Via string `toml:"via"`
+}
+
+// Wait returns PublishWait, DefaultPublishWait when omitted.
+func (s Schedule) Wait() time.Duration {
+	if s.PublishWait == nil {
+		return DefaultPublishWait
+	}
+	return time.Duration(*s.PublishWait)
 }
 
 // Postfix describes the Postfix instance danehook reloads and verifies.
@@ -303,6 +333,14 @@ func (c *Config) validate(data []byte) error {
 	}
 	if len(c.Lineages) == 0 {
 		return &Error{File: c.Path, Problem: "no [lineage.NAME] table: add one per certificate (see packaging/danehook.toml)"}
+	}
+	switch c.Schedule.Via {
+	case "", "auto", "systemd", "at", "none":
+	default:
+		return bad("schedule.via", fmt.Sprintf("%q: want \"auto\", \"systemd\", \"at\" or \"none\"", c.Schedule.Via), "schedule", "via")
+	}
+	if c.Schedule.Wait() > 2*time.Minute {
+		return bad("schedule.publish_wait", fmt.Sprintf("%s is longer than the 2 minutes lego gives a hook: at most \"2m\"", c.Schedule.Wait()), "schedule", "publish_wait")
 	}
 	for name, p := range c.Providers {
 		p.Name = name

@@ -10,6 +10,7 @@ import (
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/danehook/danehook/pkg/state"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
@@ -35,6 +36,16 @@ type Engine struct {
 	Now func() time.Time
 	// LockWait bounds the wait for the lock; 0 means DefaultLockWait.
 	LockWait time.Duration
+	// PublishWait overrides [schedule] publish_wait (tests); nil means the
+	// configuration's.
+	PublishWait *time.Duration
+	// Scheduler schedules the run that completes a switch at the moment it
+	// becomes safe (cmd/internal/cliapp sets it from [schedule] via); nil
+	// schedules nothing.
+	Scheduler schedule.Scheduler
+	// TickCommand is the completing run's argv; nil means danectl beside
+	// the running program, "tick --config <this configuration>".
+	TickCommand []string
 
 	mu sync.Mutex // guards Publishers: owners are observed concurrently
 }

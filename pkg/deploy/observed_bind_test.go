@@ -34,6 +34,9 @@ func observedLab(t *testing.T, opts postfixlab.Options) (*Engine, *bindlab.Lab, 
 	text := `state_dir = "` + filepath.Join(dir, "state") + `"
 [postfix]
 config_dir = "` + pf.ConfigDir + `"
+[schedule]
+publish_wait = "3s"
+via = "none"
 [provider.lab]
 type = "rfc2136"
 server = "` + lab.Primary + `"

@@ -339,6 +339,7 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 			errs = append(errs, fmt.Errorf("provider %q: %w", name, err))
 			continue
 		}
+		defer e.watchPublished(ctx, s, byProvider[name])
 		for _, c := range byProvider[name] {
 			switch c.Op {
 			case dnsupdate.Remove:
@@ -361,6 +362,7 @@ func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) err
 
 // save writes every lineage's state and the DNS state, once per run.
 func (e *Engine) save(s *snapshot) error {
+	e.scheduleRuns(s)
 	var errs []error
 	for _, lv := range s.Lineages {
 		if lv.Err == nil {

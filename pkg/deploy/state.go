@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
 
@@ -130,6 +131,12 @@ type LineageState struct {
 	// Verified is when a STARTTLS handshake last matched the published
 	// records.
 	Verified time.Time `json:"verified,omitzero"`
+	// Scheduled is the run scheduled to complete the lineage's next step
+	// (a switch, a rotation commit) when it becomes safe; nil when none.
+	Scheduled *schedule.Entry `json:"scheduled,omitempty"`
+	// ScheduleErr is why the last attempt to schedule that run failed ("" if
+	// it did not); the timer completes the step then.
+	ScheduleErr string `json:"schedule_error,omitempty"`
 }
 
 // Pending is a switch that waits for its records to age.

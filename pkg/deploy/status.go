@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
 
@@ -62,6 +64,12 @@ type LineageStatus struct {
 	Verified string `json:"verified,omitempty"`
 	// Next is a staged key of a rotation (see `danectl rotate status`).
 	Next *NextKey `json:"next,omitempty"`
+	// Scheduled is the run scheduled to complete the pending switch (or,
+	// with rotate_every, the rotation commit) when it becomes safe; nil
+	// when none is (ScheduleErr says why when scheduling failed; else the
+	// timer's next `danectl tick` completes it).
+	Scheduled   *schedule.Entry `json:"scheduled,omitempty"`
+	ScheduleErr string          `json:"schedule_error,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 }
@@ -138,6 +146,10 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		return ls
 	}
 	ls.Next = lv.State.Next
+	if sc := lv.State.Scheduled; sc != nil && !sc.At.Before(s.Now.Add(-time.Minute)) {
+		ls.Scheduled = sc
+	}
+	ls.ScheduleErr = lv.State.ScheduleErr
 	if !lv.State.Verified.IsZero() {
 		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
 	}

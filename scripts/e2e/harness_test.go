@@ -69,6 +69,8 @@ type world struct {
 	bind *bindlab.Lab
 	pf   *postfixlab.Lab
 	acme *acmelab.Lab
+	// scheduleVia is [schedule] via; "" is "none" (the scenarios tick).
+	scheduleVia string
 	// port is the lineage's TLSA port (config `ports`): Postfix's port in
 	// a world, so that the judge checks the owner danehook publishes; 0
 	// leaves danehook's default, 25.
@@ -126,6 +128,11 @@ func (w *world) writeConfig(keyFile string) {
 	w.t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir = %q\n\n[postfix]\nconfig_dir = %q\n\n", w.state, w.pf.ConfigDir)
+	via := w.scheduleVia
+	if via == "" {
+		via = "none" // the scenarios tick themselves
+	}
+	fmt.Fprintf(&b, "[schedule]\npublish_wait = \"5s\"\nvia = %q\n\n", via)
 	fmt.Fprintf(&b, "[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 2\n\n",
 		w.bind.Primary, keyFile, w.bind.Port)
 	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nallow_untrusted = true\nchain_file = %q\nendpoints = [%q]\n",

@@ -23,6 +23,7 @@ import (
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/danehook/danehook/pkg/state"
 	"github.com/urfave/cli/v2"
 )
@@ -316,6 +317,11 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 	e := deploy.New(cfg)
 	e.LockWait = LockWait
 	e.NewPublisher = func(p *config.Provider) (deploy.Publisher, error) { return NewPublisher(p) }
+	if e.Scheduler, err = schedule.Detect(cfg.Schedule.Via); err != nil {
+		// Scheduling never fails a run: status shows why nothing was
+		// scheduled, and the timer completes the step.
+		e.Scheduler = schedule.Failing{Err: err}
+	}
 	return e, nil
 }
 
