@@ -20,7 +20,8 @@ fi
 # namespace (unshare from util-linux, mount) with ca-certificates' CApath.
 PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
       ca-certificates iproute2 util-linux mount
-      lintian rpm)  # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
+      lintian rpm   # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
+      at procps)    # pkg/schedule, scripts/e2e: at(1) jobs complete a switch at safe_at; pgrep finds atd
 
 missing=()
 for p in "${PKGS[@]}"; do

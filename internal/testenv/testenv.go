@@ -72,3 +72,21 @@ func OpenSSL(t testing.TB, stdin []byte, args ...string) []byte {
 	}
 	return out
 }
+
+// Atd makes sure atd(8) runs, for the tests of at(1) scheduling: it starts
+// the daemon when none runs (as root; it then stops it when t ends). A
+// missing at or atd is Missing; so is a test run by another user than root.
+func Atd(t testing.TB) {
+	t.Helper()
+	Require(t, "at", "atq", "atrm", "atd")
+	if os.Geteuid() != 0 {
+		Missing(t, "atd needs root to run jobs (run the tests as root)")
+	}
+	if exec.Command("pgrep", "-x", "atd").Run() == nil {
+		return
+	}
+	if out, err := exec.Command("atd").CombinedOutput(); err != nil {
+		t.Fatalf("start atd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("pkill", "-x", "atd").Run() })
+}

@@ -173,7 +173,11 @@ func (s Systemd) Schedule(ctx context.Context, name string, at time.Time, argv, 
 }
 
 // At schedules with at(1).
-type At struct{}
+type At struct {
+	// LogFile, when set, receives the job's output (appended); at -M
+	// otherwise discards it.
+	LogFile string
+}
 
 // Via is ViaAt.
 func (At) Via() string { return ViaAt }
@@ -186,7 +190,7 @@ var atJob = regexp.MustCompile(`(?m)^job (\d+) at `)
 // the job's command line is argv followed by --not-before TIME (RFC 3339),
 // so that it waits the remaining seconds. env is exported in the job
 // (at itself keeps the caller's environment too).
-func (At) Schedule(ctx context.Context, name string, at time.Time, argv, env []string, prev *Entry) (*Entry, error) {
+func (a At) Schedule(ctx context.Context, name string, at time.Time, argv, env []string, prev *Entry) (*Entry, error) {
 	if prev != nil && prev.Via == ViaAt && prev.ID != "" {
 		exec.CommandContext(ctx, "atrm", prev.ID).Run() // gone already: fine
 	}
@@ -197,7 +201,11 @@ func (At) Schedule(ctx context.Context, name string, at time.Time, argv, env []s
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&script, "%s=%s; export %s\n", k, shellQuote(v), k)
 	}
-	fmt.Fprintf(&script, "exec %s\n", cmdline)
+	if a.LogFile != "" {
+		fmt.Fprintf(&script, "exec %s >>%s 2>&1\n", cmdline, shellQuote(a.LogFile))
+	} else {
+		fmt.Fprintf(&script, "exec %s\n", cmdline)
+	}
 	cmd := exec.CommandContext(ctx, "at", "-M", "-t", at.Format("200601021504"))
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	cmd.Stdin = strings.NewReader(script.String())

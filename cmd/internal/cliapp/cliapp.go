@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strings"
 	"sync"
@@ -321,6 +322,9 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 		// Scheduling never fails a run: status shows why nothing was
 		// scheduled, and the timer completes the step.
 		e.Scheduler = schedule.Failing{Err: err}
+	}
+	if _, ok := e.Scheduler.(schedule.At); ok {
+		e.Scheduler = schedule.At{LogFile: filepath.Join(cfg.State(), "scheduled-tick.log")}
 	}
 	return e, nil
 }
