@@ -164,13 +164,22 @@ func (e *Engine) scheduleRuns(s *snapshot) {
 		}
 		st := lv.State
 		due, what := e.dueAt(s, lv)
+		// systemd's calendar and `tick --not-before` keep whole seconds: a
+		// run due at 12:00:04.3 is scheduled at 12:00:05, never before.
+		if t := due.Truncate(time.Second); t.Before(due) {
+			due = t.Add(time.Second)
+		}
 		if due.IsZero() || !due.After(now) {
 			if st.Scheduled != nil && st.Scheduled.At.Before(now) {
 				st.Scheduled = nil
 			}
 			continue
 		}
-		if old := st.Scheduled; old != nil && old.Via == e.Scheduler.Via() && absDuration(old.At.Sub(due)) < time.Second {
+		// An entry for the same moment is kept; one that comes earlier than
+		// due would only find the switch not yet safe (and might be the run
+		// in progress), so it is replaced.
+		if old := st.Scheduled; old != nil && old.Via == e.Scheduler.Via() && old.At.After(now) &&
+			!old.At.Before(due) && old.At.Sub(due) < time.Second {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -183,13 +192,6 @@ func (e *Engine) scheduleRuns(s *snapshot) {
 		entry.What = what
 		st.Scheduled, st.ScheduleErr = entry, ""
 	}
-}
-
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }
 
 // tickCommand is the completing run: Engine.TickCommand, else danectl

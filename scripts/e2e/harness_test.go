@@ -96,12 +96,15 @@ type world struct {
 }
 
 // newWorld starts every lab for c and writes danehook's configuration.
-func newWorld(t *testing.T, c client) *world {
+func newWorld(t *testing.T, c client) *world { return newWorldTTL(t, c, 0) }
+
+// newWorldTTL is newWorld with the zone's TTL (0: bindlab's default, 2 s).
+func newWorldTTL(t *testing.T, c client, ttl uint32) *world {
 	t.Helper()
 	testenv.Require(t, "openssl")
 	tool := acmelab.RequireTool(t, c.Tool)
 	w := &world{t: t, c: c, tool: tool, dir: t.TempDir(), story: io.Discard}
-	w.bind = bindlab.Start(t, bindlab.Options{Signed: true, ExtraKeys: []bindlab.ExtraKey{{
+	w.bind = bindlab.Start(t, bindlab.Options{Signed: true, TTL: ttl, ExtraKeys: []bindlab.ExtraKey{{
 		Name: narrowKey,
 		// Enough to make the key valid for the zone, never for the owner.
 		Grants: []string{`grant "` + narrowKey + `" name nothing-here.example.test. TXT;`},
