@@ -14,7 +14,10 @@
 // the lab key and every ExtraKey with Zone get `action: update`; an ExtraKey
 // with Owners gets `action: update`, `update-type: [TLSA]`,
 // `update-owner: name`, `update-owner-match: equal` and its owners as
-// `update-owner-name`; an ExtraKey with neither is declared but in no ACL.
+// `update-owner-name`; an ExtraKey with neither gets only `action: query`
+// (Knot answers a TSIG-signed request with a key that no ACL of the zone
+// lists BADKEY, even a query, so a key "known but granted nothing" must be
+// in an ACL).
 package knotlab
 
 import (
@@ -208,6 +211,10 @@ acl:
     update-owner: name
     update-owner-match: equal
     update-owner-name: [{{range $j, $o := $k.Owners}}{{if $j}}, {{end}}{{$o}}{{end}}]
+{{- else}}
+  - id: extra_{{$i}}
+    key: {{$k.Name}}
+    action: query
 {{- end}}
 {{- end}}
 {{- else}}
@@ -234,7 +241,7 @@ template:
     semantic-checks: off
 {{- if eq .Role "primary"}}
     notify: peer
-    acl: [lab_update, lab_transfer{{range $i, $k := .Extra}}{{if or $k.Zone $k.Owners}}, extra_{{$i}}{{end}}{{end}}]
+    acl: [lab_update, lab_transfer{{range $i, $k := .Extra}}, extra_{{$i}}{{end}}]
 {{- if .Signed}}
     dnssec-signing: on
     dnssec-policy: lab
