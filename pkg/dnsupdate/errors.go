@@ -160,9 +160,9 @@ func (e *UpdateError) Hint() string {
 	case ErrTSIG:
 		switch e.TSIGError {
 		case dns.RcodeBadKey:
-			return "check the key name and algorithm in named.conf (key " + quote(e.KeyName) + " { algorithm …; }; and the zone's update-policy) and in the danehook config"
+			return "check the key name and algorithm in named.conf (key " + quote(e.KeyName) + " { algorithm …; }; and the zone's update-policy) and in the danehook config (Knot: the key: section and an acl that lists the key; PowerDNS: pdnsutil list-tsig-keys)"
 		case dns.RcodeBadSig:
-			return "check that the secret and the algorithm match the key in named.conf"
+			return "check that the secret and the algorithm match the key in named.conf (Knot: the key: section; PowerDNS: pdnsutil list-tsig-keys)"
 		case dns.RcodeBadTime:
 			return "fix the clock (NTP) on this host or on the server"
 		}
