@@ -48,6 +48,8 @@ func interopOptions(ownerGrants bool) dnslab.Options {
 	for _, alg := range interopAlgorithms {
 		opts.ExtraKeys = append(opts.ExtraKeys, dnslab.ExtraKey{Name: "alg-" + alg, Algorithm: alg, Zone: true})
 	}
+	// hmac-md5: the servers accept it (nsupdate proves it), the client does not.
+	opts.ExtraKeys = append(opts.ExtraKeys, dnslab.ExtraKey{Name: "alg-hmac-md5", Algorithm: "hmac-md5", Zone: true})
 	// "denied." is known to the server but granted nothing.
 	opts.ExtraKeys = append(opts.ExtraKeys, dnslab.ExtraKey{Name: "denied"})
 	if ownerGrants {
@@ -201,8 +203,14 @@ func interopAlgorithmsTest(t *testing.T, l *dnslab.Lab) {
 			assertServed(t, p, o)
 		})
 	}
-	if _, err := NewTSIGKey("md5-key", "hmac-md5", base64Of("0123456789abcdef")); err == nil || !strings.Contains(err.Error(), `unsupported algorithm "hmac-md5"`) {
-		t.Errorf("NewTSIGKey with hmac-md5: got %v, want it refused", err)
+	// hmac-md5 (RFC 8945 §6: not recommended): the server accepts it from
+	// nsupdate; danehook refuses the key file before sending anything.
+	md5 := l.Keys["alg-hmac-md5."]
+	if out, err := l.NsupdateKey(md5.File, "zone "+interopZone+"\nupdate add _25._tcp.md5.example.test. 3 IN TLSA "+rec(0x5b).String()); err != nil {
+		t.Errorf("%s: nsupdate signed with hmac-md5: %v: %s", l.Product, err, out)
+	}
+	if _, err := LoadTSIGKeyFile(md5.File); err == nil || !strings.Contains(err.Error(), `unsupported algorithm "hmac-md5"`) {
+		t.Errorf("LoadTSIGKeyFile with hmac-md5: got %v, want it refused", err)
 	}
 }
 
@@ -394,6 +402,17 @@ func interopErrors(t *testing.T, l *dnslab.Lab, ownerGrants bool) {
 			t.Fatalf("mixed UPDATE: got %v, want ErrRefused", err)
 		}
 		assertServed(t, good, narrowOwner, r)
+		// Prerequisites (TLSA at the same owner) pass the key's type and
+		// owner restrictions: a replacement keeping a record goes through.
+		narrow.Prerequisites = true
+		r2, r3 := rec(0x44), rec(0x45)
+		if err := narrow.Apply(t.Context(), Plan{{Op: Add, RR: RR{Owner: narrowOwner, TTL: 3, Record: r2}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := narrow.Apply(t.Context(), Plan{{Op: Keep, RR: RR{Owner: narrowOwner, TTL: 3, Record: r2}}, {Op: Add, RR: RR{Owner: narrowOwner, TTL: 3, Record: r3}}, {Op: Remove, RR: RR{Owner: narrowOwner, TTL: 3, Record: r}}}); err != nil {
+			t.Fatalf("narrow key, removal with a prerequisite: %v", err)
+		}
+		assertServed(t, good, narrowOwner, r2, r3)
 	}
 	// Reads signed with a wrong secret fail as TSIG errors too.
 	bad := &RFC2136{Server: l.Primary, Timeout: 5 * time.Second, Key: &TSIGKey{Name: l.Key.Name, Algorithm: "hmac-sha256", Secret: wrongSecret}}
