@@ -2,6 +2,7 @@
 # Installs everything danehook's lab and tests need on a fresh Debian 12
 # machine, as root: Debian packages (BIND, Postfix with posttls-finger,
 # unbound, certbot, openssl, hyperfine, ldnsutils, util-linux's unshare;
+# Knot DNS and PowerDNS (sqlite3 backend) for the RFC 2136 interop labs;
 # lintian and rpm for the package test), the 127.0.0.2 loopback alias the
 # BIND secondary listens on, the ACME lab tools (install-acme.sh) and
 # staticcheck. Idempotent: what is
@@ -21,7 +22,11 @@ fi
 PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
       ca-certificates iproute2 util-linux mount
       lintian rpm   # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
-      at procps)    # pkg/schedule, scripts/e2e: at(1) jobs complete a switch at safe_at; pgrep finds atd
+      at procps     # pkg/schedule, scripts/e2e: at(1) jobs complete a switch at safe_at; pgrep finds atd
+      # RFC 2136 interop (internal/knotlab, internal/pdnslab): Knot DNS and
+      # PowerDNS with its sqlite3 backend (sqlite3 loads the schema); the
+      # labs run their own instances on high loopback ports.
+      knot knot-dnsutils pdns-server pdns-backend-sqlite3 sqlite3)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -40,6 +45,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The packaged knot and pdns services are not needed (the labs start their
+# own on high loopback ports); where systemd runs them, stop them so they do
+# not hold port 53. policy-rc.d kept them from starting on install.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now knot.service pdns.service >/dev/null 2>&1 || true
 fi
 
 # 'postfix tls' reads openssl_path from the default configuration directory,

@@ -58,6 +58,8 @@ type UpdateError struct {
 
 	// Rcode is the response's RCODE (dns.RcodeNotAuth …) or -1 when no
 	// response arrived. TSIGError is the TSIG RR's Error field
+	// (even when the class is not ErrTSIG: Knot answers an UPDATE its ACL
+	// denies with BADKEY, which the client classifies ErrRefused)
 	// (dns.RcodeBadSig 16, dns.RcodeBadKey 17, dns.RcodeBadTime 18), 0 if none.
 	Rcode     int
 	TSIGError uint16
@@ -108,15 +110,15 @@ func (e *UpdateError) detail() string {
 	switch {
 	case e.Rcode < 0 && e.Err != nil:
 		return e.Err.Error()
-	case e.TSIGError == dns.RcodeBadKey:
+	case e.Class == ErrTSIG && e.TSIGError == dns.RcodeBadKey:
 		s := e.answer() + ": the server does not know key " + quote(e.KeyName)
 		if e.KeyAlgorithm != "" {
 			s += " with algorithm " + e.KeyAlgorithm
 		}
 		return s
-	case e.TSIGError == dns.RcodeBadSig:
+	case e.Class == ErrTSIG && e.TSIGError == dns.RcodeBadSig:
 		return e.answer() + ": the signature of key " + quote(e.KeyName) + " did not verify (wrong secret or algorithm)"
-	case e.TSIGError == dns.RcodeBadTime:
+	case e.Class == ErrTSIG && e.TSIGError == dns.RcodeBadTime:
 		skew := int64(e.Skew() / time.Second)
 		rel := "ahead of"
 		if skew < 0 {
@@ -158,11 +160,14 @@ func (e *UpdateError) Hint() string {
 	case ErrTSIG:
 		switch e.TSIGError {
 		case dns.RcodeBadKey:
-			return "check the key name and algorithm in named.conf (key " + quote(e.KeyName) + " { algorithm …; }; and the zone's update-policy) and in the danehook config"
+			return "check the key name and algorithm in named.conf (key " + quote(e.KeyName) + " { algorithm …; }; and the zone's update-policy) and in the danehook config (Knot: the key: section and an acl that lists the key; PowerDNS: pdnsutil list-tsig-keys)"
 		case dns.RcodeBadSig:
-			return "check that the secret and the algorithm match the key in named.conf"
+			return "check that the secret and the algorithm match the key in named.conf (Knot: the key: section; PowerDNS: pdnsutil list-tsig-keys)"
 		case dns.RcodeBadTime:
 			return "fix the clock (NTP) on this host or on the server"
+		}
+		if errors.Is(e.Err, errUntoldTSIG) {
+			return "check the key name, algorithm and secret on the server (PowerDNS: pdnsutil list-tsig-keys) and in the danehook config, and the clocks of both hosts (NTP)"
 		}
 		return "check the key's secret and algorithm; the answer may be forged"
 	case ErrPrerequisite:
@@ -183,7 +188,13 @@ func (e *UpdateError) Hint() string {
 		if e.KeyName == "" {
 			return "sign updates with a TSIG key that the zone's update-policy grants"
 		}
-		return fmt.Sprintf("grant the key in the zone's update-policy, e.g. update-policy { grant %q name %s %s; };", e.KeyName, owner, typ)
+		zone := e.Zone
+		if zone == "" {
+			zone = "<zone>"
+		}
+		return fmt.Sprintf("grant the key in the zone's update-policy, e.g. update-policy { grant %q name %s %s; }; "+
+			"(Knot: an acl with action: update and key: %s in the zone's acl list; PowerDNS: pdnsutil set-meta %s TSIG-ALLOW-DNSUPDATE %s; see the README's \"DNS servers\")",
+			e.KeyName, owner, typ, strings.TrimSuffix(e.KeyName, "."), zone, e.KeyName)
 	case ErrServer:
 		if errors.Is(e.Err, context.Canceled) {
 			return "" // the caller stopped the exchange; the server is not at fault

@@ -439,7 +439,7 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 			}
 			r, err := p.exchange(ctx, m, "update", z, owner, "TLSA", &p.updates)
 			if err != nil {
-				return err
+				return p.diagnose(ctx, err) // D1–D3 in diagnose.go
 			}
 			if r.Rcode == dns.RcodeNXRrset && len(guarded) > 0 {
 				// P3: the RRset changed between our read and the UPDATE;
@@ -452,7 +452,7 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 					KeyName: p.keyName(), Rcode: r.Rcode, Err: fmt.Errorf("the TLSA RRset changed between reading it and the UPDATE %d times in a row (another writer is busy there)", attempt)}
 			}
 			if r.Rcode != dns.RcodeSuccess {
-				return p.rcodeError(r, "update", z, owner, "TLSA")
+				return p.diagnose(ctx, p.rcodeError(r, "update", z, owner, "TLSA"))
 			}
 			break
 		}
@@ -608,6 +608,13 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 			e.Class, e.Rcode = ErrServer, -1
 			e.Err = fmt.Errorf("exchange failed: %w", err)
 		}
+		return nil, &e
+	}
+	if p.Key != nil && r.Rcode == dns.RcodeNotAuth && r.IsTsig() == nil && m.Opcode == dns.OpcodeQuery {
+		// D3 (diagnose.go): NOTAUTH to a signed query is a TSIG failure
+		// (RFC 8945 §5.2); PowerDNS sends it without a TSIG record.
+		e := base
+		e.Class, e.Err = ErrTSIG, errUntoldTSIG
 		return nil, &e
 	}
 	if p.Key != nil && r.Rcode == dns.RcodeSuccess && r.IsTsig() == nil {
