@@ -39,7 +39,7 @@ func NewPublisher(p *config.Provider) (Publisher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
-		return &dnsupdate.Cloudflare{APIToken: token, Zone: p.Zone, BaseURL: p.APIURL}, nil
+		return &dnsupdate.Cloudflare{APIToken: token, Zone: p.Zone, BaseURL: p.APIURL, Timeout: timeout}, nil
 	}
 	return nil, fmt.Errorf("provider %q: unknown type %q", p.Name, p.Type)
 }
