@@ -18,25 +18,25 @@ import (
 // small adapter below does about them, each shown by a test in
 // hetzner_test.go against internal/hetznerfake:
 //
-//  H1. DeleteRecords deletes the first record with the same name and type,
-//      whatever its value (findRecordID compares name and type only): with
-//      a current+next pair at one owner it removes the wrong one
-//      (TestHetznerUpstreamDeletesWrongRecord). The adapter deletes by id
-//      the record whose name, type and TLSA value match (value compared
-//      case- and space-insensitively).
-//  H2. DeleteRecords fails "record ID not found" when the record is gone; a
-//      removal already done is the goal state, so the adapter skips it.
-//  H3. GetZoneID indexes zones[0] without a check: a zone list answered
-//      empty panics. The adapter recovers and reports the zone as not in
-//      the account (ErrProviderZone).
-//  H4. Errors are "Unauthorized (401)": status only, no body, no
-//      Retry-After; a 429 is not retried (ErrProviderUnavailable; the next
-//      run retries).
-//  H5. Each created record costs a zone lookup (GET /zones?name=) and a
-//      POST; the delete path lists the whole zone (GET /records?zone_id=):
-//      the API has no owner filter.
-//  H6. The base URL is fixed and the client is a fresh http.Client with the
-//      default transport: tests redirect http.DefaultTransport to the fake.
+//	H1. DeleteRecords deletes the first record with the same name and type,
+//	    whatever its value (findRecordID compares name and type only): with
+//	    a current+next pair at one owner it removes the wrong one
+//	    (TestHetznerUpstreamDeletesWrongRecord). The adapter deletes by id
+//	    the record whose name, type and TLSA value match (value compared
+//	    case- and space-insensitively).
+//	H2. DeleteRecords fails "record ID not found" when the record is gone; a
+//	    removal already done is the goal state, so the adapter skips it.
+//	H3. GetZoneID indexes zones[0] without a check: a zone list answered
+//	    empty panics. The adapter recovers and reports the zone as not in
+//	    the account (ErrProviderZone).
+//	H4. Errors are "Unauthorized (401)": status only, no body, no
+//	    Retry-After; a 429 is not retried (ErrProviderUnavailable; the next
+//	    run retries).
+//	H5. Each created record costs a zone lookup (GET /zones?name=) and a
+//	    POST; the delete path lists the whole zone (GET /records?zone_id=):
+//	    the API has no owner filter.
+//	H6. The base URL is fixed and the client is a fresh http.Client with the
+//	    default transport: tests redirect http.DefaultTransport to the fake.
 func init() {
 	register(Spec{
 		Name:     "hetzner",
