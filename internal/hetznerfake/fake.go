@@ -54,6 +54,8 @@ type Fake struct {
 	log         []string
 	serial      int
 	emptyLookup bool
+	failAt      int
+	failStatus  int
 }
 
 type fault struct {
@@ -143,6 +145,15 @@ func (f *Fake) Intercept(t testing.TB) {
 	apidns.Intercept(t, map[string]string{Host: f.URL})
 }
 
+// FailAfter lets the next n requests through and fails the one after
+// them with status (a failure in the middle of a batch).
+func (f *Fake) FailAfter(n, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failAt = f.counts["total"] + n + 1
+	f.failStatus = status
+}
+
 // Requests returns how many requests with method reached the fake.
 func (f *Fake) Requests(method string) int {
 	f.mu.Lock()
@@ -191,6 +202,12 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.log = append(f.log, entry)
 	f.counts[r.Method]++
+	f.counts["total"]++
+	if f.failAt != 0 && f.counts["total"] == f.failAt {
+		f.failAt = 0
+		apiError(w, f.failStatus, http.StatusText(f.failStatus), nil)
+		return
+	}
 	// Rate-limit headers on every answer (modelled values).
 	w.Header().Set("Ratelimit-Limit", "3600")
 	if len(f.faults) > 0 {

@@ -92,10 +92,11 @@ type Libdns struct {
 	// Classify maps a provider error to one of the ErrProvider* classes,
 	// or nil when it cannot tell (then the default rules of L6 apply).
 	Classify func(error) error
-	// Diagnose, when set, is asked to explain a failure whose class
-	// Classify left at ErrProviderZone or could not tell (libdns/rfc2136
-	// reports a TSIG failure as a bare NOTAUTH): it returns a classified
-	// error of its own, or nil.
+	// Diagnose, when set, is asked to explain an ErrProviderZone or
+	// ErrProviderAuth failure that the provider's text cannot tell apart
+	// (libdns/rfc2136 reports every TSIG failure as "dns: bad
+	// authentication"): it returns a classified error of its own, or nil;
+	// its message and hint are added.
 	Diagnose func(ctx context.Context, zone string) error
 	// Secrets are removed from every error message (API tokens, TSIG
 	// secrets), whatever the provider put in its errors.
@@ -440,13 +441,15 @@ func (l *Libdns) wrap(ctx, cctx context.Context, op, zone string, owners []strin
 		e.class = ErrProviderZone
 	case e.Status == 429:
 		e.class = ErrProviderUnavailable
-		e.hint = "the provider rate-limits this account; the next run (danectl tick) retries"
 	case e.Status >= 400 && e.Status < 500:
 		e.class = ErrProviderRequest
 	default:
 		e.class = ErrProviderUnavailable
 	}
-	if l.Diagnose != nil && e.class == ErrProviderZone {
+	if e.Status == 429 {
+		e.hint = "the provider rate-limits this account; the next run (danectl tick) retries"
+	}
+	if l.Diagnose != nil && (e.class == ErrProviderZone || e.class == ErrProviderAuth) {
 		if d := l.Diagnose(ctx, zone); d != nil {
 			e.msg += "; danehook's own query explains: " + l.redact(d.Error())
 			var h interface{ Hint() string }

@@ -13,14 +13,15 @@ import (
 // "rfc2136" client, see pkg/dnsupdate/rfc2136.go) and how this path lives
 // with them, each shown by a test in rfc2136_test.go:
 //
-//   - errors are strings: "dns response error code "NOTAUTH" (9)"; the TSIG
-//     error field of the answer (BADKEY, BADSIG, BADTIME) is dropped, so a
-//     wrong key and a server that is not authoritative look the same.
-//     Classify says ErrProviderZone for NOTAUTH, and dnsupdate.Libdns's
-//     Diagnose (set by the CLI) asks again with danehook's own signed
-//     query, which reads the TSIG error and turns the class into
-//     ErrProviderAuth with the BADSIG/BADKEY hint
-//     (TestLibdnsRFC2136BadSecretIsAuth).
+//   - errors are strings: "dns response error code "NOTAUTH" (9)", and a
+//     TSIG failure arrives as miekg/dns's "dns: bad authentication" (seen
+//     against BIND 9.18 with a wrong secret): the TSIG error of the answer
+//     (BADKEY, BADSIG, BADTIME), the server's time and the RCODE are
+//     dropped. Classify maps what the text allows (auth, NOTAUTH → zone,
+//     REFUSED → request), and dnsupdate.Libdns's Diagnose (set by the
+//     CLI) asks again with danehook's own signed query, which reads the
+//     TSIG error and names it with its hint (TestLibdnsRFC2136AgainstBIND
+//     in cmd/internal/cliapp logs the raw error).
 //   - it always signs (SetTsig with the configured name): a key is
 //     required here.
 //   - adds and removes are two UPDATE messages, not one: the removal is
@@ -50,7 +51,7 @@ func classifyRFC2136(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "BADSIG"), strings.Contains(msg, "BADKEY"), strings.Contains(msg, "BADTIME"),
-		strings.Contains(msg, "bad signature"), strings.Contains(msg, "bad time"):
+		strings.Contains(msg, "bad signature"), strings.Contains(msg, "bad time"), strings.Contains(msg, "bad authentication"):
 		return dnsupdate.ErrProviderAuth
 	case strings.Contains(msg, `"NOTAUTH"`), strings.Contains(msg, `"NOTZONE"`):
 		return dnsupdate.ErrProviderZone
