@@ -336,9 +336,9 @@ func (f *Fake) bulk(w http.ResponseWriter, method, domain string, d map[string]*
 		var canon []string
 		if records != nil && typ == "TLSA" {
 			for _, rec := range *records {
-				c, err := canonicalTLSA(rec)
-				if err != nil {
-					e["records"] = []string{err.Error()}
+				c, msg := canonicalTLSA(rec)
+				if msg != "" {
+					e["records"] = []string{msg}
 					break
 				}
 				canon = append(canon, c)
@@ -403,26 +403,26 @@ func dedupe(in []string) []string {
 
 // canonicalTLSA returns the canonical presentation of a TLSA record
 // ("3 1 1 <lower-case hex>", no chunking), as deSEC's dnspython-based
-// canonicalisation does, or the API's error text.
-func canonicalTLSA(s string) (string, error) {
+// canonicalisation does, or "" and the API's error text.
+func canonicalTLSA(s string) (string, string) {
 	f := strings.Fields(s)
 	if len(f) < 4 {
-		return "", fmt.Errorf("Record content for type TLSA malformed: %s", "expected 4 fields")
+		return "", "Record content for type TLSA malformed: expected 4 fields"
 	}
 	var v [3]int
 	for i := range 3 {
 		n, err := strconv.Atoi(f[i])
 		if err != nil || n < 0 || n > 255 {
-			return "", fmt.Errorf("Record content for type TLSA malformed: %s", "bad number "+f[i])
+			return "", "Record content for type TLSA malformed: bad number " + f[i]
 		}
 		v[i] = n
 	}
 	h := strings.Join(f[3:], "")
 	b, err := hex.DecodeString(h)
 	if err != nil || len(b) == 0 {
-		return "", fmt.Errorf("Cannot parse hexadecimal or base64 record contents")
+		return "", "Cannot parse hexadecimal or base64 record contents"
 	}
-	return fmt.Sprintf("%d %d %d %s", v[0], v[1], v[2], hex.EncodeToString(b)), nil
+	return fmt.Sprintf("%d %d %d %s", v[0], v[1], v[2], hex.EncodeToString(b)), ""
 }
 
 // DNS returns what deSEC's name servers would serve, for apidns.Serve:
