@@ -2,8 +2,9 @@
 // a DNS provider's API holds: the provider's authoritative name servers,
 // which danehook reads by direct query (never through the API). It answers
 // over TCP and UDP with the AA bit: SOA at the zone apex (in the authority
-// section for NODATA), the RRs the fake holds at a name, REFUSED outside its
-// zones. Test-only.
+// section for NODATA), NS ns1.<zone> with A 127.0.0.1 (itself, on the port
+// Serve returns: the propagation check's nameserver_port), the RRs the fake
+// holds at a name, REFUSED outside its zones. Test-only.
 package apidns
 
 import (
@@ -67,8 +68,15 @@ func answer(q *dns.Msg, zones map[string][]dns.RR) *dns.Msg {
 	}
 	r.Authoritative = true
 	qt := q.Question[0].Qtype
-	if qt == dns.TypeSOA && name == zone {
+	switch {
+	case qt == dns.TypeSOA && name == zone:
 		r.Answer = append(r.Answer, soa(zone))
+		return r
+	case qt == dns.TypeNS && name == zone:
+		r.Answer = append(r.Answer, &dns.NS{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 3600}, Ns: "ns1." + zone})
+		return r
+	case qt == dns.TypeA && name == "ns1."+zone:
+		r.Answer = append(r.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600}, A: net.IPv4(127, 0, 0, 1)})
 		return r
 	}
 	for _, rr := range zones[zone] {
@@ -83,21 +91,25 @@ func answer(q *dns.Msg, zones map[string][]dns.RR) *dns.Msg {
 }
 
 // Intercept replaces http.DefaultTransport with one that sends requests
-// for each host in to (host → base URL of a fake) there and fails any
-// other request, restoring it when t ends.
+// for each host in to (host → base URL of a fake) there, lets loopback
+// requests through and fails any other, restoring it when t ends. Calls
+// nest (each wraps the one before).
 func Intercept(t testing.TB, to map[string]string) {
 	t.Helper()
 	old := http.DefaultTransport
-	base := old.(*http.Transport).Clone()
 	http.DefaultTransport = roundTrip(func(r *http.Request) (*http.Response, error) {
-		dst, ok := to[r.URL.Hostname()]
+		host := r.URL.Hostname()
+		dst, ok := to[host]
 		if !ok {
+			if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+				return old.RoundTrip(r) // other in-process servers of the test run
+			}
 			return nil, fmt.Errorf("apidns: request to %q refused: tests reach no network", r.URL.Host)
 		}
 		u, _ := url.Parse(dst)
 		r2 := r.Clone(r.Context())
 		r2.URL.Scheme, r2.URL.Host, r2.Host = u.Scheme, u.Host, u.Host
-		return base.RoundTrip(r2)
+		return old.RoundTrip(r2)
 	})
 	t.Cleanup(func() { http.DefaultTransport = old })
 }
