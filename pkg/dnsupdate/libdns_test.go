@@ -223,3 +223,20 @@ func TestLibdnsStringHidesProvider(t *testing.T) {
 		}
 	}
 }
+
+// L3: libdns v1.1.1 has no TLSA type; RR.Parse returns a TLSA RR as the
+// opaque RR itself. If a later libdns parses TLSA, revisit libdnsRR.
+func TestLibdnsTLSAIsOpaque(t *testing.T) {
+	rr := libdnsRR(ldAdd("_25._tcp.mail.example.com.", ldRec(0xAB)), "example.com.")
+	want := libdns.RR{Name: "_25._tcp.mail", Type: "TLSA", TTL: 300 * time.Second, Data: "3 1 1 " + strings.Repeat("ab", 32)}
+	if rr != want {
+		t.Fatalf("got %+v, want %+v", rr, want)
+	}
+	got, err := rr.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.(libdns.RR); !ok {
+		t.Fatalf("libdns parses TLSA into %T now: revisit decision L3", got)
+	}
+}
