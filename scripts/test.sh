@@ -20,6 +20,9 @@ fi
 
 echo "== go vet"
 go vet ./...
+# Tag-gated libdns providers (pkg/libdnsprov) must keep compiling.
+go vet -tags libdns_route53 ./pkg/libdnsprov/
+go test -count=1 -tags libdns_route53 -run 'Route53|DefaultProviders' ./pkg/libdnsprov/
 
 echo "== staticcheck"
 "${DANEHOOK_TOOLS:-/usr/local/lib/danehook-lab/bin}/staticcheck" ./...

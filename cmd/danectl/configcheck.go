@@ -19,6 +19,7 @@ import (
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/libdnsprov"
 	"github.com/urfave/cli/v2"
 )
 
@@ -196,6 +197,24 @@ func checkProvider(k *checker, p *config.Provider, used bool) {
 		} else if os.Getenv(p.APITokenEnv) == "" {
 			envMissing = true
 			k.warn(at+".api_token_env", p.APITokenEnv, "not set in this environment; the hooks and the timer need it in theirs (systemd: a drop-in with EnvironmentFile=)")
+		}
+	case "libdns":
+		spec, err := libdnsprov.Lookup(p.LibdnsName)
+		if err != nil {
+			k.fail(at+".name", p.LibdnsName, "%v", err)
+			break
+		}
+		env := p.APITokenEnv
+		if env == "" {
+			env = spec.TokenEnv
+		}
+		switch {
+		case spec.TokenEnv == "":
+		case p.APITokenFile != "":
+			privateFile(k, at+".api_token_file", p.APITokenFile)
+		case os.Getenv(env) == "":
+			envMissing = true
+			k.warn(at+".api_token_env", env, "not set in this environment; the hooks and the timer need it in theirs (systemd: a drop-in with EnvironmentFile=)")
 		}
 	}
 	// The engine builds the provider exactly so; this catches what the

@@ -106,6 +106,18 @@ func TestConfigCheck(t *testing.T) {
 			writeFile(t, w.config, s, 0o600)
 		}, exitOK, []string{"ok:      provider.primary.secret_file = ", "TSIG key dh. (hmac-sha256)",
 			`warning: provider.env.secret_env = "DANEHOOK_TEST_UNSET_SECRET": not set in this environment`}, ""},
+		{"libdns providers", func(t *testing.T, w *checkWorld) {
+			t.Setenv("DESEC_TOKEN", "")
+			tf := filepath.Join(w.dir, "hz.token")
+			writeFile(t, tf, "hz-token\n", 0o644)
+			cfg, _ := os.ReadFile(w.config)
+			s := string(cfg) + "\n[provider.desec]\ntype = \"libdns\"\nname = \"desec\"\nquery_server = \"127.0.0.1:53\"\n" +
+				"\n[provider.hz]\ntype = \"libdns\"\nname = \"hetzner\"\nquery_server = \"127.0.0.1:53\"\napi_token_file = \"" + tf + "\"\n" +
+				"\n[provider.aws]\ntype = \"libdns\"\nname = \"route66\"\nquery_server = \"127.0.0.1:53\"\n"
+			writeFile(t, w.config, s, 0o600)
+		}, exitUsage, []string{`warning: provider.desec.api_token_env = "DESEC_TOKEN": not set in this environment`,
+			"error:   provider.hz.api_token_file = ", "(mode 0644)",
+			`error:   provider.aws.name = "route66": libdns provider "route66" is not compiled in`}, ": 2 error(s)"},
 		{"chain directory missing", func(t *testing.T, w *checkWorld) {
 			os.Remove(w.chainDir)
 		}, exitUsage, []string{"error:   lineage.mail.chain_file = ", "does not exist: install -d -m 0700 CHAINDIR"}, ""},

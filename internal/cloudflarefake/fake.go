@@ -41,6 +41,11 @@ type Record struct {
 	Selector     int
 	MatchingType int
 	Certificate  string
+	// AsServed keeps Certificate exactly as given by AddRecord (spaces,
+	// lower or mixed case) instead of upper-casing it: a record created in
+	// the dashboard from pasted text, or an API that changes its
+	// presentation. Content is derived from it all the same.
+	AsServed bool
 }
 
 // Fake is a running fake API. URL is its base URL (ending in "/client/v4"),
@@ -55,6 +60,7 @@ type Fake struct {
 	zones   []zone
 	records []*Record // in creation order, all zones
 	faults  []fault
+	delays  []time.Duration
 	counts  map[string]int
 	log     []string
 	serial  int
@@ -124,7 +130,9 @@ func (f *Fake) AddRecord(zoneName string, r Record) string {
 		r.TTL = 1
 	}
 	if r.Type == "TLSA" {
-		r.Certificate = strings.ToUpper(r.Certificate)
+		if !r.AsServed {
+			r.Certificate = strings.ToUpper(r.Certificate)
+		}
 		r.Content = tlsaContent(r)
 	}
 	r.ID = f.newID(fmt.Sprintf("record:%s:%s:%s", r.Name, r.Type, r.Content))
@@ -161,6 +169,18 @@ func (f *Fake) FailNext(status int, retryAfter string, n int) {
 	defer f.mu.Unlock()
 	for range n {
 		f.faults = append(f.faults, fault{status: status, retryAfter: retryAfter})
+	}
+}
+
+// DelayNext makes the next n requests wait d before they are answered (a
+// slow origin), or until the client gives up. Delays are taken in FIFO
+// order and apply after the request is counted and logged, before FailNext faults
+// and authentication.
+func (f *Fake) DelayNext(d time.Duration, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		f.delays = append(f.delays, d)
 	}
 }
 
@@ -228,6 +248,18 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.log = append(f.log, entry)
 	f.counts[r.Method]++
+	if len(f.delays) > 0 {
+		d := f.delays[0]
+		f.delays = f.delays[1:]
+		f.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+		f.mu.Lock()
+	}
 
 	if len(f.faults) > 0 {
 		ft := f.faults[0]

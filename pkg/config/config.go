@@ -179,8 +179,16 @@ func (d Duration) String() string {
 type Provider struct {
 	// Name is the table key (filled in by Load).
 	Name string `toml:"-"`
-	// Type is "rfc2136" or "cloudflare".
+	// Type is "rfc2136", "cloudflare" or "libdns".
 	Type string `toml:"type"`
+	// LibdnsName names the libdns provider of a type = "libdns" table
+	// ("rfc2136", "desec", "hetzner", or one compiled in with a build tag).
+	LibdnsName string `toml:"name"`
+	// Settings holds the settings of a type = "libdns" table that danehook
+	// itself does not know, by key, for the libdns provider to read (values
+	// as decoded from TOML: string, int64, bool, …). Secrets never go here:
+	// they come from api_token_file / api_token_env or the TSIG settings.
+	Settings map[string]any `toml:"-"`
 
 	// RFC 2136: the primary server (host:port), an optional explicit zone,
 	// and the TSIG key: a tsig-keygen file, or name, algorithm and a secret
@@ -271,7 +279,11 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, &Error{File: path, Problem: err.Error()}
 	}
-	if und := md.Undecoded(); len(und) > 0 {
+	und, err := c.libdnsSettings(md, data)
+	if err != nil {
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	if len(und) > 0 {
 		k := und[0]
 		return nil, &Error{File: path, Line: locate(data, k), Setting: k.String(), Problem: "unknown setting (check the spelling against the example, /usr/share/doc/danehook/danehook.toml or packaging/danehook.toml)"}
 	}
@@ -279,6 +291,40 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// libdnsSettings moves the undecoded keys of type = "libdns" provider
+// tables into Provider.Settings and returns the undecoded keys left.
+func (c *Config) libdnsSettings(md toml.MetaData, data []byte) ([]toml.Key, error) {
+	var raw struct {
+		Provider map[string]map[string]any `toml:"provider"`
+	}
+	var left []toml.Key
+	decoded := false
+	for _, k := range md.Undecoded() {
+		if len(k) == 3 && k[0] == "provider" {
+			if p := c.Providers[k[1]]; p != nil && p.Type == "libdns" {
+				if !decoded {
+					if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+						return nil, err
+					}
+					decoded = true
+				}
+				if p.Settings == nil {
+					p.Settings = map[string]any{}
+				}
+				p.Settings[k[2]] = raw.Provider[k[1]][k[2]]
+				continue
+			}
+		}
+		if len(k) > 3 && k[0] == "provider" {
+			if p := c.Providers[k[1]]; p != nil && p.Type == "libdns" {
+				continue // inside a sub-table already moved with its key
+			}
+		}
+		left = append(left, k)
+	}
+	return left, nil
 }
 
 // State returns the state directory: $DANEHOOK_STATE_DIR, else state_dir,
@@ -369,10 +415,20 @@ func (c *Config) validate(data []byte) error {
 			if p.APITokenFile == "" && p.APITokenEnv == "" {
 				p.APITokenEnv = "CLOUDFLARE_API_TOKEN"
 			}
+		case "libdns":
+			if p.LibdnsName == "" {
+				return bad(at+".name", "missing: the libdns provider, e.g. \"desec\", \"hetzner\" or \"rfc2136\"", "provider", name)
+			}
+			if p.QueryServer == "" {
+				p.QueryServer = p.Server
+			}
+			if p.QueryServer == "" {
+				return bad(at+".query_server", "missing: an authoritative server of the zone as ip:port (records are read there by direct query, never through the provider's API)", "provider", name)
+			}
 		case "":
-			return bad(at+".type", "missing: \"rfc2136\" or \"cloudflare\"", "provider", name)
+			return bad(at+".type", "missing: \"rfc2136\", \"cloudflare\" or \"libdns\"", "provider", name)
 		default:
-			return bad(at+".type", fmt.Sprintf("unknown provider type %q: use \"rfc2136\" or \"cloudflare\"", p.Type), "provider", name, "type")
+			return bad(at+".type", fmt.Sprintf("unknown provider type %q: use \"rfc2136\", \"cloudflare\" or \"libdns\"", p.Type), "provider", name, "type")
 		}
 	}
 	for name, l := range c.Lineages {

@@ -12,7 +12,8 @@ import (
 // Publisher reads and changes the TLSA records at owners; the engine
 // consumes it and never builds one itself (Engine.NewPublisher, set by
 // cmd/internal/cliapp, does: it is the only code that reads credentials).
-// *dnsupdate.RFC2136 and *dnsupdate.Cloudflare satisfy it.
+// *dnsupdate.RFC2136, *dnsupdate.Cloudflare and *dnsupdate.Libdns (any
+// libdns provider, read by direct query) satisfy it.
 //
 //   - FindZone returns the zone (absolute name) owner belongs to.
 //   - Records returns what the provider serves at owner (for RFC 2136 the
@@ -40,6 +41,7 @@ type Publisher interface {
 var (
 	_ Publisher = (*dnsupdate.RFC2136)(nil)
 	_ Publisher = (*dnsupdate.Cloudflare)(nil)
+	_ Publisher = (*dnsupdate.Libdns)(nil)
 )
 
 // newChecker builds the propagation checker of provider p for records of

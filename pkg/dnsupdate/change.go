@@ -1,6 +1,7 @@
 // Package dnsupdate reads and changes TLSA RRsets at DNS providers: RFC 2136
-// dynamic updates with TSIG (RFC 2136, RFC 8945) and the Cloudflare API. It
-// knows nothing of MTAs or ACME clients.
+// dynamic updates with TSIG (RFC 2136, RFC 8945), the Cloudflare API, and
+// any libdns provider through Libdns (libdns.go; the providers themselves
+// are in pkg/libdnsprov). It knows nothing of MTAs or ACME clients.
 //
 // Both providers, RFC2136 and Cloudflare, offer the same three methods:
 // FindZone, Records (a direct read of one owner's TLSA RRset, never a cached
@@ -10,8 +11,8 @@
 // sending a plan again after any failure is safe; when it fails, what it
 // leaves behind is provider-specific and documented on each Apply (RFC 2136:
 // each zone's UPDATE is atomic, zones before the failing one stay changed;
-// Cloudflare: adds before removes, a *CloudflareApplyError lists what was
-// applied); after a lost answer, read again. Only RFC2136 can guard removals
+// Cloudflare and Libdns: adds before removes, a *CloudflareApplyError or
+// *LibdnsApplyError lists what was applied); after a lost answer, read again. Only RFC2136 can guard removals
 // against concurrent writers (RFC2136.Prerequisites, driven by a plan's Keep
 // entries). Both are safe for concurrent use.
 package dnsupdate

@@ -96,6 +96,12 @@ type Cloudflare struct {
 	BaseURL string
 	// HTTPClient defaults to a client with a 30 second timeout.
 	HTTPClient *http.Client
+	// Timeout bounds each HTTP request (connect, send, answer read), retries
+	// counted one by one; 0 means 30 seconds. It applies whatever the
+	// HTTPClient's own timeout is (the config's timeout setting, seconds).
+	// A request that times out is retried like a transport failure and
+	// counts as ErrCloudflareUnavailable.
+	Timeout time.Duration
 	// MaxRetries is how many times a 429, 5xx or transport failure is
 	// retried: 0 means 4, negative means never.
 	MaxRetries int
@@ -403,7 +409,13 @@ func parseCloudflareTLSA(content string) (tlsa.Record, error) {
 	return tlsa.Record{Usage: v[0], Selector: v[1], MatchingType: v[2], Data: b}, nil
 }
 
+// cfDecodeHex decodes certificate association data as the API returns it:
+// hex digits in either case, possibly split by white space (the zone-file
+// presentation of RFC 6698 §2.2 allows it, and a record created in the
+// dashboard from pasted "3 1 1 AB CD …" text keeps its spaces), so that a
+// record compares equal to the bytes we publish.
 func cfDecodeHex(s string) ([]byte, error) {
+	s = strings.Join(strings.Fields(s), "")
 	if s == "" {
 		return nil, errors.New("certificate association data is empty")
 	}

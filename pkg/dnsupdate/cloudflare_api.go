@@ -269,6 +269,12 @@ func (c *Cloudflare) once(ctx context.Context, r cfRequest, u string, body []byt
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = cfDefaultTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errCloudflareTimeout{timeout})
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, r.method, u, rd)
 	if err != nil {
 		return nil, fail(0, 0, "", err), -1, false
@@ -285,6 +291,9 @@ func (c *Cloudflare) once(ctx context.Context, r cfRequest, u string, body []byt
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if cause := context.Cause(ctx); ctx.Err() != nil && errors.As(cause, new(errCloudflareTimeout)) {
+			err = cause // our per-request timeout, not the caller's deadline
+		}
 		return nil, fail(0, 0, "", cfStripURL(err)), -1, true
 	}
 	defer resp.Body.Close()
@@ -335,7 +344,18 @@ func (e cfAPIError) text() string {
 	return s
 }
 
-var cfDefaultClient = &http.Client{Timeout: 30 * time.Second}
+// cfDefaultTimeout bounds one request when Cloudflare.Timeout is 0.
+const cfDefaultTimeout = 30 * time.Second
+
+// errCloudflareTimeout is the cause of a request's context when
+// Cloudflare.Timeout ran out (told apart from the caller's deadline).
+type errCloudflareTimeout struct{ d time.Duration }
+
+func (e errCloudflareTimeout) Error() string {
+	return fmt.Sprintf("no answer within the %s timeout (the provider's timeout setting)", e.d)
+}
+
+var cfDefaultClient = &http.Client{Timeout: cfDefaultTimeout}
 
 func (c *Cloudflare) baseURL() string {
 	if c.BaseURL != "" {

@@ -124,14 +124,14 @@ func Classify(err error) error {
 			hint = "Postfix was not reloaded; fix the cause and run dane-reload (or danectl tick) again"
 		}
 		return Fail(ExitPostfix, err, hint)
-	case errors.Is(err, dnsupdate.ErrTSIG), errors.Is(err, dnsupdate.ErrCloudflareAuth):
+	case errors.Is(err, dnsupdate.ErrTSIG), errors.Is(err, dnsupdate.ErrCloudflareAuth), errors.Is(err, dnsupdate.ErrProviderAuth):
 		return Fail(ExitTSIG, err, hint)
-	case errors.Is(err, dnsupdate.ErrRefused), errors.Is(err, dnsupdate.ErrCloudflareRequest):
+	case errors.Is(err, dnsupdate.ErrRefused), errors.Is(err, dnsupdate.ErrCloudflareRequest), errors.Is(err, dnsupdate.ErrProviderRequest):
 		return Fail(ExitRefused, err, hint)
-	case errors.Is(err, dnsupdate.ErrNotAuth), errors.Is(err, dnsupdate.ErrCloudflareZone):
+	case errors.Is(err, dnsupdate.ErrNotAuth), errors.Is(err, dnsupdate.ErrCloudflareZone), errors.Is(err, dnsupdate.ErrProviderZone):
 		return Fail(ExitNotAuth, err, hint)
 	case errors.Is(err, dnsupdate.ErrServer), errors.Is(err, dnsupdate.ErrPrerequisite),
-		errors.Is(err, dnsupdate.ErrCloudflareUnavailable), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, dnsupdate.ErrCloudflareUnavailable), errors.Is(err, dnsupdate.ErrProviderUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return Fail(ExitServer, err, hint)
 	}
 	// After the DNS and Postfix errors, which may wrap an errno of their

@@ -64,6 +64,10 @@ var classifyCases = []struct {
 	{"truncated answer", updateErr(dnsupdate.ErrServer, dnsupdate.ErrTruncated), ExitServer, ""},
 	{"prerequisite", updateErr(dnsupdate.ErrPrerequisite, nil), ExitServer, "re-run"},
 	{"cloudflare unavailable", fmt.Errorf("x: %w", dnsupdate.ErrCloudflareUnavailable), ExitServer, ""},
+	{"libdns auth", fmt.Errorf("x: %w", dnsupdate.ErrProviderAuth), ExitTSIG, ""},
+	{"libdns request", fmt.Errorf("x: %w", dnsupdate.ErrProviderRequest), ExitRefused, ""},
+	{"libdns zone", fmt.Errorf("x: %w", dnsupdate.ErrProviderZone), ExitNotAuth, ""},
+	{"libdns unavailable", fmt.Errorf("x: %w", dnsupdate.ErrProviderUnavailable), ExitServer, ""},
 	{"deadline", fmt.Errorf("observe: %w", context.DeadlineExceeded), ExitServer, ""},
 	// A DNS error wrapping an errno is the server's failure, not the disk's.
 	{"connect EACCES", updateErr(dnsupdate.ErrServer, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EACCES)}), ExitServer, ""},

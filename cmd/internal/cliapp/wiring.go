@@ -3,6 +3,7 @@ package cliapp
 // Wiring: the configuration turned into what the engine is handed.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/dnsupdate"
+	"github.com/danehook/danehook/pkg/libdnsprov"
 	"github.com/danehook/danehook/pkg/postfix"
 )
 
@@ -21,7 +23,11 @@ type Publisher = deploy.Publisher
 // for "rfc2136" the TSIG key from key_file (a tsig-keygen file), else
 // secret_file, else the environment variable secret_env; for "cloudflare"
 // the API token from api_token_file, else the environment variable
-// api_token_env. It is the only code in danehook that reads credentials.
+// api_token_env; for "libdns" the provider named by name (see
+// pkg/libdnsprov), with its API token from api_token_file, else api_token_env
+// (default: the provider's variable, e.g. DESEC_TOKEN), or for the rfc2136
+// libdns provider the TSIG settings above; its records are read by direct
+// query to query_server. It is the only code in danehook that reads credentials.
 // Files readable by group or others are refused (see dnsupdate). Errors
 // name the provider and the file or variable at fault, never the secret; an
 // unknown type is an error.
@@ -39,9 +45,77 @@ func NewPublisher(p *config.Provider) (Publisher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
-		return &dnsupdate.Cloudflare{APIToken: token, Zone: p.Zone, BaseURL: p.APIURL}, nil
+		return &dnsupdate.Cloudflare{APIToken: token, Zone: p.Zone, BaseURL: p.APIURL, Timeout: timeout}, nil
+	case "libdns":
+		l, err := newLibdns(p, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
+		}
+		return l, nil
 	}
 	return nil, fmt.Errorf("provider %q: unknown type %q", p.Name, p.Type)
+}
+
+// newLibdns builds a type = "libdns" provider: the libdns module's
+// provider with its credentials, reads by direct query to query_server.
+func newLibdns(p *config.Provider, timeout time.Duration) (*dnsupdate.Libdns, error) {
+	spec, err := libdnsprov.Lookup(p.LibdnsName)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.CheckExtra(p.Settings); err != nil {
+		return nil, err
+	}
+	s := libdnsprov.Settings{Server: p.Server, Timeout: timeout, Extra: p.Settings}
+	var secrets []string
+	if spec.TokenEnv != "" {
+		env := p.APITokenEnv
+		if env == "" {
+			env = spec.TokenEnv
+		}
+		switch {
+		case p.APITokenFile != "":
+			// The same rules as Cloudflare's token file: 0600, one line.
+			s.Token, err = dnsupdate.CloudflareTokenFromFile(p.APITokenFile)
+			if err != nil {
+				return nil, err
+			}
+		case os.Getenv(env) != "":
+			s.Token = os.Getenv(env)
+		default:
+			return nil, fmt.Errorf("environment variable %s is unset or empty: set it or api_token_file", env)
+		}
+		secrets = append(secrets, s.Token)
+	}
+	var readKey *dnsupdate.TSIGKey
+	if p.LibdnsName == "rfc2136" {
+		if p.Prerequisites {
+			return nil, fmt.Errorf("prerequisites = true needs type = \"rfc2136\" (libdns/rfc2136 sends no prerequisite section)")
+		}
+		if p.KeyFile != "" || p.KeyName != "" {
+			if s.Key, err = tsigKey(p); err != nil {
+				return nil, err
+			}
+			secrets = append(secrets, s.Key.Secret)
+			readKey = s.Key
+		}
+	}
+	prov, err := spec.New(s)
+	if err != nil {
+		return nil, fmt.Errorf("libdns provider %q: %w", spec.Name, err)
+	}
+	reader := &dnsupdate.RFC2136{Server: p.QueryServer, Zone: p.Zone, Key: readKey, Timeout: timeout}
+	l := &dnsupdate.Libdns{Name: spec.Name, Provider: prov, Reader: reader, Timeout: timeout, Classify: spec.Classify, Secrets: secrets}
+	if readKey != nil {
+		// libdns/rfc2136 drops the TSIG error of an answer: ask again,
+		// signed, with danehook's own client, which reads it.
+		diag := &dnsupdate.RFC2136{Server: p.Server, Key: readKey, Timeout: timeout}
+		l.Diagnose = func(ctx context.Context, zone string) error {
+			_, err := diag.Records(ctx, zone)
+			return err
+		}
+	}
+	return l, nil
 }
 
 // tsigKey reads the TSIG key of an rfc2136 provider.

@@ -61,10 +61,13 @@ func TestNewPublisher(t *testing.T) {
 					t.Errorf("Cloudflare zone %q, token from the file expected", c.Zone)
 				}
 			}, ""},
-		{"token env", config.Provider{Name: "cf", Type: "cloudflare", APITokenEnv: "DANEHOOK_TEST_TOKEN"},
+		{"token env", config.Provider{Name: "cf", Type: "cloudflare", APITokenEnv: "DANEHOOK_TEST_TOKEN", Timeout: 7},
 			func(t *testing.T, pub Publisher) {
 				if c := pub.(*dnsupdate.Cloudflare); c.APIToken != "cf-token-from-env" {
 					t.Error("Cloudflare token not taken from the variable")
+				}
+				if c := pub.(*dnsupdate.Cloudflare); c.Timeout.Seconds() != 7 {
+					t.Errorf("Cloudflare timeout %s, want the setting's 7s", c.Timeout)
 				}
 			}, ""},
 		{"key file open to others", config.Provider{Name: "bind", Type: "rfc2136", KeyFile: openKey}, nil, "chmod 600"},
