@@ -66,9 +66,11 @@ type LineageStatus struct {
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 
-	// ServedNotAfter is the notAfter time of the served chain file's leaf
-	// (RFC 5280 §4.1.2.5), UTC; zero when the file does not exist.
-	ServedNotAfter time.Time `json:"served_not_after,omitzero"`
+	// ServedNotBefore and ServedNotAfter are the validity of the served
+	// chain file's leaf (RFC 5280 §4.1.2.5), UTC; zero when the file does
+	// not exist.
+	ServedNotBefore time.Time `json:"served_not_before,omitzero"`
+	ServedNotAfter  time.Time `json:"served_not_after,omitzero"`
 	// VerifiedAt is Verified as a time (zero when never verified).
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
 	// Unprotected names, per TLSA owner, why the served chain file matches
@@ -210,6 +212,7 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 	}
 	ls.Served = spkiHex(lv.Installed)
 	if lv.Installed != nil && lv.Installed.Leaf != nil {
+		ls.ServedNotBefore = lv.Installed.Leaf.NotBefore.UTC()
 		ls.ServedNotAfter = lv.Installed.Leaf.NotAfter.UTC()
 		ls.Unprotected = unprotected(s, lv)
 	}
