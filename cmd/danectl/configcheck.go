@@ -31,8 +31,15 @@ func configCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "check",
 			Usage: "validate the configuration and every file it names, changing nothing",
-			Description: `check reads the configuration (syntax, settings, references between tables;
-errors give file:line) and then every file it names:
+			Description: `check reads the configuration (syntax, settings, references between tables)
+and reports every problem of the file in one run, each as file:line: host
+names that are IP addresses, single labels, wildcards, with spaces or empty
+labels, labels over 63 or names over 253 octets; servers without a port or
+with one outside 1-65535; duplicated ports; negative timeouts; ta without a
+2 1 1 usage; certbot_lineage together with lego_cert; a value shaped like a
+secret where a variable or file name belongs (never printed); a chain_file
+that is a directory; a chain directory, configuration file or its directory
+that others may write. Then it checks every file the configuration names:
 
   - TSIG key files, secret files and Cloudflare token files: they must exist,
     be regular files readable by their owner only (chmod 600) and parse;
