@@ -178,6 +178,11 @@ func TestPluginEvaluate(t *testing.T) {
 			edit: func(st *deploy.Status) { st.Owners[0].Unmatched = []string{"3 0 1 abcd", "3 1 1 ef01"} }},
 		{name: "unsigned zone", state: "WARNING", text: "not DNSSEC-signed",
 			edit: func(st *deploy.Status) { st.Owners[0].DNSSEC.Signed = false }},
+		{name: "CRITICAL is not hidden by UNKNOWN", state: "CRITICAL", text: "matches no aged record (and 1 more)",
+			verr: fmt.Errorf("lock: %w", state.ErrLocked),
+			edit: func(st *deploy.Status) {
+				st.Lineages[0].Unprotected = []string{mOwner + ": the served chain matches no aged record"}
+			}},
 		{name: "several problems: the gravest first", state: "CRITICAL", text: "matches no aged record (and 2 more)",
 			edit: func(st *deploy.Status) {
 				st.Owners[0].DNSSEC.Signed = false

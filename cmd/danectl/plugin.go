@@ -43,6 +43,19 @@ const (
 
 var pluginStateNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
 
+// severity orders states for "the worst one wins": a CRITICAL finding is
+// not hidden by an UNKNOWN one (OK < WARNING < UNKNOWN < CRITICAL, the
+// order Icinga sorts service problems in).
+var severity = [...]int{pluginOK: 0, pluginWarning: 1, pluginUnknown: 2, pluginCritical: 3}
+
+// worse returns the worse of two states.
+func worse(a, b int) int {
+	if severity[b] > severity[a] {
+		return b
+	}
+	return a
+}
+
 // pluginFlags are check's flags for --plugin mode.
 var pluginFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "plugin", Usage: "act as a Nagios/Icinga monitoring plugin: one status line with perfdata, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"},
@@ -186,7 +199,7 @@ func evaluatePlugin(r *statusReport, live *liveReport, verr error, th thresholds
 	res := pluginResult{}
 	add := func(state int, format string, a ...any) {
 		res.Problems = append(res.Problems, pluginProblem{state, fmt.Sprintf(format, a...)})
-		res.State = max(res.State, state)
+		res.State = worse(res.State, state)
 	}
 	untilAged := 0.0 // the largest wait among the owners; NaN when unknown
 	minDays := math.NaN()
@@ -355,7 +368,7 @@ func secondsOf(d *time.Duration) *float64 {
 // within a state.
 func sortProblems(ps []pluginProblem) {
 	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].State > ps[j-1].State; j-- {
+		for j := i; j > 0 && severity[ps[j].State] > severity[ps[j-1].State]; j-- {
 			ps[j], ps[j-1] = ps[j-1], ps[j]
 		}
 	}
