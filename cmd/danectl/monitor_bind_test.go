@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/postfixlab"
 )
 
 // TestMonitoringAgainstBIND runs check --plugin, check --json and
@@ -100,5 +101,60 @@ func TestMonitoringAgainstBIND(t *testing.T) {
 	code, out, errs = danectl(t, "status", "--config", cfg)
 	if code != exitMismatch || !strings.Contains(out, "UNPROTECTED _25._tcp.mail.example.test.: the served chain") || !strings.Contains(out, "  expires     ") {
 		t.Errorf("status with an unprotected chain: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestPluginLiveHandshake runs check --plugin against a real Postfix: OK
+// (but for the unsigned lab zone) while smtpd presents the installed chain,
+// CRITICAL once the installed file changed (its record published and aged)
+// but smtpd, not reloaded, still presents the old one.
+func TestPluginLiveHandshake(t *testing.T) {
+	lab := bindlab.Start(t, bindlab.Options{TTL: 1})
+	pf := postfixlab.Start(t, postfixlab.Options{SMTPDProcessLimit: 1})
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "danehook.toml")
+	if err := os.WriteFile(cfg, []byte(`state_dir = "`+filepath.Join(dir, "state")+`"
+[postfix]
+config_dir = "`+pf.ConfigDir+`"
+[provider.lab]
+type = "rfc2136"
+server = "`+lab.Primary+`"
+key_file = "`+lab.KeyFile+`"
+nameserver_port = `+strconv.Itoa(lab.Port)+`
+timeout = 2
+[lineage.mail]
+hosts = ["mail.example.test"]
+ttl = 1
+provider = "lab"
+allow_untrusted = true
+chain_file = "`+pf.ChainFiles[0]+`"
+endpoints = ["`+pf.Addr+`"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publishAndAge := func() {
+		t.Helper()
+		if code, out, errs := danectl(t, "publish", "--config", cfg); code != exitOK {
+			t.Fatalf("publish: exit %d\n%s%s", code, out, errs)
+		}
+		lab.WaitSerial(t, lab.Secondary, "example.test.", lab.Serial(t, lab.Primary, "example.test."), 10*time.Second)
+		danectl(t, "status", "--config", cfg)
+		time.Sleep(2100 * time.Millisecond)
+	}
+	publishAndAge()
+	code, out, _ := danectl(t, "check", "--plugin", "--config", cfg)
+	state, text, _, _ := parsePlugin(t, out)
+	if code != pluginWarning || strings.Contains(out, "live STARTTLS") || !strings.Contains(out, "not DNSSEC-signed") {
+		t.Fatalf("check --plugin, smtpd presents the installed chain: exit %d, %s - %s\n%s", code, state, text, out)
+	}
+
+	// A new chain file, its record published and aged; smtpd not reloaded.
+	key, cert := postfixlab.SelfSigned(t, "mail.example.test", false)
+	postfixlab.WriteChain(t, pf.ChainFiles[0], key, cert)
+	publishAndAge()
+	code, out, _ = danectl(t, "check", "--plugin", "--config", cfg)
+	state, text, _, _ = parsePlugin(t, out)
+	if code != pluginCritical || !strings.Contains(out, "live STARTTLS check") || strings.Contains(out, "UNPROTECTED") {
+		t.Errorf("check --plugin, smtpd presents another chain than the installed one: exit %d, %s - %s\n%s", code, state, text, out)
 	}
 }
