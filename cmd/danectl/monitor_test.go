@@ -620,3 +620,31 @@ type documentedCheck struct {
 		Error   string   `json:"error"`
 	} `json:"live"`
 }
+
+// TestWriteStatusLifetime: the served leaf's expiry, an unprotected owner,
+// an expiry error and the timer warning in the text report.
+func TestWriteStatusLifetime(t *testing.T) {
+	st := healthy(t)
+	pend(st, time.Hour, mNow.Add(10*time.Minute))
+	st.Lineages[0].ExpiryErr = "the pending switch becomes safe at X, not before the served certificate expires at Y"
+	st.Lineages[0].Unprotected = []string{mOwner + ": the served chain (key 3 1 1 4ab6ed73…) matches no aged record (records none)"}
+	var b bytes.Buffer
+	writeStatus(&b, st, mNow, &timerReport{Unit: defaultTimerUnit, State: timerDisabled, Reason: "a switch is pending but danehook.timer is not enabled"})
+	for _, want := range []string{
+		"  expires     2027-01-30T12:00:00Z (in 60.0 days)\n",
+		"  UNPROTECTED " + mOwner + ": the served chain",
+		"  ERROR the pending switch becomes safe at X, not before",
+		"  WARNING: a switch is pending but danehook.timer is not enabled\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+	st = healthy(t)
+	expires(st, -time.Hour)
+	b.Reset()
+	writeStatus(&b, st, mNow, nil)
+	if !strings.Contains(b.String(), "  EXPIRED     2026-12-01T11:00:00Z\n") || strings.Contains(b.String(), "WARNING") {
+		t.Errorf("expired leaf, no timer probe:\n%s", b.String())
+	}
+}
