@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
@@ -31,8 +32,15 @@ func configCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "check",
 			Usage: "validate the configuration and every file it names, changing nothing",
-			Description: `check reads the configuration (syntax, settings, references between tables;
-errors give file:line) and then every file it names:
+			Description: `check reads the configuration (syntax, settings, references between tables)
+and reports every problem of the file in one run, each as file:line: host
+names that are IP addresses, single labels, wildcards, with spaces or empty
+labels, labels over 63 or names over 253 octets; servers without a port or
+with one outside 1-65535; duplicated ports; negative timeouts; ta without a
+2 1 1 usage; certbot_lineage together with lego_cert; a value shaped like a
+secret where a variable or file name belongs (never printed); a chain_file
+that is a directory; a chain directory, configuration file or its directory
+that others may write. Then it checks every file the configuration names:
 
   - TSIG key files, secret files and Cloudflare token files: they must exist,
     be regular files readable by their owner only (chmod 600) and parse;
@@ -60,6 +68,9 @@ Exit codes: 0 valid (warnings allowed), 2 errors found.`,
 type checker struct {
 	w                io.Writer
 	errors, warnings int
+	// skip reports whether a setting (or a table) already has a problem
+	// reported from the configuration file.
+	skip func(setting string) bool
 }
 
 func (k *checker) ok(setting, value, format string, a ...any) {
@@ -89,12 +100,32 @@ func subject(setting, value string) string {
 
 func configCheck(c *cli.Context) error {
 	path := cliapp.ConfigPath(c)
-	cfg, err := config.Load(path)
-	if err != nil {
+	cfg, err := config.Inspect(path)
+	if cfg == nil {
 		return cliapp.Classify(err)
 	}
 	k := &checker{w: c.App.Writer}
-	fmt.Fprintf(k.w, "config %s: syntax and settings ok (%d lineage(s), %d provider(s))\n", cfg.Path, len(cfg.Lineages), len(cfg.Providers))
+	// Every problem of the file, each with file:line, then what the file
+	// system shows; the checks below skip the settings named here.
+	var probs config.Problems
+	errors.As(err, &probs)
+	probs = append(probs, cfg.CheckFiles()...)
+	bad := map[string]bool{}
+	for _, p := range probs {
+		k.fail("", "", "%s", strings.TrimPrefix(p.Error(), "config "))
+		bad[p.Setting] = true
+	}
+	if len(probs) == 0 {
+		fmt.Fprintf(k.w, "config %s: syntax and settings ok (%d lineage(s), %d provider(s))\n", cfg.Path, len(cfg.Lineages), len(cfg.Providers))
+	}
+	k.skip = func(setting string) bool {
+		for s := range bad {
+			if s == setting || strings.HasPrefix(s, setting+".") || strings.HasPrefix(s, setting+"[") {
+				return true
+			}
+		}
+		return false
+	}
 
 	used := map[string]bool{}
 	for _, l := range cfg.Lineages {
@@ -106,7 +137,11 @@ func configCheck(c *cli.Context) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		checkProvider(k, cfg.Providers[n], used[n])
+		// A provider with a problem (a secret where a name belongs, a bad
+		// server) is not built: its settings could reach the output.
+		if !k.skip("provider." + n) {
+			checkProvider(k, cfg.Providers[n], used[n])
+		}
 	}
 	for _, n := range cfg.LineageNames() {
 		checkLineage(k, cfg.Lineages[n])
@@ -229,7 +264,9 @@ func checkProvider(k *checker, p *config.Provider, used bool) {
 func checkLineage(k *checker, l *config.Lineage) {
 	at := "lineage." + l.Name
 	dir := filepath.Dir(l.ChainFile)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	if l.ChainFile == "" || k.skip(at+".chain_file") {
+		// reported with the configuration's problems
+	} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		k.fail(at+".chain_file", l.ChainFile, "directory %s does not exist: install -d -m 0700 %s ('danectl init postfix' prints it)", dir, dir)
 	} else if fi, err := os.Stat(l.ChainFile); errors.Is(err, fs.ErrNotExist) {
 		k.ok(at+".chain_file", l.ChainFile, "directory exists; dane-deploy writes the file at the first issuance")

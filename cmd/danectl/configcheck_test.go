@@ -20,6 +20,15 @@ type checkWorld struct {
 
 const tokenValue = "cf-token-0123456789abcdefABCDEF0123456789"
 
+// cfTokenShape has the shape of a Cloudflare API token (40 characters).
+const cfTokenShape = "Q7xwRk2LmN9pVb4TzY6cHs1JdF8gKa3EuW5oXiR0"
+
+// edit replaces old (which must occur) in the configuration file.
+func (w *checkWorld) edit(t *testing.T, old, new string) {
+	t.Helper()
+	editConfig(t, w.config, old, new, "")
+}
+
 func newCheckWorld(t *testing.T) *checkWorld {
 	t.Helper()
 	w := &checkWorld{dir: t.TempDir()}
@@ -102,7 +111,7 @@ func TestConfigCheck(t *testing.T) {
 			cfg, _ := os.ReadFile(w.config)
 			s := strings.Replace(string(cfg), fmt.Sprintf("key_file = %q", w.keyFile),
 				fmt.Sprintf("key_name = \"dh\"\nsecret_file = %q", sf), 1)
-			s += "\n[provider.env]\ntype = \"rfc2136\"\nserver = \"127.0.0.1\"\nkey_name = \"dh\"\nsecret_env = \"DANEHOOK_TEST_UNSET_SECRET\"\n"
+			s += "\n[provider.env]\ntype = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nkey_name = \"dh\"\nsecret_env = \"DANEHOOK_TEST_UNSET_SECRET\"\n"
 			writeFile(t, w.config, s, 0o600)
 		}, exitOK, []string{"ok:      provider.primary.secret_file = ", "TSIG key dh. (hmac-sha256)",
 			`warning: provider.env.secret_env = "DANEHOOK_TEST_UNSET_SECRET": not set in this environment`}, ""},
@@ -146,10 +155,62 @@ func TestConfigCheck(t *testing.T) {
 		}, exitUsage, nil, "CONFIG:19:"},
 		{"unknown setting has file:line", func(t *testing.T, w *checkWorld) {
 			w.write(t, "chian_file = \"x\"\n")
-		}, exitUsage, nil, "CONFIG:19: lineage.mail.chian_file: unknown setting"},
+		}, exitUsage, []string{"error:   CONFIG:19: lineage.mail.chian_file: unknown setting"}, ": 1 error(s)"},
+		{"IP address as host", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["192.0.2.25"]`)
+		}, exitUsage, []string{`error:   CONFIG:15: lineage.mail.hosts[0]: "192.0.2.25" is an IP address`}, ": 1 error(s)"},
+		{"relative host name", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["mail"]`)
+		}, exitUsage, []string{`error:   CONFIG:15: lineage.mail.hosts[0]: "mail" is not a fully qualified name`}, ""},
+		{"wildcard host", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["*.example.test"]`)
+		}, exitUsage, []string{`CONFIG:15: lineage.mail.hosts[0]: "*.example.test" is a wildcard`}, ""},
+		{"host with a space", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["mail.example.test mx2.example.test"]`)
+		}, exitUsage, []string{`CONFIG:15: lineage.mail.hosts[0]: `, "white space"}, ""},
+		{"doubled dot", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["mail..example.test"]`)
+		}, exitUsage, []string{`CONFIG:15: lineage.mail.hosts[0]: "mail..example.test" has an empty label`}, ""},
+		{"label over 63 octets", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["`+strings.Repeat("m", 64)+`.example.test"]`)
+		}, exitUsage, []string{`CONFIG:15: lineage.mail.hosts[0]: `, "label of 64 octets"}, ""},
+		{"server without a port", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `server = "127.0.0.1:53"`, `server = "127.0.0.1"`)
+		}, exitUsage, []string{`error:   CONFIG:7: provider.primary.server: "127.0.0.1": want host:port`}, ""},
+		{"server port 99999", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `server = "127.0.0.1:53"`, `server = "127.0.0.1:99999"`)
+		}, exitUsage, []string{`CONFIG:7: provider.primary.server: "127.0.0.1:99999": port "99999" out of range 1-65535`}, ""},
+		{"duplicated ports", func(t *testing.T, w *checkWorld) {
+			w.write(t, "ports = [25, 25]\n")
+		}, exitUsage, []string{`CONFIG:19: lineage.mail.ports: port 25 listed twice`}, ""},
+		{"negative timeout", func(t *testing.T, w *checkWorld) {
+			w.edit(t, `server = "127.0.0.1:53"`, "server = \"127.0.0.1:53\"\ntimeout = -2")
+		}, exitUsage, []string{`CONFIG:8: provider.primary.timeout: -2: want a positive number of seconds`}, ""},
+		{"chain_file names a directory", func(t *testing.T, w *checkWorld) {
+			os.Mkdir(filepath.Join(w.chainDir, "mail.pem"), 0o700)
+		}, exitUsage, []string{`CONFIG:17: lineage.mail.chain_file: "CHAINDIR/mail.pem" is a directory`}, ""},
+		{"chain directory writable by others", func(t *testing.T, w *checkWorld) {
+			os.Chmod(w.chainDir, 0o777)
+		}, exitUsage, []string{`CONFIG:17: lineage.mail.chain_file: its directory CHAINDIR is writable by others (mode 0777)`}, ""},
+		{"config file writable by others", func(t *testing.T, w *checkWorld) {
+			os.Chmod(w.config, 0o666)
+		}, exitUsage, []string{`error:   CONFIG: the configuration file is writable by others (mode 0666)`}, ""},
+		{"ta without 2 x x", func(t *testing.T, w *checkWorld) {
+			w.write(t, "ta = \"issuer\"\n")
+		}, exitUsage, []string{`CONFIG:19: lineage.mail.ta: "issuer" is set but usages has no "2 1 1"`}, ""},
+		{"certbot_lineage and lego_cert", func(t *testing.T, w *checkWorld) {
+			w.write(t, "certbot_lineage = \"/etc/letsencrypt/live/mail\"\nlego_cert = \"/var/lib/lego/certificates/mail.crt\"\n")
+		}, exitUsage, []string{`CONFIG:20: lineage.mail.lego_cert: set together with certbot_lineage`}, ""},
+		{"a TSIG secret where the variable's name belongs", func(t *testing.T, w *checkWorld) {
+			w.edit(t, fmt.Sprintf("key_file = %q", w.keyFile), fmt.Sprintf("key_name = \"dh\"\nsecret_env = %q", w.secret))
+		}, exitUsage, []string{`CONFIG:9: provider.primary.secret_env: looks like a secret, not the name of an environment variable (the value is not shown)`}, ""},
+		{"a Cloudflare token where the file's name belongs", func(t *testing.T, w *checkWorld) {
+			w.edit(t, fmt.Sprintf("api_token_file = %q", w.tokenFile), fmt.Sprintf("api_token_file = %q", cfTokenShape))
+		}, exitUsage, []string{`CONFIG:12: provider.cf.api_token_file: looks like a secret, not a file name (the value is not shown)`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each case has its own files; most of the time is postconf
 			w := newCheckWorld(t)
 			if tt.setup != nil {
 				tt.setup(t, w)
@@ -167,12 +228,51 @@ func TestConfigCheck(t *testing.T) {
 			if want := subst.Replace(tt.wantErr); !strings.Contains(errOut, want) {
 				t.Errorf("stderr lacks %q; got:\n%s", want, errOut)
 			}
-			for _, secret := range []string{w.secret, tokenValue, "s3cr3tPlaceholder"} {
+			for _, secret := range []string{w.secret, tokenValue, "s3cr3tPlaceholder", cfTokenShape} {
 				if strings.Contains(out+errOut, secret) {
 					t.Errorf("output contains a secret (%.6s…):\n%s\n%s", secret, out, errOut)
 				}
 			}
 		})
+	}
+}
+
+// TestConfigCheckReportsEveryProblem: one run reports every problem of the
+// file, each with file:line, and the file-system checks as well.
+func TestConfigCheckReportsEveryProblem(t *testing.T) {
+	w := newCheckWorld(t)
+	w.edit(t, `server = "127.0.0.1:53"`, "server = \"127.0.0.1\"\ntimeout = -1")
+	w.edit(t, fmt.Sprintf("api_token_file = %q", w.tokenFile), "api_token_env = \""+cfTokenShape+"\"")
+	w.edit(t, `hosts = ["mail.example.test"]`, `hosts = ["mail", "192.0.2.1", "*.example.test"]`)
+	editConfig(t, w.config, "", "", "ports = [25, 0, 25]\nta = \"root\"\nlego_cert = \"/x.crt\"\ncertbot_lineage = \"/y\"\n")
+	os.Chmod(w.chainDir, 0o777)
+	code, out, errOut := danectl(t, "config", "check", "--config", w.config)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	want := []string{
+		w.config + ":7: provider.primary.server",
+		w.config + ":8: provider.primary.timeout",
+		w.config + ":13: provider.cf.api_token_env",
+		w.config + ":16: lineage.mail.hosts[0]",
+		w.config + ":16: lineage.mail.hosts[1]",
+		w.config + ":16: lineage.mail.hosts[2]",
+		w.config + ":18: lineage.mail.chain_file: its directory",
+		w.config + ":20: lineage.mail.ports: port 0 out of range",
+		w.config + ":20: lineage.mail.ports: port 25 listed twice",
+		w.config + ":21: lineage.mail.ta",
+		w.config + ":22: lineage.mail.lego_cert",
+	}
+	for _, s := range want {
+		if !strings.Contains(out, "error:   "+s) {
+			t.Errorf("stdout lacks %q", s)
+		}
+	}
+	if !strings.Contains(errOut, fmt.Sprintf(": %d error(s)", len(want))) {
+		t.Errorf("stderr %q, want %d error(s)\n%s", errOut, len(want), out)
+	}
+	if strings.Contains(out+errOut, cfTokenShape) || strings.Contains(out, "syntax and settings ok") {
+		t.Errorf("output shows the token, or claims the settings are ok:\n%s", out)
 	}
 }
 

@@ -105,7 +105,7 @@ shows pending switches and whether the zone is DNSSEC-signed.
 
 Exit codes: 0 everything aged and nothing pending, 1 something waits or
 fails, 2 bad input.`,
-		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
+		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag},
 		Action: statusAction,
 	}
 }
@@ -226,14 +226,14 @@ func statusAction(c *cli.Context) error {
 		return cliapp.Classify(err)
 	}
 	w := c.App.Writer
+	now := time.Now()
+	tr := timerCheck(ctx, c.String("timer-unit"), pendingSwitch(st))
 	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
+		if err := writeJSON(w, newStatusReport(st, now, tr)); err != nil {
 			return err
 		}
 	} else {
-		writeStatus(w, st, time.Now())
+		writeStatus(w, st, now, tr)
 	}
 	if !st.OK() {
 		return fail(exitMismatch, fmt.Errorf("danectl: waiting: %s", st.Waiting()), "")
@@ -241,8 +241,9 @@ func statusAction(c *cli.Context) error {
 	return nil
 }
 
-// writeStatus prints the status report for people.
-func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
+// writeStatus prints the status report for people; tr is the timer's
+// state (nil when not probed).
+func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport) {
 	for _, l := range st.Lineages {
 		fmt.Fprintf(w, "lineage %s\n", l.Name)
 		served := "none yet"
@@ -250,14 +251,31 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 			served = "3 1 1 " + l.Served
 		}
 		fmt.Fprintf(w, "  chain file  %s (key %s)\n", l.ChainFile, served)
+		if !l.ServedNotAfter.IsZero() {
+			left := l.ServedNotAfter.Sub(now)
+			if left > 0 {
+				fmt.Fprintf(w, "  expires     %s (in %.1f days)\n", rfc3339(l.ServedNotAfter), left.Hours()/24)
+			} else {
+				fmt.Fprintf(w, "  EXPIRED     %s\n", rfc3339(l.ServedNotAfter))
+			}
+		}
+		for _, u := range l.Unprotected {
+			fmt.Fprintf(w, "  UNPROTECTED %s\n", u)
+		}
+		if l.ExpiryErr != "" {
+			fmt.Fprintf(w, "  ERROR %s\n", l.ExpiryErr)
+		}
 		if l.Pending != nil {
 			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, l.Pending.Since.Local().Format(time.DateTime), cliapp.When(l.Pending.SafeAt, now))
 			for _, b := range l.Pending.Blocking {
 				fmt.Fprintf(w, "    blocked by %s\n", b)
 			}
 		}
-		if l.Pending != nil || l.Next != nil {
+		if l.Pending != nil || l.Scheduled != nil {
 			fmt.Fprintf(w, "  completes   %s\n", completion(l))
+		}
+		if tr != nil && tr.Reason != "" && l.Pending != nil && (l.Switch == nil || !l.Switch.Safe) {
+			fmt.Fprintf(w, "  WARNING: %s\n", tr.Reason)
 		}
 		if l.Next != nil {
 			state := "staged, commit when aged ('danectl rotate status')"

@@ -73,24 +73,17 @@ func TestPlanPublishStatusCommands(t *testing.T) {
 	}
 	lab.WaitSerial(t, lab.Secondary, "example.test.", lab.Serial(t, lab.Primary, "example.test."), 10*time.Second)
 	code, out, errs = danectl(t, "status", "--config", cfg, "--json")
-	var st struct {
-		Owners []struct {
-			Owner       string `json:"owner"`
-			Observation struct {
-				Servers []struct {
-					Addr    string   `json:"addr"`
-					Records []string `json:"records"`
-				} `json:"servers"`
-			} `json:"observation"`
-		} `json:"owners"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	var st documentedStatus
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
 		t.Fatalf("status --json: %v\n%s%s", err, out, errs)
 	}
-	if len(st.Owners) != 1 || len(st.Owners[0].Observation.Servers) != 2 {
+	checkTimes(t, []byte(out))
+	if len(st.Owners) != 1 || len(st.Owners[0].Servers) != 2 || len(st.Lineages) != 1 || st.Lineages[0].ServedNotAfter == "" {
 		t.Fatalf("status: %+v", st)
 	}
-	for _, s := range st.Owners[0].Observation.Servers {
+	for _, s := range st.Owners[0].Servers {
 		if len(s.Records) != 1 {
 			t.Errorf("server %s serves %v, want the published record", s.Addr, s.Records)
 		}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/rotate"
 	"github.com/urfave/cli/v2"
 )
@@ -25,11 +28,19 @@ known time, every run schedules the run that completes it at that time
 ([schedule] via: a transient systemd timer, an at job, or the timer's next
 tick); --not-before is how an at job waits the seconds at(1) does not keep.
 
+--metrics-file PATH (default off) then writes, atomically, the figures of
+'danectl status' per lineage and owner in the Prometheus text format for
+node_exporter's textfile collector (name it *.prom in the collector's
+directory); see README.md "Monitoring".
+
 Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked).`,
-		Flags: []cli.Flag{cliapp.ConfigFlag, &cli.StringFlag{
-			Name:  "not-before",
-			Usage: "wait until `TIME` (RFC 3339, at most 1 hour ahead) before running: at(1) jobs keep whole minutes only",
-		}},
+		Flags: []cli.Flag{cliapp.ConfigFlag,
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile-collector metrics to `PATH` (e.g. /var/lib/prometheus/node-exporter/danehook.prom)"},
+			&cli.StringFlag{
+				Name:  "not-before",
+				Usage: "wait until `TIME` (RFC 3339, at most 1 hour ahead) before running: at(1) jobs keep whole minutes only",
+			},
+		},
 		Action: func(c *cli.Context) error {
 			if v := c.String("not-before"); v != "" {
 				t, err := time.Parse(time.RFC3339, v)
@@ -53,19 +64,38 @@ Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked)
 			ctx, cancel := cliapp.Context(c, 5*time.Minute)
 			defer cancel()
 			log := cliapp.Logger(c.App.ErrWriter)
-			r, err := e.Reload(ctx)
-			cliapp.LogReload(log, r)
-			if err != nil {
-				// No rotation while what is served is not verified.
-				return cliapp.Classify(err)
-			}
-			done, err := rotate.Policy(ctx, e)
-			for _, a := range done {
-				log.Info("rotate_every: " + a)
+			err = tick(ctx, e, log)
+			if path := c.String("metrics-file"); path != "" {
+				now := time.Now()
+				st, serr := e.Status(ctx)
+				var rep *statusReport
+				if serr == nil {
+					r := newStatusReport(st, now, nil)
+					rep = &r
+				}
+				if merr := writeMetricsFile(path, tickMetrics(now, err, rep, serr)); merr != nil && err == nil {
+					err = merr
+				}
 			}
 			return cliapp.Classify(err)
 		},
 	}
+}
+
+// tick is the timer's step: the reload step, then (when it succeeded) the
+// rotate_every policy.
+func tick(ctx context.Context, e *deploy.Engine, log *slog.Logger) error {
+	r, err := e.Reload(ctx)
+	cliapp.LogReload(log, r)
+	if err != nil {
+		// No rotation while what is served is not verified.
+		return err
+	}
+	done, err := rotate.Policy(ctx, e)
+	for _, a := range done {
+		log.Info("rotate_every: " + a)
+	}
+	return err
 }
 
 // checkCommand is "danectl check".
@@ -76,10 +106,27 @@ func checkCommand() *cli.Command {
 		ArgsUsage: "[LINEAGE...]",
 		Description: `check is a local danecheck: 'danectl status' plus a STARTTLS handshake to
 every configured endpoint, matched against the records the provider serves.
+--json prints the report described in README.md ("JSON output").
 
-Exit codes: 0 all good, 1 something waits or does not match, 2 bad input.`,
-		Flags: []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
+--plugin makes it a Nagios/Icinga monitoring plugin (Monitoring Plugins
+guidelines): one line "DANEHOOK OK - ... | perfdata" on stdout and exit
+0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. CRITICAL: a served chain matches no
+aged record, the live STARTTLS chain does not match, a pending switch cannot
+become safe before the served certificate expires, or a --critical-* limit.
+WARNING: a switch pending longer than --warning-pending, the served leaf
+expiring within --warning-expiry days, a lagging or silent authoritative
+server, a pending switch while the timer is not enabled, an unsigned zone.
+Perfdata: seconds_until_aged, days_until_expiry (served leaf),
+seconds_pending, servers_lagging, servers_unreachable,
+records_unowned_unmatched.
+
+Exit codes: 0 all good, 1 something waits or does not match, 2 bad input
+(with --plugin: 0-3 as above).`,
+		Flags: append([]cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag}, pluginFlags...),
 		Action: func(c *cli.Context) error {
+			if c.Bool("plugin") {
+				return pluginAction(c)
+			}
 			e, err := cliapp.Engine(c)
 			if err != nil {
 				return err
@@ -90,15 +137,34 @@ Exit codes: 0 all good, 1 something waits or does not match, 2 bad input.`,
 			if err != nil {
 				return cliapp.Classify(err)
 			}
-			writeStatus(c.App.Writer, st, time.Now())
+			now := time.Now()
+			tr := timerCheck(ctx, c.String("timer-unit"), pendingSwitch(st))
 			checks, verr := e.Verify(ctx, c.Args().Slice()...)
-			fmt.Fprintln(c.App.Writer)
-			fmt.Fprintln(c.App.Writer, "live STARTTLS checks:")
-			for _, v := range checks {
-				fmt.Fprintf(c.App.Writer, "  ok %s\n", v)
+			w := c.App.Writer
+			if c.Bool("json") {
+				rep := checkReport{Schema: jsonSchema, Time: rfc3339(now), OK: verr == nil && st.OK(),
+					Status: newStatusReport(st, now, tr), Live: liveReport{OK: verr == nil, Reasons: checks}}
+				if rep.Live.Reasons == nil {
+					rep.Live.Reasons = []string{}
+				}
+				if verr != nil {
+					rep.Live.Error = verr.Error()
+				}
+				if err := writeJSON(w, rep); err != nil {
+					return err
+				}
+			} else {
+				writeStatus(w, st, now, tr)
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "live STARTTLS checks:")
+				for _, v := range checks {
+					fmt.Fprintf(w, "  ok %s\n", v)
+				}
+				if verr != nil {
+					fmt.Fprintf(w, "  FAILED %v\n", verr)
+				}
 			}
 			if verr != nil {
-				fmt.Fprintf(c.App.Writer, "  FAILED %v\n", verr)
 				return cliapp.Classify(verr)
 			}
 			if !st.OK() {

@@ -52,6 +52,8 @@ type Config struct {
 	Providers map[string]*Provider `toml:"provider"`
 	// Schedule says how the run that completes a switch is scheduled.
 	Schedule Schedule `toml:"schedule"`
+
+	data []byte // the file's text, for Line
 }
 
 // DefaultPublishWait is Schedule.PublishWait when omitted: how long a hook
@@ -229,6 +231,27 @@ type Error struct {
 	Problem string
 }
 
+// Problems is every problem found in one configuration file, in file
+// order where lines are known. errors.As finds each *Error in it.
+type Problems []*Error
+
+func (p Problems) Error() string {
+	var lines []string
+	for _, e := range p {
+		lines = append(lines, e.Error())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems as errors.
+func (p Problems) Unwrap() []error {
+	out := make([]error, len(p))
+	for i, e := range p {
+		out[i] = e
+	}
+	return out
+}
+
 func (e *Error) Error() string {
 	loc := e.File
 	if e.Line > 0 {
@@ -279,16 +302,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, &Error{File: path, Problem: err.Error()}
 	}
-	und, err := c.libdnsSettings(md, data)
-	if err != nil {
-		return nil, &Error{File: path, Problem: err.Error()}
-	}
-	if len(und) > 0 {
-		k := und[0]
-		return nil, &Error{File: path, Line: locate(data, k), Setting: k.String(), Problem: "unknown setting (check the spelling against the example, /usr/share/doc/danehook/danehook.toml or packaging/danehook.toml)"}
-	}
-	if err := c.validate(data); err != nil {
-		return nil, err
+	if probs := c.check(data, md); len(probs) > 0 {
+		return nil, probs
 	}
 	return c, nil
 }
@@ -325,6 +340,51 @@ func (c *Config) libdnsSettings(md toml.MetaData, data []byte) ([]toml.Key, erro
 		left = append(left, k)
 	}
 	return left, nil
+}
+
+// Inspect is Load for `danectl config check`: it returns the decoded
+// configuration (defaults applied as far as the settings allow) together
+// with every problem of the file, as a Problems error, so that each can be
+// reported in one run. The configuration is nil only when the file cannot
+// be read or is not TOML.
+func Inspect(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("config %s: %w (create it from /usr/share/doc/danehook/danehook.toml or pass --config)", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c := &Config{Path: path}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: path, Line: pe.Position.Line, Problem: pe.Message}
+		}
+		return nil, &Error{File: path, Problem: err.Error()}
+	}
+	if probs := c.check(data, md); len(probs) > 0 {
+		return c, probs
+	}
+	return c, nil
+}
+
+// check returns every problem of the decoded file: unknown settings, then
+// the validation of each table. It keeps data for Line.
+func (c *Config) check(data []byte, md toml.MetaData) Problems {
+	c.data = data
+	var probs Problems
+	und, err := c.libdnsSettings(md, data)
+	if err != nil {
+		probs = append(probs, &Error{File: c.Path, Problem: err.Error()})
+	}
+	for _, k := range und {
+		probs = append(probs, &Error{File: c.Path, Line: locate(data, k), Setting: k.String(), Problem: "unknown setting (check the spelling against the example, /usr/share/doc/danehook/danehook.toml or packaging/danehook.toml)"})
+	}
+	probs = append(probs, c.validate(data)...)
+	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+	return probs
 }
 
 // State returns the state directory: $DANEHOOK_STATE_DIR, else state_dir,
@@ -373,40 +433,76 @@ func (c *Config) Select(names ...string) ([]*Lineage, error) {
 	return out, nil
 }
 
-func (c *Config) validate(data []byte) error {
-	bad := func(setting, problem string, key ...string) error {
-		return &Error{File: c.Path, Line: locate(data, key), Setting: setting, Problem: problem}
+func (c *Config) validate(data []byte) Problems {
+	var probs Problems
+	bad := func(setting, problem string, key ...string) {
+		probs = append(probs, &Error{File: c.Path, Line: locate(data, key), Setting: setting, Problem: problem})
+	}
+	// at reports a problem with one value of a list setting, at the line
+	// of that value.
+	badValue := func(setting, value, problem string, key ...string) {
+		probs = append(probs, &Error{File: c.Path, Line: locateValue(data, key, value), Setting: setting, Problem: problem})
 	}
 	if len(c.Lineages) == 0 {
-		return &Error{File: c.Path, Problem: "no [lineage.NAME] table: add one per certificate (see packaging/danehook.toml)"}
+		probs = append(probs, &Error{File: c.Path, Problem: "no [lineage.NAME] table: add one per certificate (see packaging/danehook.toml)"})
 	}
 	switch c.Schedule.Via {
 	case "", "auto", "systemd", "at", "none":
 	default:
-		return bad("schedule.via", fmt.Sprintf("%q: want \"auto\", \"systemd\", \"at\" or \"none\"", c.Schedule.Via), "schedule", "via")
+		bad("schedule.via", fmt.Sprintf("%q: want \"auto\", \"systemd\", \"at\" or \"none\"", c.Schedule.Via), "schedule", "via")
 	}
 	if c.Schedule.Wait() > 2*time.Minute {
-		return bad("schedule.publish_wait", fmt.Sprintf("%s is longer than the 2 minutes lego gives a hook: at most \"2m\"", c.Schedule.Wait()), "schedule", "publish_wait")
+		bad("schedule.publish_wait", fmt.Sprintf("%s is longer than the 2 minutes lego gives a hook: at most \"2m\"", c.Schedule.Wait()), "schedule", "publish_wait")
 	}
-	for name, p := range c.Providers {
+	for _, name := range sortedKeys(c.Providers) {
+		p := c.Providers[name]
 		p.Name = name
 		at := "provider." + name
 		if p.Timeout == 0 {
 			p.Timeout = 5
 		}
+		if p.Timeout < 0 {
+			bad(at+".timeout", fmt.Sprintf("%d: want a positive number of seconds (default 5)", p.Timeout), "provider", name, "timeout")
+		}
 		if p.NameserverPort == 0 {
 			p.NameserverPort = 53
+		}
+		if p.NameserverPort < 1 || p.NameserverPort > 65535 {
+			bad(at+".nameserver_port", fmt.Sprintf("port %d out of range 1-65535", p.NameserverPort), "provider", name, "nameserver_port")
+		}
+		for _, f := range []struct{ key, value string }{{"server", p.Server}, {"query_server", p.QueryServer}, {"resolver", p.Resolver}} {
+			if f.value == "" {
+				continue
+			}
+			if why := hostPortProblem(f.value); why != "" {
+				bad(at+"."+f.key, why, "provider", name, f.key)
+			}
+		}
+		for _, f := range []struct{ key, value string }{{"secret_env", p.SecretEnv}, {"api_token_env", p.APITokenEnv}} {
+			if f.value != "" {
+				if why := envNameProblem(f.value); why != "" {
+					bad(at+"."+f.key, why, "provider", name, f.key)
+				}
+			}
+		}
+		for _, f := range []struct{ key, value string }{{"key_file", p.KeyFile}, {"secret_file", p.SecretFile}, {"api_token_file", p.APITokenFile}, {"key_name", p.KeyName}} {
+			if f.value != "" && LooksLikeSecret(f.value) {
+				what := "a file name"
+				if f.key == "key_name" {
+					what = "the TSIG key's name"
+				}
+				bad(at+"."+f.key, "looks like a secret, not "+what+" (the value is not shown): put the secret in a file readable by root only and name that file here", "provider", name, f.key)
+			}
 		}
 		switch p.Type {
 		case "rfc2136":
 			if p.Server == "" {
-				return bad(at+".server", "missing: the primary server as host:port, e.g. \"192.0.2.53:53\"", "provider", name)
+				bad(at+".server", "missing: the primary server as host:port, e.g. \"192.0.2.53:53\"", "provider", name)
 			}
 			if p.KeyFile == "" && p.KeyName == "" {
-				return bad(at+".key_file", "missing: a TSIG key file from tsig-keygen, or key_name with secret_file or secret_env", "provider", name)
-			}
-			if p.KeyFile == "" && p.SecretFile == "" && p.SecretEnv == "" {
-				return bad(at+".secret_file", "missing: key_name needs secret_file or secret_env", "provider", name, "key_name")
+				bad(at+".key_file", "missing: a TSIG key file from tsig-keygen, or key_name with secret_file or secret_env", "provider", name)
+			} else if p.KeyFile == "" && p.SecretFile == "" && p.SecretEnv == "" {
+				bad(at+".secret_file", "missing: key_name needs secret_file or secret_env", "provider", name, "key_name")
 			}
 			if p.QueryServer == "" {
 				p.QueryServer = p.Server
@@ -417,71 +513,99 @@ func (c *Config) validate(data []byte) error {
 			}
 		case "libdns":
 			if p.LibdnsName == "" {
-				return bad(at+".name", "missing: the libdns provider, e.g. \"desec\", \"hetzner\" or \"rfc2136\"", "provider", name)
+				bad(at+".name", "missing: the libdns provider, e.g. \"desec\", \"hetzner\" or \"rfc2136\"", "provider", name)
 			}
 			if p.QueryServer == "" {
 				p.QueryServer = p.Server
 			}
 			if p.QueryServer == "" {
-				return bad(at+".query_server", "missing: an authoritative server of the zone as ip:port (records are read there by direct query, never through the provider's API)", "provider", name)
+				bad(at+".query_server", "missing: an authoritative server of the zone as ip:port (records are read there by direct query, never through the provider's API)", "provider", name)
 			}
 		case "":
-			return bad(at+".type", "missing: \"rfc2136\", \"cloudflare\" or \"libdns\"", "provider", name)
+			bad(at+".type", "missing: \"rfc2136\", \"cloudflare\" or \"libdns\"", "provider", name)
 		default:
-			return bad(at+".type", fmt.Sprintf("unknown provider type %q: use \"rfc2136\", \"cloudflare\" or \"libdns\"", p.Type), "provider", name, "type")
+			bad(at+".type", fmt.Sprintf("unknown provider type %q: use \"rfc2136\", \"cloudflare\" or \"libdns\"", p.Type), "provider", name, "type")
 		}
 	}
-	for name, l := range c.Lineages {
+	for _, name := range sortedKeys(c.Lineages) {
+		l := c.Lineages[name]
 		l.Name = name
 		at := "lineage." + name
 		if len(l.Hosts) == 0 {
-			return bad(at+".hosts", "missing: the MX host names, e.g. [\"mail.example.com\"]", "lineage", name)
+			bad(at+".hosts", "missing: the MX host names, e.g. [\"mail.example.com\"]", "lineage", name)
+		}
+		for i, h := range l.Hosts {
+			if why := hostProblem(h); why != "" {
+				badValue(fmt.Sprintf("%s.hosts[%d]", at, i), h, fmt.Sprintf("%q %s", h, why), "lineage", name, "hosts")
+			}
 		}
 		if len(l.Ports) == 0 {
 			l.Ports = []int{DefaultPort}
 		}
+		seen := map[int]bool{}
 		for _, p := range l.Ports {
 			if p < 1 || p > 65535 {
-				return bad(at+".ports", fmt.Sprintf("port %d out of range 1-65535", p), "lineage", name, "ports")
+				badValue(at+".ports", strconv.Itoa(p), fmt.Sprintf("port %d out of range 1-65535", p), "lineage", name, "ports")
+			} else if seen[p] {
+				badValue(at+".ports", strconv.Itoa(p), fmt.Sprintf("port %d listed twice", p), "lineage", name, "ports")
 			}
+			seen[p] = true
 		}
+		explicitTA := l.TA
 		if len(l.Usages) == 0 {
 			l.Usages = []string{"3 1 1"}
 		}
+		hasTA := false
 		for _, u := range l.Usages {
 			switch u {
 			case "3 1 1":
 			case "2 1 1":
+				hasTA = true
 				if l.TA == "" {
 					l.TA = "issuer"
 				}
 			default:
-				return bad(at+".usages", fmt.Sprintf("%q not supported: use \"3 1 1\" and optionally \"2 1 1\"", u), "lineage", name, "usages")
+				badValue(at+".usages", u, fmt.Sprintf("%q not supported: use \"3 1 1\" and optionally \"2 1 1\"", u), "lineage", name, "usages")
 			}
 		}
-		if l.TA != "" && l.TA != "issuer" && l.TA != "root" {
-			return bad(at+".ta", fmt.Sprintf("%q: use \"issuer\" or \"root\"", l.TA), "lineage", name, "ta")
+		switch {
+		case explicitTA != "" && explicitTA != "issuer" && explicitTA != "root":
+			bad(at+".ta", fmt.Sprintf("%q: use \"issuer\" or \"root\"", l.TA), "lineage", name, "ta")
+		case explicitTA != "" && !hasTA:
+			bad(at+".ta", fmt.Sprintf("%q is set but usages has no \"2 1 1\": no record names the trust anchor; add \"2 1 1\" to usages or remove ta", explicitTA), "lineage", name, "ta")
 		}
 		if l.TTL == 0 {
 			l.TTL = DefaultTTL
 		}
 		if l.TTL < 0 || l.TTL > 86400*7 {
-			return bad(at+".ttl", fmt.Sprintf("%d seconds out of range 1-604800", l.TTL), "lineage", name, "ttl")
+			bad(at+".ttl", fmt.Sprintf("%d seconds out of range 1-604800", l.TTL), "lineage", name, "ttl")
 		}
 		if l.Provider == "" {
-			return bad(at+".provider", "missing: the name of a [provider.NAME] table", "lineage", name)
+			bad(at+".provider", "missing: the name of a [provider.NAME] table", "lineage", name)
+		} else if _, ok := c.Providers[l.Provider]; !ok {
+			bad(at+".provider", fmt.Sprintf("no [provider.%s] table", l.Provider), "lineage", name, "provider")
 		}
-		if _, ok := c.Providers[l.Provider]; !ok {
-			return bad(at+".provider", fmt.Sprintf("no [provider.%s] table", l.Provider), "lineage", name, "provider")
+		if l.CertbotLineage != "" && l.LegoCert != "" {
+			bad(at+".lego_cert", "set together with certbot_lineage: a lineage comes from one ACME client; keep the one that issues it", "lineage", name, "lego_cert")
 		}
 		if l.LegoCSR != "" && l.LegoKey == "" {
-			return bad(at+".lego_key", "missing: lego_csr needs lego_key, the private key the CSR is made from", "lineage", name, "lego_csr")
+			bad(at+".lego_key", "missing: lego_csr needs lego_key, the private key the CSR is made from", "lineage", name, "lego_csr")
 		}
 		if l.ChainFile == "" {
-			return bad(at+".chain_file", "missing: the served chain file named in Postfix's smtpd_tls_chain_files", "lineage", name)
+			bad(at+".chain_file", "missing: the served chain file named in Postfix's smtpd_tls_chain_files", "lineage", name)
 		}
 	}
-	return nil
+	return probs
+}
+
+// sortedKeys returns the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // locate returns the 1-based line of the TOML key path in data (a table

@@ -72,12 +72,79 @@ type LineageStatus struct {
 	ScheduleErr string          `json:"schedule_error,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
+
+	// ServedNotBefore and ServedNotAfter are the validity of the served
+	// chain file's leaf (RFC 5280 §4.1.2.5), UTC; zero when the file does
+	// not exist.
+	ServedNotBefore time.Time `json:"served_not_before,omitzero"`
+	ServedNotAfter  time.Time `json:"served_not_after,omitzero"`
+	// VerifiedAt is Verified as a time (zero when never verified).
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Unprotected names, per TLSA owner, why the served chain file matches
+	// no aged record there (the invariant of DESIGN §3 does not hold): one
+	// "<owner>: <reason>" each. An owner at which no record is aged yet but
+	// the chain matches one (a first issuance), or at which no RRset is
+	// served or may still be cached, is not listed: no sender can fail there
+	// because of danehook. Owners that could not be observed are not listed
+	// (their OwnerStatus.Err says so).
+	Unprotected []string `json:"unprotected,omitempty"`
+	// ExpiryErr is set when a pending switch cannot become safe before the
+	// served certificate expires (ServedNotAfter): the reason, with both
+	// times. Senders that check dates (DANE-TA, RFC 7672 §3.1.2; PKIX) reject
+	// the served chain from then until the switch.
+	ExpiryErr string `json:"expiry_error,omitempty"`
 }
 
 // Status is the report of `danectl status`.
 type Status struct {
 	Lineages []LineageStatus `json:"lineages"`
 	Owners   []OwnerStatus   `json:"owners"`
+}
+
+// unprotected returns, for each owner of lv at which the installed chain
+// file matches no aged record, "<owner>: <reason>" (see
+// LineageStatus.Unprotected). It follows verifyLineage's rule: with no
+// record aged yet, a chain that matches a served record is a first issuance,
+// not a failure.
+func unprotected(s *snapshot, lv *lineageView) []string {
+	var out []string
+	certs := lv.Installed.Served()
+	for _, r := range lv.Refs {
+		ov := s.owner(r.Owner)
+		if ov == nil || ov.Err != nil || ov.Obs == nil {
+			continue
+		}
+		all := ov.observed()
+		aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
+		switch {
+		case covered(certs, r.Host, aged, s.Now):
+			continue
+		case len(aged) == 0 && covered(certs, r.Host, all, s.Now):
+			continue
+		case len(all) == 0 && !s.Now.Before(s.DNS.Seen.CachedUntil(r.Owner)):
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: the served chain (key 3 1 1 %s) matches no aged record (records %s)",
+			r.Owner, short("3 1 1 "+spkiHex(lv.Installed)), listRecords(all)))
+	}
+	return out
+}
+
+// expiryRisk says why a pending switch that is not safe yet cannot become
+// safe before notAfter, the served leaf's expiry; "" when it can, or when
+// either time is unknown (no served chain; a server blocks the switch).
+func expiryRisk(notAfter, safeAt, now time.Time) string {
+	switch {
+	case notAfter.IsZero():
+		return ""
+	case !now.Before(notAfter):
+		return fmt.Sprintf("the served certificate expired at %s and the pending switch is not safe yet",
+			notAfter.UTC().Format(time.RFC3339))
+	case !safeAt.IsZero() && !safeAt.Before(notAfter):
+		return fmt.Sprintf("the pending switch becomes safe at %s, not before the served certificate expires at %s: lower the TTL or fix what delays the new records",
+			safeAt.UTC().Format(time.RFC3339), notAfter.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 // OK reports whether every owner was observed and every desired record is
@@ -89,7 +156,7 @@ func (s *Status) OK() bool {
 		}
 	}
 	for _, l := range s.Lineages {
-		if l.Err != "" || l.Pending != nil || l.Reload {
+		if l.Err != "" || l.Pending != nil || l.Reload || len(l.Unprotected) > 0 {
 			return false
 		}
 	}
@@ -152,8 +219,14 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 	ls.ScheduleErr = lv.State.ScheduleErr
 	if !lv.State.Verified.IsZero() {
 		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
+		ls.VerifiedAt = lv.State.Verified.UTC()
 	}
 	ls.Served = spkiHex(lv.Installed)
+	if lv.Installed != nil && lv.Installed.Leaf != nil {
+		ls.ServedNotBefore = lv.Installed.Leaf.NotBefore.UTC()
+		ls.ServedNotAfter = lv.Installed.Leaf.NotAfter.UTC()
+		ls.Unprotected = unprotected(s, lv)
+	}
 	if why := e.notPresenting(lv); why != "" {
 		ls.Reload = true
 		ls.ReloadReason = why
@@ -170,6 +243,8 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		}
 		if d.Safe {
 			p.SafeAt, p.Blocking = s.Now, []string{"none: 'danectl tick' (or the next hook run) switches"}
+		} else {
+			ls.ExpiryErr = expiryRisk(ls.ServedNotAfter, d.SafeAt, s.Now)
 		}
 		ls.Pending = p
 	}
@@ -220,6 +295,10 @@ func (s *Status) Waiting() string {
 		switch {
 		case l.Err != "":
 			parts = append(parts, fmt.Sprintf("lineage %s: %s", l.Name, l.Err))
+		case l.ExpiryErr != "":
+			parts = append(parts, fmt.Sprintf("lineage %s: %s", l.Name, l.ExpiryErr))
+		case len(l.Unprotected) > 0:
+			parts = append(parts, fmt.Sprintf("lineage %s: %s", l.Name, strings.Join(l.Unprotected, "; ")))
 		case l.Pending != nil:
 			parts = append(parts, fmt.Sprintf("lineage %s: switch pending", l.Name))
 		case l.Reload:

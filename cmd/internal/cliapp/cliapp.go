@@ -80,6 +80,15 @@ func Fail(code int, err error, hint string) error {
 	return &Error{Code: code, Err: err, Hint: hint}
 }
 
+// errSilent marks an error Run reports by its exit code alone.
+var errSilent = errors.New("exit code only")
+
+// Silent returns an error that makes Run exit with code and print nothing:
+// for a command whose output already says everything, such as a monitoring
+// plugin's status line (exit codes 0-3 of the Monitoring Plugins
+// guidelines).
+func Silent(code int) error { return &Error{Code: code, Err: errSilent} }
+
 // hinter is implemented by library errors that know what the operator
 // should do (dnsupdate.UpdateError, postfix.NotRunningError).
 type hinter interface{ Hint() string }
@@ -269,6 +278,9 @@ func runContext(ctx context.Context, received func() os.Signal, app *cli.App, ar
 		code = ee.Code
 	case errors.As(err, &ce):
 		code = ce.ExitCode()
+	}
+	if errors.Is(err, errSilent) {
+		return code
 	}
 	msg := err.Error()
 	if !strings.HasPrefix(msg, app.Name+":") {
