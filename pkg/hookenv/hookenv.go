@@ -104,9 +104,11 @@ var ErrNoClient = errors.New("no ACME client hook variables found")
 
 // FromEnv reads the deploy-hook environment through getenv (os.Getenv in
 // production). lego v5's variables win over lego v4's, which win over
-// certbot's. It checks that every file a variable names exists, and returns
-// an error naming the variable and the file when one does not, or wrapping
-// ErrNoClient (listing the variable sets it knows) when none is present.
+// certbot's, which win over acme.sh's (recognised by Le_Domain, as its
+// other names are generic). It checks that every file a variable names
+// exists, and returns an error naming the variable and the file when one
+// does not, or wrapping ErrNoClient (listing the variable sets it knows)
+// when none is present.
 func FromEnv(getenv func(string) string) (*Renewal, error) {
 	switch {
 	case getenv(LegoV5CertPath) != "" || getenv(LegoV5Name) != "":
@@ -115,6 +117,8 @@ func FromEnv(getenv func(string) string) (*Renewal, error) {
 		return fromLegoV4(getenv)
 	case getenv(CertbotLineage) != "":
 		return fromCertbot(getenv)
+	case getenv(AcmeShDomain) != "":
+		return fromAcmeSh(getenv)
 	}
 	return nil, fmt.Errorf("%w: dane-deploy expects certbot's %s, lego v4's %s/%s, lego v5's %s/%s, acme.sh's %s/%s, or dehydrated's arguments (deploy_cert DOMAIN KEYFILE …); install it as a deploy hook (certbot --deploy-hook, lego v4 --run-hook/--renew-hook, lego v5 --deploy-hook, acme.sh --reloadcmd or --renew-hook, dehydrated HOOK), not as a pre or post hook",
 		ErrNoClient, CertbotLineage, LegoV4CertPath, LegoV4KeyPath, LegoV5CertPath, LegoV5KeyPath, AcmeShDomain, AcmeShKeyPath)
