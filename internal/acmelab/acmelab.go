@@ -58,6 +58,8 @@ const (
 	LegoV5  = "lego"  // github.com/go-acme/lego/v5 v5.6.0, built with -tags lego_dnslight
 	LegoV4  = "lego4" // github.com/go-acme/lego/v4 v4.35.2
 	Certbot = "certbot"
+	// Dehydrated is the Debian package's /usr/bin/dehydrated (0.7.0).
+	Dehydrated = "dehydrated"
 )
 
 // DefaultToolsDir is where scripts/install-acme.sh installs pebble, lego and
