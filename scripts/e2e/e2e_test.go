@@ -17,9 +17,9 @@ import (
 
 // newKeyFlags describes each client's new-key renewal for the narrative.
 var newKeyFlags = map[string]string{
-	"certbot": "renew --force-renewal --new-key",
-	"lego-v5": "run --renew-force (without --reuse-key)",
-	"lego-v4": "renew --days 999 (without --reuse-key)",
+	"certbot":    "renew --force-renewal --new-key",
+	"lego-v5":    "run --renew-force (without --reuse-key)",
+	"lego-v4":    "renew --days 999 (without --reuse-key)",
 	"dehydrated": "--cron --force after privkey.pem was lost",
 }
 
@@ -43,7 +43,7 @@ func TestClients(t *testing.T) {
 		"lego-v5": {{"dns-update-refused", (*world).updateRefused, ""}},
 		// With a broken main.cf every new smtpd dies (see postfixBroken):
 		// a sender cannot connect at all, which no hook can prevent.
-		"lego-v4": {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
+		"lego-v4":    {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
 		"dehydrated": {{"key-renew-repaired", (*world).dehydratedKeyRenew, ""}},
 	}
 	for _, c := range clients {
