@@ -21,6 +21,7 @@ var newKeyFlags = map[string]string{
 	"lego-v5":    "run --renew-force (without --reuse-key)",
 	"lego-v4":    "renew --days 999 (without --reuse-key)",
 	"dehydrated": "--cron --force after privkey.pem was lost",
+	"acme.sh":    "--renew --force --always-force-new-domain-key (stand-in)",
 }
 
 // switchTimeout bounds the wait for a pending switch: the lab's TTL is 2 s,
@@ -45,6 +46,7 @@ func TestClients(t *testing.T) {
 		// a sender cannot connect at all, which no hook can prevent.
 		"lego-v4":    {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
 		"dehydrated": {{"key-renew-repaired", (*world).dehydratedKeyRenew, ""}},
+		"acme.sh":    {{"always-force-new-domain-key", (*world).acmeShForceNewKey, ""}},
 	}
 	for _, c := range clients {
 		t.Run(c.Name, func(t *testing.T) {

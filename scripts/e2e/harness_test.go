@@ -60,6 +60,8 @@ var clients = []client{
 	{Name: "lego-v4", Tool: acmelab.LegoV4, Lineage: host},
 	// dehydrated's lineage is its alias, the certificate directory's name.
 	{Name: "dehydrated", Tool: acmelab.Dehydrated, Lineage: host},
+	// acme.sh by its contract: lego v5 behind a stand-in (acmesh_test.go).
+	{Name: "acme.sh", Tool: acmelab.LegoV5, Lineage: host},
 }
 
 // world is one complete lab for one client: BIND primary + secondary,
@@ -119,8 +121,11 @@ func newWorld(t *testing.T, c client) *world {
 	w.state = filepath.Join(w.dir, "state")
 	w.config = filepath.Join(w.dir, "danehook.toml")
 	w.writeConfig(w.bind.KeyFile)
-	if c.Name == "dehydrated" {
+	switch c.Name {
+	case "dehydrated":
 		w.setupDehydrated()
+	case "acme.sh":
+		w.setupAcmeSh()
 	}
 	return w
 }
@@ -188,6 +193,9 @@ func (w *world) writeConfig(keyFile string) {
 	if w.c.Name == "dehydrated" {
 		fmt.Fprintf(&b, "dehydrated_cert = %q\ndehydrated_config = %q\n", w.dehydratedCert(), w.dehydratedConfig())
 	}
+	if w.c.Name == "acme.sh" {
+		fmt.Fprintf(&b, "acmesh_dir = %q\n", w.acmeShDir())
+	}
 	if w.legoFiles {
 		cert, key, _ := w.files()
 		fmt.Fprintf(&b, "lego_cert = %q\nlego_key = %q\n", cert, key)
@@ -218,6 +226,10 @@ func (w *world) files() (cert, key, issuer string) {
 		d := w.dehydratedCert()
 		return filepath.Join(d, "cert.pem"), filepath.Join(d, "privkey.pem"), filepath.Join(d, "chain.pem")
 	}
+	if w.c.Name == "acme.sh" {
+		d := w.acmeShDir()
+		return filepath.Join(d, host+".cer"), filepath.Join(d, host+".key"), filepath.Join(d, "ca.cer")
+	}
 	d := filepath.Join(w.legoPath(), "certificates")
 	return filepath.Join(d, host+".crt"), filepath.Join(d, host+".key"), filepath.Join(d, host+".issuer.crt")
 }
@@ -229,6 +241,9 @@ func (w *world) hookEnv() []string {
 	switch w.c.Name {
 	case "certbot":
 		return []string{"RENEWED_LINEAGE=" + w.certbotLive(), "RENEWED_DOMAINS=" + host}
+	case "acme.sh":
+		return []string{"Le_Domain=" + host, "CERT_PATH=" + cert, "CERT_KEY_PATH=" + key, "CA_CERT_PATH=" + issuer,
+			"CERT_FULLCHAIN_PATH=" + filepath.Join(w.acmeShDir(), "fullchain.cer")}
 	case "lego-v5":
 		return []string{"LEGO_HOOK_CERT_NAME=" + host, "LEGO_HOOK_CERT_DOMAINS=" + host,
 			"LEGO_HOOK_CERT_PATH=" + cert, "LEGO_HOOK_CERT_KEY_PATH=" + key, "LEGO_HOOK_ISSUER_CERT_PATH=" + issuer}
@@ -255,6 +270,9 @@ func (w *world) issueArgs() []string {
 	case "lego-v5":
 		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--reuse-key",
 			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+	case "acme.sh":
+		// The stand-in adds --reuse-key unless Le_ForceNewDomainKey is "1".
+		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256")
 	case "dehydrated":
 		// HOOK (in the configuration) is the operator's hook with danehook
 		// chained in; its startup_hook pins the key.
@@ -305,6 +323,12 @@ func (w *world) renewArgs(newKey bool) []string {
 			a = append(a, "--new-key")
 		}
 		return a
+	case "acme.sh":
+		if newKey {
+			// acme.sh --renew --force --always-force-new-domain-key
+			w.setForceNewKey()
+		}
+		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--renew-force")
 	case "dehydrated":
 		if newKey {
 			// dehydrated has no new-key flag once PRIVATE_KEY_RENEW="no"

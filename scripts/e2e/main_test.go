@@ -32,13 +32,13 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	// The labs mostly wait (ACME validation, records ageing for 2 x TTL),
-	// they hardly compute: run every world at once (TestClients 3,
+	// they hardly compute: run every world at once (TestClients 5,
 	// TestRotate 2, TestLabWalkthrough 1) unless -parallel is set.
 	flag.Parse()
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
-		flag.Set("test.parallel", "6")
+		flag.Set("test.parallel", "8")
 	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
