@@ -152,12 +152,11 @@ const chainedHook = `#!/usr/bin/env bash
 deploy_cert() { echo "deploy_cert $1" >> %[1]q; }
 startup_hook() { echo "startup_hook" >> %[1]q; }
 exit_hook() { echo "exit_hook ${1:-}" >> %[1]q; }
-HANDLER="$1"
+HANDLER="$1"; shift
 if [[ "${HANDLER}" =~ ^(deploy_cert|startup_hook|exit_hook)$ ]]; then
-  shift; "$HANDLER" "$@"; set -- "$HANDLER" "$@"
+  "$HANDLER" "$@"
 fi
-# danehook (README, "dehydrated"): pass every call on, unchanged.
-exec %[2]q "$@"
+exec %[2]q "$HANDLER" "$@"    # danehook (README, "dehydrated")
 `
 
 func (w *world) setupDehydrated() {
