@@ -140,7 +140,7 @@ func (l *Lab) LegoV4Args(path, cmd string, global ...string) []string {
 // The configuration sets CA (the directory URL), BASEDIR, CERTDIR
 // (baseDir/certs: a certificate lands in certs/<domain>/), WELLKNOWN
 // (baseDir/wellknown, served by ServeWellKnown), CHALLENGETYPE http-01,
-// KEY_ALGO prime256v1, CONTACT_EMAIL, HOOK = hook (none when ""), and
+// KEY_ALGO prime256v1, KEYSIZE 2048 (the RSA account key), CONTACT_EMAIL, HOOK = hook (none when ""), and
 // CURL_OPTS="--cacert CACertFile" so dehydrated's curl trusts Pebble's HTTPS
 // certificate. PRIVATE_KEY_RENEW is left at dehydrated's default, "yes" (a
 // new key at every issuance), which is what a hook that pins keys must fix.
@@ -165,6 +165,9 @@ func (l *Lab) DehydratedConfig(t testing.TB, baseDir, hook string) string {
 	set("WELLKNOWN", filepath.Join(baseDir, "wellknown"))
 	set("CHALLENGETYPE", "http-01")
 	set("KEY_ALGO", "prime256v1")
+	// The account key is RSA of KEYSIZE bits (default 4096, which takes
+	// seconds to make on a loaded 2-core machine).
+	set("KEYSIZE", "2048")
 	set("CONTACT_EMAIL", Email)
 	set("CURL_OPTS", "--cacert "+l.CACertFile)
 	if hook != "" {

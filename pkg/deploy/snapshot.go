@@ -313,7 +313,7 @@ func (e *Engine) readLineage(lv *lineageView) {
 			lv.State.Pending = nil
 		}
 	}
-	if r := lv.Renewal; r != nil && r.KeyFile == sourceKeyFile(l) {
+	if r, src := lv.Renewal, sourceKeyFile(l); r != nil && src != "" && filepath.Clean(r.KeyFile) == filepath.Clean(src) {
 		// The hook's renewal is what the ACME client holds: read once.
 		lv.Source = r
 		return
