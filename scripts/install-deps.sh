@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything danehook's lab and tests need on a fresh Debian 12
 # machine, as root: Debian packages (BIND, Postfix with posttls-finger,
-# unbound, certbot, openssl, hyperfine, ldnsutils, util-linux's unshare;
-# Knot DNS and PowerDNS (sqlite3 backend) for the RFC 2136 interop labs;
+# unbound, certbot, dehydrated, openssl, hyperfine, ldnsutils, util-linux's
+# unshare; Knot DNS and PowerDNS (sqlite3 backend) for the RFC 2136 interop labs;
 # lintian and rpm for the package test), the 127.0.0.2 loopback alias the
 # BIND secondary listens on, the ACME lab tools (install-acme.sh) and
 # staticcheck. Idempotent: what is
@@ -20,6 +20,7 @@ fi
 # posttls-finger (in postfix) as the DANE client, run in a private mount
 # namespace (unshare from util-linux, mount) with ca-certificates' CApath.
 PKGS=(bind9 bind9-utils bind9-dnsutils postfix unbound certbot openssl hyperfine ldnsutils
+      dehydrated  # the dehydrated hook e2e (scripts/e2e): a shell ACME client with a hook script contract
       ca-certificates iproute2 util-linux mount
       lintian rpm   # scripts/pkgtest: lintian checks the .deb, rpm -qp reads the .rpm
       at procps     # pkg/schedule, scripts/e2e: at(1) jobs complete a switch at safe_at; pgrep finds atd

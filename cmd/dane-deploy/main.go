@@ -1,6 +1,7 @@
 // Command dane-deploy is danehook's deploy hook: certbot --deploy-hook
 // (renewal-hooks/deploy), lego v4 --run-hook/--renew-hook, lego v5
-// --deploy-hook. It assembles the served chain, publishes the TLSA records
+// --deploy-hook, acme.sh --reloadcmd/--renew-hook, dehydrated's hook
+// (deploy_cert arguments; hooks/dehydrated/hook). It assembles the served chain, publishes the TLSA records
 // it needs and installs it once that is safe (DESIGN.md §4).
 package main
 
@@ -20,16 +21,29 @@ func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr, os.Getenv))
 }
 
+// pinnedMessage says, per client, what Deploy repaired (DeployResult.Pinned).
+var pinnedMessage = map[hookenv.Client]string{
+	hookenv.Certbot:    "set reuse_key = True: certbot had written its renewal configuration without it, so the next renewal keeps this key",
+	hookenv.AcmeSh:     "removed Le_ForceNewDomainKey (--always-force-new-domain-key): acme.sh had written it back, so the next renewal keeps this key",
+	hookenv.Dehydrated: `set PRIVATE_KEY_RENEW="no" in the per-certificate configuration, so the next renewal keeps this key`,
+}
+
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	app := &cli.App{
 		Name:      "dane-deploy",
 		Usage:     "deploy hook: publish TLSA records for a renewed certificate and install it when safe",
+		ArgsUsage: "[deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE TIMESTAMP]",
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Description: `Run by the ACME client after each issuance or renewal, with the client's
 variables: certbot RENEWED_LINEAGE; lego v4 LEGO_CERT_DOMAIN, LEGO_CERT_PATH,
 LEGO_CERT_KEY_PATH, LEGO_ISSUER_CERT_PATH; lego v5 LEGO_HOOK_CERT_NAME,
-LEGO_HOOK_CERT_PATH, LEGO_HOOK_CERT_KEY_PATH, LEGO_HOOK_ISSUER_CERT_PATH.
+LEGO_HOOK_CERT_PATH, LEGO_HOOK_CERT_KEY_PATH, LEGO_HOOK_ISSUER_CERT_PATH;
+acme.sh (--reloadcmd, --renew-hook) Le_Domain, CERT_PATH, CERT_KEY_PATH,
+CA_CERT_PATH. dehydrated passes arguments instead: as its HOOK (or from
+hooks/dehydrated/hook) dane-deploy takes "deploy_cert DOMAIN KEYFILE CERTFILE
+FULLCHAINFILE CHAINFILE TIMESTAMP" and ignores every other handler (exit 0),
+as dehydrated requires of a hook.
 
 It checks the key against the certificate, publishes the records the new chain
 needs, and installs the chain file only when it matches an aged record at every
@@ -45,8 +59,18 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 		},
 		Action: func(c *cli.Context) error {
 			log := cliapp.Logger(stderr)
-			d, err := hookenv.FromEnv(getenv)
-			if err != nil {
+			var d *hookenv.Renewal
+			var err error
+			if c.Args().Present() {
+				// dehydrated: "$HOOK" HANDLER ARGS...
+				if d, err = hookenv.FromDehydrated(c.Args().Slice()); err != nil {
+					return cliapp.Classify(err)
+				}
+				if d == nil {
+					log.Debug("dehydrated handler ignored", "handler", c.Args().First())
+					return nil
+				}
+			} else if d, err = hookenv.FromEnv(getenv); err != nil {
 				return cliapp.Classify(err)
 			}
 			e, err := cliapp.Engine(c)
@@ -81,7 +105,7 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 						"blocking", strings.Join(res.Pending.Blocking, "; "))...)
 			}
 			if res.Pinned != "" {
-				log.Info("set reuse_key = True: certbot had written its renewal configuration without it, so the next renewal keeps this key", "file", res.Pinned)
+				log.Info(pinnedMessage[d.Client], "file", res.Pinned)
 			}
 			if c.Bool("reload") || d.Client == hookenv.LegoV4 {
 				r, err := e.Reload(ctx)

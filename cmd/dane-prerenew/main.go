@@ -1,6 +1,8 @@
 // Command dane-prerenew is danehook's pre hook: certbot --pre-hook
-// (renewal-hooks/pre), lego v5 --pre-hook. It makes the next renewal reuse
-// the current key: certbot reuse_key = True, lego's pinned CSR (DESIGN.md §5),
+// (renewal-hooks/pre), lego v5 --pre-hook, dehydrated startup_hook, acme.sh
+// --pre-hook. It makes the next renewal reuse the current key: certbot
+// reuse_key = True, lego's pinned CSR, dehydrated PRIVATE_KEY_RENEW="no",
+// acme.sh without Le_ForceNewDomainKey (DESIGN.md §5),
 // after handing a committed staged key to the client (rotate.Pin).
 package main
 
@@ -28,7 +30,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Description: `For each lineage (all when none is named): certbot lineages get
 reuse_key = True in renewal/<name>.conf (repaired and logged); lego lineages
 with lego_csr get the pinned CSR regenerated from lego_key when it no longer
-matches. With --check nothing is changed.
+matches; dehydrated lineages get PRIVATE_KEY_RENEW="no" in the per-certificate
+configuration unless it is already in effect (read by sourcing dehydrated's
+configuration with bash, as dehydrated does); acme.sh lineages lose
+Le_ForceNewDomainKey (--always-force-new-domain-key) from the domain
+configuration. With --check nothing is changed.
 
 Exit codes: 0 ok, 1 (--check) a lineage would renew with a new key, 2 bad input, 9 locked.`,
 		Flags: []cli.Flag{

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/libdnsprov"
 	"github.com/urfave/cli/v2"
@@ -290,9 +292,18 @@ func checkLineage(k *checker, l *config.Lineage) {
 				k.ok(at+".certbot_lineage", l.CertbotLineage, "exists; reuse_key = True")
 			}
 		} else {
-			k.ok(at+".certbot_lineage", l.CertbotLineage, "exists")
+			// certbot certonly --csr saves only the certificate files: no
+			// renewal configuration, no live/ links, and certbot neither
+			// renews it nor runs deploy hooks for it (certbot 2.1
+			// main.certonly returns after _csr_get_and_save_cert).
+			k.fail(at+".certbot_lineage", l.CertbotLineage, "is not a certbot lineage: %s does not exist, so certbot never renews it and never runs danehook's deploy hook (a certificate from 'certbot certonly --csr' has no lineage); issue it as a lineage instead, 'certbot certonly --cert-name %s --reuse-key -d …' (danehook keeps reuse_key = True, which pins the key as a fixed CSR would), or use lego with lego_csr, which renews a pinned CSR", conf, certbot.LineageName(l.CertbotLineage))
 		}
 	}
+	if len(l.RenewCommand) > 0 && strings.Contains(filepath.Base(l.RenewCommand[0]), "certbot") && slices.Contains(l.RenewCommand, "--csr") {
+		k.fail(at+".renew_command", strings.Join(l.RenewCommand, " "), "runs 'certbot … --csr': certbot makes no lineage for a CSR, so it never renews it and runs no deploy hook, and danehook cannot see the renewal; use a certbot lineage with reuse_key = True ('certbot certonly --cert-name NAME --reuse-key', renew_command unset) or lego with lego_csr")
+	}
+	checkDehydrated(k, at, l)
+	checkAcmeSh(k, at, l)
 	for _, f := range []struct{ setting, path, absent string }{
 		{"lego_cert", l.LegoCert, "does not exist (not issued yet?)"},
 		{"lego_key", l.LegoKey, "does not exist (not issued yet?)"},
@@ -379,4 +390,53 @@ func checkLocal(k *checker, cfg *config.Config) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// checkDehydrated checks a dehydrated lineage: its certificate directory,
+// its main configuration, and that renewals keep the key (the effective
+// PRIVATE_KEY_RENEW, sourced as dehydrated does).
+func checkDehydrated(k *checker, at string, l *config.Lineage) {
+	if l.DehydratedCert == "" {
+		return
+	}
+	if l.DehydratedConfig != "" && !fileExists(l.DehydratedConfig) {
+		k.fail(at+".dehydrated_config", l.DehydratedConfig, "file does not exist: name dehydrated's main configuration (Debian: /etc/dehydrated/config)")
+		return
+	}
+	main := dehydrated.MainConfig(l.DehydratedConfig)
+	s, err := dehydrated.Read(context.Background(), main, l.DehydratedCert)
+	switch {
+	case err != nil:
+		k.fail(at+".dehydrated_cert", l.DehydratedCert, "%v", err)
+		return
+	case !s.Pinned():
+		k.warn(at+".dehydrated_cert", l.DehydratedCert, "PRIVATE_KEY_RENEW is %q (main configuration %q): the next renewal would make a new key; dane-prerenew, as dehydrated's startup_hook (hooks/dehydrated/hook), sets PRIVATE_KEY_RENEW=\"no\" in %s", s.KeyRenew, main, s.CertConfig)
+	}
+	if fi, err := os.Stat(l.DehydratedCert); err != nil || !fi.IsDir() {
+		k.warn(at+".dehydrated_cert", l.DehydratedCert, "does not exist (not issued yet?)")
+	} else if s.Pinned() {
+		k.ok(at+".dehydrated_cert", l.DehydratedCert, `exists; PRIVATE_KEY_RENEW="no"`)
+	}
+}
+
+// checkAcmeSh checks an acme.sh lineage: its domain directory and that
+// renewals keep the key (no Le_ForceNewDomainKey).
+func checkAcmeSh(k *checker, at string, l *config.Lineage) {
+	if l.AcmeShDir == "" {
+		return
+	}
+	a := acmesh.LayoutOf(l.AcmeShDir)
+	if !fileExists(a.Conf) {
+		k.warn(at+".acmesh_dir", l.AcmeShDir, "%s does not exist (not issued yet, or not an acme.sh domain directory <home>/<domain>[_ecc])", a.Conf)
+		return
+	}
+	force, err := acmesh.ForcesNewKey(a.Conf)
+	switch {
+	case err != nil:
+		k.fail(at+".acmesh_dir", l.AcmeShDir, "%v", err)
+	case force:
+		k.warn(at+".acmesh_dir", l.AcmeShDir, "Le_ForceNewDomainKey='1' in %s (--always-force-new-domain-key): every renewal makes a new key; dane-prerenew removes it, and dane-deploy after each renewal", a.Conf)
+	default:
+		k.ok(at+".acmesh_dir", l.AcmeShDir, "exists; acme.sh keeps the domain key")
+	}
 }

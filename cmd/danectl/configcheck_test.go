@@ -142,6 +142,49 @@ func TestConfigCheck(t *testing.T) {
 			writeFile(t, filepath.Join(w.dir, "le", "renewal", "mail.conf"), renewalConfNoReuse, 0o644)
 			w.write(t, fmt.Sprintf("certbot_lineage = %q\n", live))
 		}, exitOK, []string{"reuse_key is not True in "}, ""},
+		// certbot certonly --csr: the files only, no renewal configuration.
+		{"certbot --csr output as certbot_lineage", func(t *testing.T, w *checkWorld) {
+			out := filepath.Join(w.dir, "le", "live", "mail")
+			for _, f := range []string{"cert.pem", "chain.pem", "fullchain.pem"} {
+				writeFile(t, filepath.Join(out, f), "x", 0o644)
+			}
+			w.write(t, fmt.Sprintf("certbot_lineage = %q\n", out))
+		}, exitUsage, []string{"error:   lineage.mail.certbot_lineage = ", "is not a certbot lineage", "certbot certonly --csr", "--cert-name mail --reuse-key", "lego_csr"}, ": 1 error(s)"},
+		{"renew_command runs certbot --csr", func(t *testing.T, w *checkWorld) {
+			w.write(t, `renew_command = ["/usr/bin/certbot", "certonly", "--csr", "/etc/danehook/mail.csr", "--cert-path", "/etc/postfix/cert.pem"]`+"\n")
+		}, exitUsage, []string{"error:   lineage.mail.renew_command = ", "certbot makes no lineage for a CSR"}, ": 1 error(s)"},
+		{"renew_command runs lego --csr", func(t *testing.T, w *checkWorld) {
+			w.write(t, `renew_command = ["lego", "--csr", "/etc/danehook/mail.csr", "renew"]`+"\n")
+		}, exitOK, nil, ""},
+		// dehydrated: dehydrated's default makes a new key at every renewal.
+		{"dehydrated key not pinned", func(t *testing.T, w *checkWorld) {
+			main := filepath.Join(w.dir, "dehydrated", "config")
+			writeFile(t, main, "BASEDIR=/var/lib/dehydrated\n", 0o644)
+			w.write(t, fmt.Sprintf("dehydrated_cert = %q\ndehydrated_config = %q\n", filepath.Join(w.dir, "dehydrated", "certs", "mail"), main))
+		}, exitOK, []string{"warning: lineage.mail.dehydrated_cert = ", `PRIVATE_KEY_RENEW is "yes"`, "startup_hook"}, ""},
+		{"dehydrated key pinned", func(t *testing.T, w *checkWorld) {
+			main := filepath.Join(w.dir, "dehydrated", "config")
+			writeFile(t, main, "PRIVATE_KEY_RENEW=yes\n", 0o644)
+			cert := filepath.Join(w.dir, "dehydrated", "certs", "mail")
+			writeFile(t, filepath.Join(cert, "config"), "PRIVATE_KEY_RENEW=\"no\"\n", 0o644)
+			w.write(t, fmt.Sprintf("dehydrated_cert = %q\ndehydrated_config = %q\n", cert, main))
+		}, exitOK, []string{"ok:      lineage.mail.dehydrated_cert = ", `exists; PRIVATE_KEY_RENEW="no"`}, ""},
+		{"dehydrated config missing", func(t *testing.T, w *checkWorld) {
+			w.write(t, fmt.Sprintf("dehydrated_cert = %q\ndehydrated_config = %q\n", filepath.Join(w.dir, "certs", "mail"), filepath.Join(w.dir, "nope")))
+		}, exitUsage, []string{"error:   lineage.mail.dehydrated_config = ", "file does not exist"}, ""},
+		{"acme.sh forces a new key", func(t *testing.T, w *checkWorld) {
+			d := filepath.Join(w.dir, "acme.sh", "mail.example.test_ecc")
+			writeFile(t, filepath.Join(d, "mail.example.test.conf"), "Le_Domain='mail.example.test'\nLe_ForceNewDomainKey='1'\n", 0o600)
+			w.write(t, fmt.Sprintf("acmesh_dir = %q\n", d))
+		}, exitOK, []string{"warning: lineage.mail.acmesh_dir = ", "Le_ForceNewDomainKey='1'", "--always-force-new-domain-key"}, ""},
+		{"acme.sh keeps the key", func(t *testing.T, w *checkWorld) {
+			d := filepath.Join(w.dir, "acme.sh", "mail.example.test_ecc")
+			writeFile(t, filepath.Join(d, "mail.example.test.conf"), "Le_Domain='mail.example.test'\n", 0o600)
+			w.write(t, fmt.Sprintf("acmesh_dir = %q\n", d))
+		}, exitOK, []string{"ok:      lineage.mail.acmesh_dir = ", "acme.sh keeps the domain key"}, ""},
+		{"two clients", func(t *testing.T, w *checkWorld) {
+			w.write(t, fmt.Sprintf("certbot_lineage = %q\nacmesh_dir = %q\n", filepath.Join(w.dir, "le", "live", "mail"), w.dir))
+		}, exitUsage, nil, "a lineage has one ACME client: certbot_lineage and acmesh_dir are both set"},
 		{"ca_file missing and a bad endpoint", func(t *testing.T, w *checkWorld) {
 			cfg, _ := os.ReadFile(w.config)
 			s := strings.Replace(string(cfg), `endpoints = ["127.0.0.1:25"]`, `endpoints = ["127.0.0.1"]`, 1)

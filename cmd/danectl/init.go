@@ -8,11 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/internal/atomicfile"
@@ -79,11 +81,14 @@ Exit codes: 0 done (or, with --dry-run, shown), 2 bad input or a conflicting fil
 			},
 			{
 				Name:  "lego",
-				Usage: "print the lego v5 and v4 flags and the .lego.yml snippet for every lineage",
-				Description: `Prints, for every lineage in the configuration, the lego v5 flags (lego run
-with --pre-hook, --deploy-hook, --post-hook and --reuse-key or --csr), the
-same as a .lego.yml snippet, and the lego v4 flags (--run-hook/--renew-hook;
-lego v4 has no pre or post hook, so dane-deploy reloads by itself).
+				Usage: "print the installed lego's flags (and, for v5, the .lego.yml snippet) for every lineage",
+				Description: `Runs 'lego --version' (--lego names the binary) and prints, for every lineage
+in the configuration, the flags of that major version only: lego v5 (lego run
+with --pre-hook, --deploy-hook, --post-hook and --reuse-key or --csr) and the
+same as a .lego.yml snippet, or lego v4 (--run-hook/--renew-hook; lego v4 has
+no pre or post hook, so dane-deploy reloads by itself). --lego-version 4|5
+skips the detection; when lego is not found or its version is not 4 or 5,
+both are printed, and the output says why.
 With --write FILE the .lego.yml snippet is written to FILE (mode 0644); an
 existing FILE with other content is an error and is not overwritten.
 
@@ -92,6 +97,8 @@ Exit codes: 0 done, 2 bad input or a conflicting FILE.`,
 					cliapp.ConfigFlag,
 					dryRunFlag,
 					&cli.StringFlag{Name: "write", Usage: "write the .lego.yml snippet to `FILE`"},
+					&cli.StringFlag{Name: "lego", Value: "lego", Usage: "the lego `BINARY` whose major version is detected ('lego --version')"},
+					&cli.IntFlag{Name: "lego-version", Usage: "print the flags of lego `MAJOR` (4 or 5) without running lego"},
 				},
 				Action: initLego,
 			},
@@ -317,6 +324,41 @@ func summary(w io.Writer, changes int, dry bool) {
 	}
 }
 
+// legoMajor returns the lego major version whose flags 'init lego' prints
+// (4, 5, or 0 for both) and a line saying how it was found: forced (4 or
+// 5), else the output of "binary --version" (lego v4 and v5 both print
+// "lego version vX.Y.Z… os/arch"; the go-acme/lego cmd's version command),
+// run with a 5 s timeout and no shell.
+func legoMajor(ctx context.Context, binary string, forced int) (int, string) {
+	switch forced {
+	case 4, 5:
+		return forced, fmt.Sprintf("lego v%d flags (--lego-version %d)", forced, forced)
+	case 0:
+	default:
+		return 0, fmt.Sprintf("--lego-version %d is neither 4 nor 5: printing the flags of lego v5 and v4", forced)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--version").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Sprintf("%q --version failed (%v): printing the flags of lego v5 and v4; pass --lego BINARY or --lego-version 4|5", binary, err)
+	}
+	m := legoVersion.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Sprintf("%q --version printed %q, not a lego version: printing the flags of lego v5 and v4", binary, strings.TrimSpace(string(out)))
+	}
+	v := string(m[1])
+	switch major, _ := strconv.Atoi(string(m[2])); major {
+	case 4, 5:
+		return major, fmt.Sprintf("lego %s found (%s --version): its flags only", v, binary)
+	default:
+		return 0, fmt.Sprintf("lego %s found (%s --version), neither v4 nor v5: printing the flags of lego v5 and v4", v, binary)
+	}
+}
+
+// legoVersion matches lego's version line: "lego version v4.35.2+dev-release linux/amd64".
+var legoVersion = regexp.MustCompile(`(?m)^lego version (v?([0-9]+)\.[0-9]+\S*)`)
+
 // legoLineage is what the lego output needs to know about one lineage.
 type legoLineage struct {
 	name    string
@@ -435,6 +477,12 @@ func initLego(c *cli.Context) error {
 	if abs, err := filepath.Abs(cfg.Path); err == nil {
 		cfg.Path = abs
 	}
+	major, how := legoMajor(c.Context, c.String("lego"), c.Int("lego-version"))
+	fmt.Fprintf(w, "# %s\n", how)
+	if major == 4 && c.String("write") != "" {
+		return fail(exitUsage, errors.New("init lego: --write writes a .lego.yml, which only lego v5 reads; lego v4 takes flags only"),
+			"drop --write, or pass --lego-version 5 for a lego v5 installation")
+	}
 	ls := legoLineages(cfg)
 	for _, l := range ls {
 		path := ""
@@ -453,14 +501,20 @@ func initLego(c *cli.Context) error {
 		if l.path == "" {
 			fmt.Fprintf(w, "# (set lego_cert and lego_key in the configuration so that 'danectl plan' sees the certificate before the first hook run)\n")
 		}
-		fmt.Fprintf(w, "# lego v5: add your account and challenge flags (--email, --accept-tos, --http or --dns ...)\n")
-		if l.csr != "" {
-			fmt.Fprintf(w, "lego run%s --cert.name %s --csr %s \\\n", path, shellWord(l.name), shellWord(l.csr))
-		} else {
-			fmt.Fprintf(w, "lego run%s --cert.name %s%s%s --reuse-key \\\n", path, shellWord(l.name), names.String(), kt)
+		if major != 4 {
+			fmt.Fprintf(w, "# lego v5: add your account and challenge flags (--email, --accept-tos, --http or --dns ...)\n")
+			if l.csr != "" {
+				fmt.Fprintf(w, "lego run%s --cert.name %s --csr %s \\\n", path, shellWord(l.name), shellWord(l.csr))
+			} else {
+				fmt.Fprintf(w, "lego run%s --cert.name %s%s%s --reuse-key \\\n", path, shellWord(l.name), names.String(), kt)
+			}
+			fmt.Fprintf(w, "  --pre-hook %s --deploy-hook %s --post-hook %s\n",
+				shellWord(hookCommand("dane-prerenew", cfg.Path)), shellWord(hookCommand("dane-deploy", cfg.Path)), shellWord(hookCommand("dane-reload", cfg.Path)))
 		}
-		fmt.Fprintf(w, "  --pre-hook %s --deploy-hook %s --post-hook %s\n",
-			shellWord(hookCommand("dane-prerenew", cfg.Path)), shellWord(hookCommand("dane-deploy", cfg.Path)), shellWord(hookCommand("dane-reload", cfg.Path)))
+		if major == 5 {
+			fmt.Fprintln(w)
+			continue
+		}
 		fmt.Fprintf(w, "# lego v4: no pre or post hook; dane-deploy also reloads and verifies Postfix\n")
 		// lego v4 names the certificate after its first --domains, and
 		// dane-deploy finds the lineage by that name (or by lego_key).
@@ -490,6 +544,9 @@ func initLego(c *cli.Context) error {
 			reuse = ""
 		}
 		fmt.Fprintf(w, "lego%s%s%s renew%s --renew-hook %s\n\n", path, v4names.String(), kt, reuse, deploy)
+	}
+	if major == 4 {
+		return nil
 	}
 	snippet := legoYAML(cfg, ls)
 	file := c.String("write")

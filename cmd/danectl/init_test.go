@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/danehook/danehook/internal/acmelab"
 	"github.com/danehook/danehook/internal/testenv"
 )
 
@@ -261,7 +262,8 @@ func TestInitLego(t *testing.T) {
 	writeFile(t, filepath.Join(w.dir, "chain", "mail.pem"), keyPEM(t, "rsa2048"), 0o600)
 	legoPath := filepath.Join(w.dir, "lego")
 
-	code, out, errOut := danectl(t, "init", "lego", "--config", w.config)
+	// No lego to detect: both versions' flags, and the reason.
+	code, out, errOut := danectl(t, "init", "lego", "--config", w.config, "--lego", filepath.Join(w.dir, "no-lego"))
 	if code != exitOK {
 		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
 	}
@@ -276,6 +278,7 @@ func TestInitLego(t *testing.T) {
 		"lego --path " + legoPath + " --domains mx2.example.test --key-type EC256 renew --reuse-key --renew-hook " + hook("dane-deploy") + "\n",
 		"hooks:\n  pre:\n    command: \"dane-prerenew --config " + w.config + "\"\n",
 		"certificates:\n  mail:\n    domains:\n      - mail.example.test\n    keyType: RSA2048\n    renew:\n      reuseKey: true\n",
+		"--version failed", "printing the flags of lego v5 and v4",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q; got:\n%s", want, out)
@@ -293,7 +296,7 @@ func TestInitLego(t *testing.T) {
 		{"write", nil, "wrote the .lego.yml snippet", true},
 		{"again", nil, "up to date", true},
 	} {
-		code, out, errOut := danectl(t, append([]string{"init", "lego", "--config", w.config, "--write", file}, s.args...)...)
+		code, out, errOut := danectl(t, append([]string{"init", "lego", "--config", w.config, "--lego-version", "5", "--write", file}, s.args...)...)
 		if code != exitOK {
 			t.Fatalf("%s: exit %d; stderr:\n%s", s.name, code, errOut)
 		}
@@ -310,7 +313,7 @@ func TestInitLego(t *testing.T) {
 	}
 
 	writeFile(t, file, "hooks: {}\n", 0o644)
-	code, _, errOut = danectl(t, "init", "lego", "--config", w.config, "--write", file)
+	code, _, errOut = danectl(t, "init", "lego", "--config", w.config, "--lego-version", "5", "--write", file)
 	if code != exitUsage || !strings.Contains(errOut, "exists with other content; not overwritten") {
 		t.Errorf("existing other file: exit %d, stderr:\n%s\nwant exit 2 naming the file", code, errOut)
 	}
@@ -380,5 +383,54 @@ func TestInitPostfixCurrent(t *testing.T) {
 		if !strings.Contains(out, "postconf -c "+pfDir+" -e ") || !strings.Contains(out, "postfix -c "+pfDir+" check && postfix -c "+pfDir+" reload") {
 			t.Errorf("commands do not use config_dir %s:\n%s", pfDir, out)
 		}
+	}
+}
+
+// TestInitLegoVersions: 'init lego' runs the installed lego's --version and
+// prints only that major version's flags, with the lab's real lego v5
+// (v5.6.0) and lego v4 (v4.35.2) binaries; --lego-version overrides; a
+// binary whose output is not lego's gets both.
+func TestInitLegoVersions(t *testing.T) {
+	w := newCertbotWorld(t)
+	v5 := acmelab.RequireTool(t, acmelab.LegoV5)
+	v4 := acmelab.RequireTool(t, acmelab.LegoV4)
+	fake := filepath.Join(w.dir, "not-lego")
+	writeFile(t, fake, "#!/bin/sh\necho 'certbot 2.1.0'\n", 0o755)
+
+	v5only := []string{"lego run --cert.name mail", "--pre-hook", "# .lego.yml (lego v5)", "reuseKey: true"}
+	v4only := []string{"run --run-hook", "renew --reuse-key --renew-hook", "# lego v4: no pre or post hook"}
+	tests := []struct {
+		name       string
+		args       []string
+		want, lack []string
+	}{
+		{"lego v5 binary", []string{"--lego", v5}, append([]string{"lego v5.6.0", "its flags only"}, v5only...), v4only},
+		{"lego v4 binary", []string{"--lego", v4}, append([]string{"lego v4.35.2", "its flags only"}, v4only...), v5only},
+		{"forced 4", []string{"--lego", v5, "--lego-version", "4"}, append([]string{"lego v4 flags (--lego-version 4)"}, v4only...), v5only},
+		{"forced 5", []string{"--lego", v4, "--lego-version", "5"}, v5only, v4only},
+		{"not lego", []string{"--lego", fake}, append(append([]string{"not a lego version"}, v5only...), v4only...), nil},
+		{"bad forced", []string{"--lego-version", "3"}, append(append([]string{"neither 4 nor 5"}, v5only...), v4only...), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := danectl(t, append([]string{"init", "lego", "--config", w.config}, tt.args...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(out, s) {
+					t.Errorf("output lacks %q:\n%s", s, out)
+				}
+			}
+			for _, s := range tt.lack {
+				if strings.Contains(out, s) {
+					t.Errorf("output has %q, which is not for this lego:\n%s", s, out)
+				}
+			}
+		})
+	}
+	code, _, errOut := danectl(t, "init", "lego", "--config", w.config, "--lego", v4, "--write", filepath.Join(w.dir, "lego.yml"))
+	if code != exitUsage || !strings.Contains(errOut, "only lego v5 reads") {
+		t.Errorf("--write with lego v4: exit %d, stderr:\n%s\nwant exit 2", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 // Package acmelab starts a real Pebble ACME server (RFC 8555) on loopback for
-// tests and the lab, and builds the command lines that make certbot, lego v5
-// and lego v4 talk to it without rediscovering the lab's gotchas.
+// tests and the lab, and builds the command lines (and, for dehydrated, the
+// configuration and the HTTP-01 web server) that make certbot, lego v5, lego
+// v4 and dehydrated talk to it without rediscovering the lab's gotchas.
 //
 // Every Start is independent: its own directory under t.TempDir(), its own
 // HTTPS CA and server certificate (made with crypto/x509; the certificate
@@ -58,6 +59,8 @@ const (
 	LegoV5  = "lego"  // github.com/go-acme/lego/v5 v5.6.0, built with -tags lego_dnslight
 	LegoV4  = "lego4" // github.com/go-acme/lego/v4 v4.35.2
 	Certbot = "certbot"
+	// Dehydrated is the Debian package's /usr/bin/dehydrated (0.7.0).
+	Dehydrated = "dehydrated"
 )
 
 // DefaultToolsDir is where scripts/install-acme.sh installs pebble, lego and

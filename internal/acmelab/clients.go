@@ -1,8 +1,15 @@
 package acmelab
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"testing"
+	"time"
 )
 
 // CertbotArgs returns the certbot 2.x flags that point it at this Pebble,
@@ -121,4 +128,71 @@ func (l *Lab) LegoV4Args(path, cmd string, global ...string) []string {
 		args = append(args, "--no-random-sleep")
 	}
 	return args
+}
+
+// DehydratedConfig writes a dehydrated (0.7.0, Debian 12) main configuration
+// at baseDir/config that points it at this Pebble and keeps all of its files
+// under baseDir, and returns the file's path. Run dehydrated as
+//
+//	dehydrated --config <file> --cron --accept-terms --domain mail.example.test [--force]
+//
+// with append(os.Environ(), lab.Env()...) (NO_PROXY) as the environment.
+// The configuration sets CA (the directory URL), BASEDIR, CERTDIR
+// (baseDir/certs: a certificate lands in certs/<domain>/), WELLKNOWN
+// (baseDir/wellknown, served by ServeWellKnown), CHALLENGETYPE http-01,
+// KEY_ALGO prime256v1, KEYSIZE 2048 (the RSA account key), CONTACT_EMAIL, HOOK = hook (none when ""), and
+// CURL_OPTS="--cacert CACertFile" so dehydrated's curl trusts Pebble's HTTPS
+// certificate. PRIVATE_KEY_RENEW is left at dehydrated's default, "yes" (a
+// new key at every issuance), which is what a hook that pins keys must fix.
+//
+// dehydrated facts: it runs HOOK as an executable without a shell, for every
+// handler (see pkg/dehydrated), and aborts when the hook fails a made-up
+// handler; without --accept-terms the first run only prints the CA's terms.
+// dehydrated itself serves nothing for HTTP-01: it writes the token into
+// WELLKNOWN and expects a web server to publish it.
+func (l *Lab) DehydratedConfig(t testing.TB, baseDir, hook string) string {
+	t.Helper()
+	for _, d := range []string{baseDir, filepath.Join(baseDir, "certs"), filepath.Join(baseDir, "wellknown")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatalf("acmelab: %v", err)
+		}
+	}
+	var b strings.Builder
+	set := func(k, v string) { fmt.Fprintf(&b, "%s=%q\n", k, v) }
+	set("CA", l.DirectoryURL)
+	set("BASEDIR", baseDir)
+	set("CERTDIR", filepath.Join(baseDir, "certs"))
+	set("WELLKNOWN", filepath.Join(baseDir, "wellknown"))
+	set("CHALLENGETYPE", "http-01")
+	set("KEY_ALGO", "prime256v1")
+	// The account key is RSA of KEYSIZE bits (default 4096, which takes
+	// seconds to make on a loaded 2-core machine).
+	set("KEYSIZE", "2048")
+	set("CONTACT_EMAIL", Email)
+	set("CURL_OPTS", "--cacert "+l.CACertFile)
+	if hook != "" {
+		set("HOOK", hook)
+	}
+	p := filepath.Join(baseDir, "config")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatalf("acmelab: %v", err)
+	}
+	return p
+}
+
+// ServeWellKnown serves the files of dir at
+// http://127.0.0.1:<HTTPPort>/.well-known/acme-challenge/ (RFC 8555 §8.3),
+// where Pebble fetches HTTP-01 tokens, until the test ends: the web server
+// an ACME client without its own (dehydrated) relies on.
+func (l *Lab) ServeWellKnown(t testing.TB, dir string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", hostPort(l.HTTPPort))
+	if err != nil {
+		t.Fatalf("acmelab: HTTP-01 server: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/acme-challenge/", http.StripPrefix("/.well-known/acme-challenge/", http.FileServer(http.Dir(dir))))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }

@@ -125,6 +125,18 @@ type Lineage struct {
 	// LegoCSR, when set, is the pinned CSR file passed to lego --csr;
 	// dane-prerenew keeps it generated from LegoKey.
 	LegoCSR string `toml:"lego_csr"`
+	// DehydratedCert is dehydrated's certificate directory for this
+	// lineage, CERTDIR/<alias> (Debian: /var/lib/dehydrated/certs/<alias>):
+	// privkey.pem, cert.pem, chain.pem and the per-certificate config.
+	DehydratedCert string `toml:"dehydrated_cert"`
+	// DehydratedConfig is dehydrated's main configuration file; default
+	// /etc/dehydrated/config or /usr/local/etc/dehydrated/config, the first
+	// that exists (dehydrated's own search order).
+	DehydratedConfig string `toml:"dehydrated_config"`
+	// AcmeShDir is acme.sh's domain directory for this lineage,
+	// <home>/<domain> or <home>/<domain>_ecc: <domain>.key, <domain>.cer,
+	// ca.cer and the domain configuration <domain>.conf.
+	AcmeShDir string `toml:"acmesh_dir"`
 	// Endpoints are the host:port addresses verified by STARTTLS after reload.
 	Endpoints []string `toml:"endpoints"`
 	// RequireDNSSEC turns an unsigned zone from a warning into an error,
@@ -590,6 +602,20 @@ func (c *Config) validate(data []byte) Problems {
 		}
 		if l.LegoCSR != "" && l.LegoKey == "" {
 			bad(at+".lego_key", "missing: lego_csr needs lego_key, the private key the CSR is made from", "lineage", name, "lego_csr")
+		}
+		if l.DehydratedConfig != "" && l.DehydratedCert == "" {
+			return bad(at+".dehydrated_cert", "missing: dehydrated_config needs dehydrated_cert, the certificate directory (CERTDIR/<alias>)", "lineage", name, "dehydrated_config")
+		}
+		var sources []string
+		for _, s := range []struct{ key, val string }{
+			{"certbot_lineage", l.CertbotLineage}, {"lego_cert", l.LegoCert + l.LegoKey}, {"dehydrated_cert", l.DehydratedCert}, {"acmesh_dir", l.AcmeShDir},
+		} {
+			if s.val != "" {
+				sources = append(sources, s.key)
+			}
+		}
+		if len(sources) > 1 {
+			return bad(at+"."+sources[1], fmt.Sprintf("a lineage has one ACME client: %s and %s are both set; keep one", sources[0], sources[1]), "lineage", name, sources[1])
 		}
 		if l.ChainFile == "" {
 			bad(at+".chain_file", "missing: the served chain file named in Postfix's smtpd_tls_chain_files", "lineage", name)

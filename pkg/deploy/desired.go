@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/tlsa"
 )
@@ -57,6 +59,12 @@ func (e *Engine) loadSource(l *config.Lineage, st *LineageState) (*chain.Chain, 
 		c, err = chain.FromCertbotLineage(l.CertbotLineage)
 	case l.LegoCert != "" || l.LegoKey != "":
 		c, err = chain.FromLego(l.LegoCert, l.LegoKey, "")
+	case l.DehydratedCert != "":
+		d := l.DehydratedCert
+		c, err = chain.Load(filepath.Join(d, dehydrated.KeyFile), filepath.Join(d, dehydrated.CertFile), filepath.Join(d, dehydrated.ChainFile))
+	case l.AcmeShDir != "":
+		a := acmesh.LayoutOf(l.AcmeShDir)
+		c, err = chain.Load(a.Key, a.Cert, a.CACert)
 	default:
 		return nil, nil
 	}

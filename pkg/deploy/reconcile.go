@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/danehook/danehook/pkg/postfix"
@@ -40,8 +42,12 @@ type DeployResult struct {
 	Reason string
 	// Pending is set when the switch waits for records to age.
 	Pending *Pending
-	// Pinned is the certbot renewal configuration that Deploy set to
-	// reuse_key = True, "" when it already was (or the client is lego).
+	// Pinned is the ACME client's configuration that Deploy repaired so
+	// that the next renewal keeps the key: certbot's renewal configuration
+	// set to reuse_key = True, acme.sh's domain configuration cleared of
+	// Le_ForceNewDomainKey, dehydrated's per-certificate configuration set
+	// to PRIVATE_KEY_RENEW="no"; "" when nothing needed repair (or the
+	// client is lego).
 	Pinned string
 }
 
@@ -54,8 +60,11 @@ func (e *Engine) FindLineage(d *hookenv.Deploy) (*config.Lineage, error) {
 	}
 	for _, name := range e.Config.LineageNames() {
 		l := e.Config.Lineages[name]
-		if (l.CertbotLineage != "" && strings.TrimSuffix(l.CertbotLineage, "/") == strings.TrimSuffix(dirOf(d.KeyFile), "/")) ||
-			(l.LegoKey != "" && l.LegoKey == d.KeyFile) {
+		dir := strings.TrimSuffix(dirOf(d.KeyFile), "/")
+		if (l.CertbotLineage != "" && strings.TrimSuffix(l.CertbotLineage, "/") == dir) ||
+			(l.LegoKey != "" && l.LegoKey == d.KeyFile) ||
+			(l.DehydratedCert != "" && filepath.Clean(l.DehydratedCert) == filepath.Clean(dir)) ||
+			(l.AcmeShDir != "" && filepath.Clean(l.AcmeShDir) == filepath.Clean(dir)) {
 			return l, nil
 		}
 	}
@@ -169,23 +178,55 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	if perr != nil {
 		return res, perr
 	}
-	if d.Client == hookenv.Certbot {
-		// certbot writes renewal/<name>.conf back after each renewal, before
-		// this hook, from the settings it read before its pre hook ran, so a
-		// reuse_key repair made by dane-prerenew does not survive the
-		// renewal. Repeat it now, so the next renewal keeps this key (§5).
-		conf := certbot.RenewalConf(dirOf(d.KeyFile))
-		if _, err := os.Stat(conf); err == nil {
-			changed, err := certbot.EnsureReuseKey(conf)
-			if err != nil {
-				return res, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err)
-			}
-			if changed {
-				res.Pinned = conf
-			}
-		}
+	pinned, err := e.keepKey(ctx, l, d)
+	if err != nil {
+		return res, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err)
 	}
+	res.Pinned = pinned
 	return res, nil
+}
+
+// keepKey repairs, after a renewal, the client setting that makes the
+// next renewal keep the key (DESIGN §5), and returns the file it changed
+// ("" for none).
+//
+// certbot and acme.sh write their configuration back after each renewal,
+// before this hook, from the settings they read before their pre hook ran,
+// so a repair made by dane-prerenew does not survive the renewal: certbot
+// rewrites renewal/<name>.conf without reuse_key, acme.sh saves
+// Le_ForceNewDomainKey again (acme.sh issue(), before _installcert). It is
+// repeated here. dehydrated never writes its per-certificate configuration;
+// it is checked here too, for a hook chained without startup_hook.
+func (e *Engine) keepKey(ctx context.Context, l *config.Lineage, d *hookenv.Deploy) (string, error) {
+	switch d.Client {
+	case hookenv.Certbot:
+		conf := certbot.RenewalConf(dirOf(d.KeyFile))
+		if _, err := os.Stat(conf); err != nil {
+			return "", nil
+		}
+		changed, err := certbot.EnsureReuseKey(conf)
+		if err != nil || !changed {
+			return "", err
+		}
+		return conf, nil
+	case hookenv.AcmeSh:
+		conf := acmesh.LayoutOf(dirOf(d.KeyFile)).Conf
+		if _, err := os.Stat(conf); err != nil {
+			return "", nil
+		}
+		changed, err := acmesh.EnsureKeyKept(conf)
+		if err != nil || !changed {
+			return "", err
+		}
+		return conf, nil
+	case hookenv.Dehydrated:
+		s, changed, err := dehydrated.EnsureKeyKept(ctx, dehydrated.MainConfig(l.DehydratedConfig), dirOf(d.KeyFile))
+		if err != nil || !changed {
+			return "", err
+		}
+		return s.CertConfig, nil
+	}
+	return "", nil
 }
 
 // candidates returns the chain each lineage should serve next (candidate),

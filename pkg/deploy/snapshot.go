@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -314,7 +316,7 @@ func (e *Engine) readLineage(lv *lineageView) {
 			lv.State.Pending = nil
 		}
 	}
-	if r := lv.Renewal; r != nil && (r.KeyFile == filepath.Join(l.CertbotLineage, "privkey.pem") || (l.LegoKey != "" && r.KeyFile == l.LegoKey)) {
+	if r, src := lv.Renewal, sourceKeyFile(l); r != nil && src != "" && filepath.Clean(r.KeyFile) == filepath.Clean(src) {
 		// The hook's renewal is what the ACME client holds: read once.
 		lv.Source = r
 		return
@@ -322,6 +324,22 @@ func (e *Engine) readLineage(lv *lineageView) {
 	if lv.Source, err = e.loadSource(l, lv.State); err != nil {
 		lv.Err = err
 	}
+}
+
+// sourceKeyFile returns the key file of l's ACME client files ("" when none
+// are configured).
+func sourceKeyFile(l *config.Lineage) string {
+	switch {
+	case l.CertbotLineage != "":
+		return filepath.Join(l.CertbotLineage, "privkey.pem")
+	case l.LegoKey != "":
+		return l.LegoKey
+	case l.DehydratedCert != "":
+		return filepath.Join(l.DehydratedCert, dehydrated.KeyFile)
+	case l.AcmeShDir != "":
+		return acmesh.LayoutOf(l.AcmeShDir).Key
+	}
+	return ""
 }
 
 // readChainFile reads a chain file (key and certificates in one file) as

@@ -10,7 +10,12 @@
 // when the CA sent an issuer, LEGO_ISSUER_CERT_PATH (cmd/hook.go in v4,
 // addPathToMetadata); lego v5's --deploy-hook gets the LEGO_HOOK_* variables
 // (cmd/internal/hook/metadata.go; v5.0.0 to v5.0.3 leave
-// LEGO_HOOK_CERT_NAME unset, fixed by go-acme/lego#3089 in v5.0.4).
+// LEGO_HOOK_CERT_NAME unset, fixed by go-acme/lego#3089 in v5.0.4);
+// acme.sh's --reloadcmd and --renew-hook get CERT_PATH, CERT_KEY_PATH,
+// CA_CERT_PATH, CERT_FULLCHAIN_PATH and Le_Domain (acme.sh _installcert and
+// _on_issue_success; see pkg/acmesh). dehydrated passes no variables but
+// arguments: deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE
+// TIMESTAMP (FromDehydrated; see pkg/dehydrated).
 package hookenv
 
 import (
@@ -20,7 +25,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/certbot"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/lego"
 )
 
@@ -32,6 +39,10 @@ const (
 	Certbot Client = "certbot"
 	LegoV4  Client = "lego-v4"
 	LegoV5  Client = "lego-v5"
+	// AcmeSh is acme.sh (--reloadcmd, --renew-hook).
+	AcmeSh Client = "acme.sh"
+	// Dehydrated is dehydrated (its hook script's deploy_cert handler).
+	Dehydrated Client = "dehydrated"
 )
 
 // Environment variables read, by client.
@@ -49,6 +60,12 @@ const (
 	LegoV5CertPath   = "LEGO_HOOK_CERT_PATH"
 	LegoV5KeyPath    = "LEGO_HOOK_CERT_KEY_PATH"
 	LegoV5IssuerPath = "LEGO_HOOK_ISSUER_CERT_PATH"
+
+	AcmeShDomain    = acmesh.EnvDomain
+	AcmeShCertPath  = acmesh.EnvCertPath
+	AcmeShKeyPath   = acmesh.EnvKeyPath
+	AcmeShCACert    = acmesh.EnvCACertPath
+	AcmeShFullchain = acmesh.EnvFullchainPath
 )
 
 // Renewal describes one renewed certificate as the client reported it.
@@ -56,7 +73,9 @@ type Renewal struct {
 	Client Client
 	// Lineage is certbot's lineage name (the base name of RENEWED_LINEAGE),
 	// lego v5's certificate name (LEGO_HOOK_CERT_NAME, or the certificate
-	// file's name where lego leaves it unset), or lego v4's main domain.
+	// file's name where lego leaves it unset), lego v4's or acme.sh's main
+	// domain (Le_Domain), or dehydrated's alias (the base name of the
+	// certificate directory).
 	Lineage string
 	// Dir is the lineage's directory: for certbot RENEWED_LINEAGE exactly as
 	// certbot gave it (<config-dir>/live/<name>); for lego the directory of
@@ -85,9 +104,11 @@ var ErrNoClient = errors.New("no ACME client hook variables found")
 
 // FromEnv reads the deploy-hook environment through getenv (os.Getenv in
 // production). lego v5's variables win over lego v4's, which win over
-// certbot's. It checks that every file a variable names exists, and returns
-// an error naming the variable and the file when one does not, or wrapping
-// ErrNoClient (listing the variable sets it knows) when none is present.
+// certbot's, which win over acme.sh's (recognised by Le_Domain, as its
+// other names are generic). It checks that every file a variable names
+// exists, and returns an error naming the variable and the file when one
+// does not, or wrapping ErrNoClient (listing the variable sets it knows)
+// when none is present.
 func FromEnv(getenv func(string) string) (*Renewal, error) {
 	switch {
 	case getenv(LegoV5CertPath) != "" || getenv(LegoV5Name) != "":
@@ -96,9 +117,11 @@ func FromEnv(getenv func(string) string) (*Renewal, error) {
 		return fromLegoV4(getenv)
 	case getenv(CertbotLineage) != "":
 		return fromCertbot(getenv)
+	case getenv(AcmeShDomain) != "":
+		return fromAcmeSh(getenv)
 	}
-	return nil, fmt.Errorf("%w: dane-deploy expects certbot's %s, lego v4's %s/%s, or lego v5's %s/%s; install it as a deploy hook (certbot --deploy-hook, lego v4 --run-hook/--renew-hook, lego v5 --deploy-hook), not as a pre or post hook",
-		ErrNoClient, CertbotLineage, LegoV4CertPath, LegoV4KeyPath, LegoV5CertPath, LegoV5KeyPath)
+	return nil, fmt.Errorf("%w: dane-deploy expects certbot's %s, lego v4's %s/%s, lego v5's %s/%s, acme.sh's %s/%s, or dehydrated's arguments (deploy_cert DOMAIN KEYFILE …); install it as a deploy hook (certbot --deploy-hook, lego v4 --run-hook/--renew-hook, lego v5 --deploy-hook, acme.sh --reloadcmd or --renew-hook, dehydrated HOOK), not as a pre or post hook",
+		ErrNoClient, CertbotLineage, LegoV4CertPath, LegoV4KeyPath, LegoV5CertPath, LegoV5KeyPath, AcmeShDomain, AcmeShKeyPath)
 }
 
 // fromLegoV5 reads lego v5's LEGO_HOOK_* variables.
@@ -152,6 +175,42 @@ func fromCertbot(getenv func(string) string) (*Renewal, error) {
 			return nil, fmt.Errorf("certbot hook: %s=%q: %s is missing: is this a certbot live directory?", CertbotLineage, dir, filepath.Base(f))
 		}
 	}
+	return r, nil
+}
+
+// fromAcmeSh reads acme.sh's --reloadcmd/--renew-hook variables.
+func fromAcmeSh(getenv func(string) string) (*Renewal, error) {
+	r := &Renewal{Client: AcmeSh, Lineage: getenv(AcmeShDomain)}
+	r.Domains = []string{r.Lineage}
+	if err := legoFiles(getenv, r, AcmeShKeyPath, AcmeShCertPath, AcmeShCACert); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// FromDehydrated reads the arguments dehydrated gives its hook, without the
+// program name: HANDLER and its arguments. For deploy_cert DOMAIN KEYFILE
+// CERTFILE FULLCHAINFILE CHAINFILE TIMESTAMP it returns the renewal (its
+// lineage is the alias, the base name of KEYFILE's directory) after checking
+// that the files exist. For any other handler it returns (nil, nil): a
+// dehydrated hook ignores the handlers it does not act on. Errors name the
+// argument at fault.
+func FromDehydrated(args []string) (*Renewal, error) {
+	if len(args) == 0 || args[0] != dehydrated.HandlerDeploy {
+		return nil, nil
+	}
+	const want = "deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE TIMESTAMP"
+	if len(args) < 6 {
+		return nil, fmt.Errorf("dehydrated hook: %d argument(s) after deploy_cert; want %s", len(args)-1, want)
+	}
+	r := &Renewal{Client: Dehydrated, Domains: []string{args[1]}, KeyFile: args[2], CertFile: args[3], IssuerFiles: []string{args[5]}}
+	for i, name := range []string{"KEYFILE", "CERTFILE", "FULLCHAINFILE", "CHAINFILE"} {
+		if _, err := os.Stat(args[2+i]); err != nil {
+			return nil, fmt.Errorf("dehydrated hook: deploy_cert %s %q: file does not exist (arguments: %s)", name, args[2+i], want)
+		}
+	}
+	r.Dir = filepath.Dir(r.KeyFile)
+	r.Lineage = dehydrated.Alias(r.Dir)
 	return r, nil
 }
 

@@ -33,6 +33,18 @@ func TestFromEnv(t *testing.T) {
 	touch(t, key, crt, iss)
 	wild := filepath.Join(lego, "_.example.test.crt")
 	touch(t, wild)
+	// acme.sh's domain directory (pkg/acmesh).
+	ash := filepath.Join(dir, ".acme.sh", "mail.example.test_ecc")
+	akey, acer, aca := filepath.Join(ash, "mail.example.test.key"), filepath.Join(ash, "mail.example.test.cer"), filepath.Join(ash, "ca.cer")
+	touch(t, akey, acer, aca, filepath.Join(ash, "fullchain.cer"))
+	acme := func(extra map[string]string) map[string]string {
+		m := map[string]string{AcmeShDomain: "mail.example.test", AcmeShCertPath: acer, AcmeShKeyPath: akey, AcmeShCACert: aca,
+			AcmeShFullchain: filepath.Join(ash, "fullchain.cer")}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
 
 	tests := []struct {
 		name    string
@@ -62,6 +74,18 @@ func TestFromEnv(t *testing.T) {
 			&Renewal{Client: LegoV5, Lineage: "m", Dir: lego, KeyFile: key, CertFile: crt}, ""},
 		{"lego v4 wins over certbot", map[string]string{CertbotLineage: live, LegoV4Domain: "m", LegoV4CertPath: crt, LegoV4KeyPath: key},
 			&Renewal{Client: LegoV4, Lineage: "m", Dir: lego, Domains: []string{"m"}, KeyFile: key, CertFile: crt}, ""},
+		// acme.sh's --reloadcmd and --renew-hook environment.
+		{"acme.sh", acme(nil),
+			&Renewal{Client: AcmeSh, Lineage: "mail.example.test", Dir: ash, Domains: []string{"mail.example.test"}, KeyFile: akey, CertFile: acer, IssuerFiles: []string{aca}}, ""},
+		// The reload command also gets these two (acme.sh _installcert).
+		{"acme.sh reloadcmd extras", acme(map[string]string{"Le_ForceNewDomainKey": "1", "Le_Next_Domain_Key": akey + ".next"}),
+			&Renewal{Client: AcmeSh, Lineage: "mail.example.test", Dir: ash, Domains: []string{"mail.example.test"}, KeyFile: akey, CertFile: acer, IssuerFiles: []string{aca}}, ""},
+		{"certbot wins over acme.sh", acme(map[string]string{CertbotLineage: live}),
+			&Renewal{Client: Certbot, Lineage: "mail", Dir: live, KeyFile: lkey, CertFile: lcert, IssuerFiles: []string{lchain}}, ""},
+		// CERT_PATH alone (a generic name) is not acme.sh.
+		{"CERT_PATH without Le_Domain", map[string]string{AcmeShCertPath: acer, AcmeShKeyPath: akey}, nil, "Le_Domain"},
+		{"acme.sh missing key", acme(map[string]string{AcmeShKeyPath: akey + ".gone"}), nil, "CERT_KEY_PATH"},
+		{"acme.sh missing ca file", acme(map[string]string{AcmeShCACert: aca + ".gone"}), nil, "CA_CERT_PATH"},
 		{"none", map[string]string{"PATH": "/bin"}, nil, "RENEWED_LINEAGE"},
 		{"lego v5 missing key file", map[string]string{LegoV5Name: "m", LegoV5CertPath: crt, LegoV5KeyPath: key + ".gone"}, nil, "LEGO_HOOK_CERT_KEY_PATH"},
 		{"lego v5 no name, not a .crt", map[string]string{LegoV5CertPath: iss, LegoV5KeyPath: key}, nil, "LEGO_HOOK_CERT_NAME is empty"},
@@ -107,5 +131,41 @@ func TestDeployAlias(t *testing.T) {
 	var d *Deploy = &Renewal{Client: Certbot}
 	if d.Client != Certbot {
 		t.Fatal("Deploy is not Renewal")
+	}
+}
+
+// TestFromDehydrated follows dehydrated's hook calls (sign_domain,
+// command_sign_domains): deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE
+// CHAINFILE TIMESTAMP with the links in CERTDIR/<alias>/; every other
+// handler is ignored.
+func TestFromDehydrated(t *testing.T) {
+	cd := filepath.Join(t.TempDir(), "certs", "mx")
+	key, cert, full, chain := filepath.Join(cd, "privkey.pem"), filepath.Join(cd, "cert.pem"), filepath.Join(cd, "fullchain.pem"), filepath.Join(cd, "chain.pem")
+	touch(t, key, cert, full, chain)
+	got, err := FromDehydrated([]string{"deploy_cert", "mail.example.test", key, cert, full, chain, "1764590000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Renewal{Client: Dehydrated, Lineage: "mx", Dir: cd, Domains: []string{"mail.example.test"}, KeyFile: key, CertFile: cert, IssuerFiles: []string{chain}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FromDehydrated =\n%+v\nwant\n%+v", got, want)
+	}
+	for _, args := range [][]string{nil, {"startup_hook"}, {"exit_hook", "ERROR"}, {"unchanged_cert", "mail.example.test", key, cert, full, chain},
+		{"this_hookscript_is_broken__dehydrated_is_working_fine__please_ignore_unknown_hooks_in_your_script"}} {
+		if r, err := FromDehydrated(args); r != nil || err != nil {
+			t.Errorf("FromDehydrated(%q) = %v, %v; want nil, nil (ignored)", args, r, err)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy_cert", "mail.example.test", key}, "2 argument(s)"},
+		{[]string{"deploy_cert", "mail.example.test", key, cert + ".gone", full, chain, "1"}, "CERTFILE"},
+		{[]string{"deploy_cert", "mail.example.test", key, cert, full, chain + ".gone"}, "CHAINFILE"},
+	} {
+		if _, err := FromDehydrated(tt.args); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("FromDehydrated(%q): err = %v, want one naming %q", tt.args, err, tt.want)
+		}
 	}
 }

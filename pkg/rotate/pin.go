@@ -1,15 +1,18 @@
 package rotate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/certbot"
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/lego"
 	"github.com/danehook/danehook/pkg/tlsa"
@@ -113,8 +116,68 @@ func pin(l *config.Lineage, check bool) (PinResult, error) {
 			}
 			r.OK, r.Message = true, "regenerated the pinned CSR from lego_key"
 		}
+	case l.DehydratedCert != "":
+		return pinDehydrated(l, check)
+	case l.AcmeShDir != "":
+		return pinAcmeSh(l, check)
 	default:
 		r.OK, r.Message = true, "lego: run with --reuse-key (danehook detects a changed key by SPKI either way)"
+	}
+	return r, nil
+}
+
+// pinDehydrated checks, and unless check repairs, that dehydrated reuses
+// the key: PRIVATE_KEY_RENEW="no" in effect for the certificate
+// (dehydrated.Read sources the configuration as dehydrated does).
+func pinDehydrated(l *config.Lineage, check bool) (PinResult, error) {
+	r := PinResult{Lineage: l.Name}
+	ctx := context.Background()
+	main := dehydrated.MainConfig(l.DehydratedConfig)
+	s, err := dehydrated.Read(ctx, main, l.DehydratedCert)
+	if err != nil {
+		return r, fmt.Errorf("lineage %q: %w", l.Name, err)
+	}
+	r.File = s.CertConfig
+	switch {
+	case s.Pinned():
+		r.OK, r.Message = true, `PRIVATE_KEY_RENEW="no"`
+	case check:
+		r.Message = fmt.Sprintf("PRIVATE_KEY_RENEW is %q (dehydrated's default is \"yes\"): the next renewal would make a new key and break its 3 1 1 records; run dane-prerenew without --check to set PRIVATE_KEY_RENEW=\"no\" in %s", s.KeyRenew, s.CertConfig)
+	default:
+		if _, r.Changed, err = dehydrated.EnsureKeyKept(ctx, main, l.DehydratedCert); err != nil {
+			return r, fmt.Errorf("lineage %q: %w", l.Name, err)
+		}
+		r.OK, r.Message = true, fmt.Sprintf(`set PRIVATE_KEY_RENEW="no" in the per-certificate configuration (it was %q: renewals would otherwise make a new key)`, s.KeyRenew)
+	}
+	return r, nil
+}
+
+// pinAcmeSh checks, and unless check repairs, that acme.sh reuses the key:
+// no Le_ForceNewDomainKey='1' (--always-force-new-domain-key) in the domain
+// configuration. acme.sh reads that file before its pre hook, so a repair
+// made now holds from the next renewal on; dane-deploy repeats it after
+// each renewal, when acme.sh has written the setting back.
+func pinAcmeSh(l *config.Lineage, check bool) (PinResult, error) {
+	a := acmesh.LayoutOf(l.AcmeShDir)
+	r := PinResult{Lineage: l.Name, File: a.Conf}
+	if _, err := os.Stat(a.Conf); errors.Is(err, fs.ErrNotExist) {
+		r.OK, r.Message = true, "no acme.sh domain configuration yet (first issuance pending); issue without --always-force-new-domain-key"
+		return r, nil
+	}
+	force, err := acmesh.ForcesNewKey(a.Conf)
+	if err != nil {
+		return r, fmt.Errorf("lineage %q: %w", l.Name, err)
+	}
+	switch {
+	case !force:
+		r.OK, r.Message = true, "acme.sh keeps the domain key (no Le_ForceNewDomainKey)"
+	case check:
+		r.Message = "Le_ForceNewDomainKey='1' (--always-force-new-domain-key): every renewal makes a new key and breaks its 3 1 1 records; run dane-prerenew without --check to remove it"
+	default:
+		if r.Changed, err = acmesh.EnsureKeyKept(a.Conf); err != nil {
+			return r, fmt.Errorf("lineage %q: %w", l.Name, err)
+		}
+		r.OK, r.Message = true, "removed Le_ForceNewDomainKey (--always-force-new-domain-key) from the domain configuration: acme.sh read it before this hook, so a renewal running now may still make a new key (danehook then publishes and waits); later renewals keep the key"
 	}
 	return r, nil
 }
@@ -129,6 +192,10 @@ func recordKey(e *deploy.Engine, l *config.Lineage) error {
 		file = filepath.Join(l.CertbotLineage, certbot.LiveKey)
 	case l.LegoKey != "":
 		file = l.LegoKey
+	case l.DehydratedCert != "":
+		file = filepath.Join(l.DehydratedCert, dehydrated.KeyFile)
+	case l.AcmeShDir != "":
+		file = acmesh.LayoutOf(l.AcmeShDir).Key
 	default:
 		return nil
 	}

@@ -175,3 +175,59 @@ func TestPinSwapsCommittedCertbotKey(t *testing.T) {
 		t.Errorf("second Pin wrote another archive version: %v", err)
 	}
 }
+
+// TestPinDehydrated: dehydrated's default PRIVATE_KEY_RENEW="yes" is
+// reported by --check and repaired in the per-certificate configuration;
+// the key's digest is recorded.
+func TestPinDehydrated(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "config")
+	fixture.WriteFile(t, main, []byte("BASEDIR="+dir+"\nKEY_ALGO=prime256v1\n"))
+	cert := filepath.Join(dir, "certs", "mail")
+	k, c, _ := fixture.NewCA(t).Issue(t, nil)
+	fixture.WriteFile(t, filepath.Join(cert, "privkey.pem"), k)
+	e := pinEngine(t, `dehydrated_cert = "`+cert+`"`+"\n"+`dehydrated_config = "`+main+`"`)
+
+	res, err := Pin(e, true)
+	cc := filepath.Join(cert, "config")
+	if err != nil || len(res) != 1 || res[0].OK || res[0].File != cc || !strings.Contains(res[0].Message, `"yes"`) {
+		t.Fatalf("Pin(check) = %+v, %v; want not OK naming %s", res, err, cc)
+	}
+	if _, err := os.Stat(cc); err == nil {
+		t.Fatal("--check wrote the per-certificate configuration")
+	}
+	res, err = Pin(e, false)
+	if err != nil || !res[0].OK || !res[0].Changed {
+		t.Fatalf("Pin = %+v, %v; want repaired", res, err)
+	}
+	if res, _ := Pin(e, true); !res[0].OK {
+		t.Errorf("Pin(check) after the repair = %+v", res)
+	}
+	if st := lineageState(t, e, "mail"); st.KeySPKI != fixture.SPKI(t, c) {
+		t.Errorf("state KeySPKI = %q, want the current key's", st.KeySPKI)
+	}
+}
+
+// TestPinAcmeSh: Le_ForceNewDomainKey='1' (--always-force-new-domain-key)
+// is reported by --check and removed; without a domain configuration yet
+// there is nothing to pin.
+func TestPinAcmeSh(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mail.example.test_ecc")
+	e := pinEngine(t, `acmesh_dir = "`+dir+`"`)
+	if res, err := Pin(e, true); err != nil || !res[0].OK {
+		t.Fatalf("Pin(check) before the first issuance = %+v, %v; want OK", res, err)
+	}
+	conf := filepath.Join(dir, "mail.example.test.conf")
+	fixture.WriteFile(t, conf, []byte("Le_Domain='mail.example.test'\nLe_ForceNewDomainKey='1'\nLe_Keylength='ec-256'\n"))
+	res, err := Pin(e, true)
+	if err != nil || res[0].OK || res[0].File != conf || !strings.Contains(res[0].Message, "Le_ForceNewDomainKey") {
+		t.Fatalf("Pin(check) = %+v, %v; want not OK naming %s", res, err, conf)
+	}
+	res, err = Pin(e, false)
+	if err != nil || !res[0].OK || !res[0].Changed {
+		t.Fatalf("Pin = %+v, %v; want repaired", res, err)
+	}
+	if b, _ := os.ReadFile(conf); strings.Contains(string(b), "Le_ForceNewDomainKey") || !strings.Contains(string(b), "Le_Keylength='ec-256'") {
+		t.Errorf("%s after the repair:\n%s", conf, b)
+	}
+}

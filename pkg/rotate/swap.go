@@ -53,7 +53,7 @@ func swapKey(e *deploy.Engine, l *config.Lineage, st *deploy.LineageState) error
 			}
 		}
 	default:
-		return fmt.Errorf("lineage %q: neither certbot_lineage nor lego_key is set, so danehook cannot hand the staged key %s to the ACME client", l.Name, st.Next.File)
+		return fmt.Errorf("lineage %q: neither certbot_lineage nor lego_key is set, so danehook cannot hand the staged key %s to the ACME client (rotation supports certbot and lego; for dehydrated or acme.sh lineages install the key by hand and renew)", l.Name, st.Next.File)
 	}
 	crashpoint("commit:swapped")
 	st.Next.Swapped = true

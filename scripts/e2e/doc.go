@@ -1,6 +1,6 @@
 // Package e2e holds danehook's end-to-end tests: the real binaries
 // (dane-prerenew, dane-deploy, dane-reload, danectl) wired as hooks into real
-// ACME clients (certbot, lego v5, lego v4) talking to Pebble, publishing TLSA
+// ACME clients (certbot, lego v5, lego v4, dehydrated) talking to Pebble, publishing TLSA
 // records at a real BIND primary and secondary, and switching a real Postfix.
 //
 // The tests live in *_test.go files; this package has no API. Run them with

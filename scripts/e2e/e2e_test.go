@@ -17,9 +17,11 @@ import (
 
 // newKeyFlags describes each client's new-key renewal for the narrative.
 var newKeyFlags = map[string]string{
-	"certbot": "renew --force-renewal --new-key",
-	"lego-v5": "run --renew-force (without --reuse-key)",
-	"lego-v4": "renew --days 999 (without --reuse-key)",
+	"certbot":    "renew --force-renewal --new-key",
+	"lego-v5":    "run --renew-force (without --reuse-key)",
+	"lego-v4":    "renew --days 999 (without --reuse-key)",
+	"dehydrated": "--cron --force after privkey.pem was lost",
+	"acme.sh":    "--renew --force --always-force-new-domain-key (stand-in)",
 }
 
 // switchTimeout bounds the wait for a pending switch: the lab's TTL is 2 s,
@@ -32,7 +34,9 @@ const switchTimeout = 20 * time.Second
 // one client in order: first issuance, same-key renewal, new-key renewal,
 // then the faults, one client each: a lagging secondary and a renewal
 // configuration that lost reuse_key (certbot), a refused UPDATE (lego v5),
-// a broken Postfix configuration (lego v4).
+// a broken Postfix configuration (lego v4), a per-certificate
+// configuration that asks for a new key (dehydrated, whose hook is an
+// operator's hook with danehook chained in).
 func TestClients(t *testing.T) {
 	t.Parallel()
 	extra := map[string][]step{
@@ -40,7 +44,9 @@ func TestClients(t *testing.T) {
 		"lego-v5": {{"dns-update-refused", (*world).updateRefused, ""}},
 		// With a broken main.cf every new smtpd dies (see postfixBroken):
 		// a sender cannot connect at all, which no hook can prevent.
-		"lego-v4": {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
+		"lego-v4":    {{"postfix-config-broken", (*world).postfixBroken, "a broken main.cf stops Postfix from answering"}},
+		"dehydrated": {{"key-renew-repaired", (*world).dehydratedKeyRenew, ""}},
+		"acme.sh":    {{"always-force-new-domain-key", (*world).acmeShForceNewKey, ""}},
 	}
 	for _, c := range clients {
 		t.Run(c.Name, func(t *testing.T) {
@@ -510,4 +516,50 @@ func lines(s string, words ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// dehydratedKeyRenew: the per-certificate configuration asks for a new key
+// at every renewal (PRIVATE_KEY_RENEW="yes", dehydrated's default);
+// `dane-prerenew --check` exits 1 naming the file. The next
+// `dehydrated --cron --force` keeps the key anyway: danehook's startup_hook
+// repairs the file, which dehydrated reads after that hook. The operator's
+// own hook saw every handler danehook acted on.
+func (w *world) dehydratedKeyRenew() {
+	t := w.t
+	cc := filepath.Join(w.dehydratedCert(), "config")
+	if err := os.WriteFile(cc, []byte("PRIVATE_KEY_RENEW=\"yes\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chk := w.exec(nil, bin("dane-prerenew"), "--check")
+	if chk.code != 1 || !strings.Contains(chk.out, cc) || !strings.Contains(chk.out, "PRIVATE_KEY_RENEW") {
+		t.Fatalf("dane-prerenew --check with PRIVATE_KEY_RENEW=\"yes\": want exit 1 naming %s; got %v", cc, chk)
+	}
+	before := w.current()
+	serial := w.serial()
+	if err := os.WriteFile(w.dehydratedHookLog(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.client(w.renewArgs(false)...)
+	after := w.current()
+	if after.Digest != before.Digest || after.Serial == before.Serial {
+		t.Fatalf("dehydrated renewal: serial %s key %s; want a new serial and the key %s kept", after.Serial, short(after.Digest), short(before.Digest))
+	}
+	if b, _ := os.ReadFile(cc); !strings.Contains(string(b), `PRIVATE_KEY_RENEW="no"`) || strings.Contains(string(b), `"yes"`) {
+		t.Errorf("%s after the renewal:\n%s\nwant PRIVATE_KEY_RENEW=\"no\" only", cc, b)
+	}
+	if got := w.serial(); got != serial {
+		t.Errorf("same-key renewal changed DNS: serial %d, want %d", got, serial)
+	}
+	w.waitServed(after)
+	w.waitRecords(after.Record)
+	w.verifyLive()
+	log, _ := os.ReadFile(w.dehydratedHookLog())
+	for _, h := range []string{"startup_hook", "deploy_cert " + host, "exit_hook"} {
+		if !strings.Contains(string(log), h) {
+			t.Errorf("the operator's chained hook did not run %q; its log:\n%s", h, log)
+		}
+	}
+	if chk := w.exec(nil, bin("dane-prerenew"), "--check"); chk.code != 0 {
+		t.Errorf("dane-prerenew --check after the repair: %v", chk)
+	}
 }

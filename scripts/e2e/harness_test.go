@@ -58,6 +58,10 @@ var clients = []client{
 	{Name: "certbot", Tool: acmelab.Certbot, Lineage: "mail"},
 	{Name: "lego-v5", Tool: acmelab.LegoV5, Lineage: host},
 	{Name: "lego-v4", Tool: acmelab.LegoV4, Lineage: host},
+	// dehydrated's lineage is its alias, the certificate directory's name.
+	{Name: "dehydrated", Tool: acmelab.Dehydrated, Lineage: host},
+	// acme.sh by its contract: lego v5 behind a stand-in (acmesh_test.go).
+	{Name: "acme.sh", Tool: acmelab.LegoV5, Lineage: host},
 }
 
 // world is one complete lab for one client: BIND primary + secondary,
@@ -122,7 +126,56 @@ func newWorldTTL(t *testing.T, c client, ttl uint32) *world {
 	w.state = filepath.Join(w.dir, "state")
 	w.config = filepath.Join(w.dir, "danehook.toml")
 	w.writeConfig(w.bind.KeyFile)
+	switch c.Name {
+	case "dehydrated":
+		w.setupDehydrated()
+	case "acme.sh":
+		w.setupAcmeSh()
+	}
 	return w
+}
+
+// The dehydrated world: its base directory, its main configuration (HOOK =
+// the operator's hook with danehook chained in), and the web server that
+// publishes its HTTP-01 tokens.
+func (w *world) dehydratedDir() string    { return filepath.Join(w.dir, "dehydrated") }
+func (w *world) dehydratedConfig() string { return filepath.Join(w.dehydratedDir(), "config") }
+func (w *world) dehydratedCert() string {
+	return filepath.Join(w.dehydratedDir(), "certs", host)
+}
+
+// dehydratedHookLog is where the operator's hook (chainedHook) notes each
+// handler it was called for.
+func (w *world) dehydratedHookLog() string { return filepath.Join(w.dir, "operator-hook.log") }
+
+// chainedHook is an operator's existing dehydrated hook, in the shape of
+// dehydrated's docs/examples/hook.sh (functions per handler, then a
+// dispatch that ignores unknown handlers), with danehook chained in as the
+// README says: its last line hands every call to danehook's hook.
+const chainedHook = `#!/usr/bin/env bash
+# The operator's own hook: it logs, danehook does the DANE part.
+deploy_cert() { echo "deploy_cert $1" >> %[1]q; }
+startup_hook() { echo "startup_hook" >> %[1]q; }
+exit_hook() { echo "exit_hook ${1:-}" >> %[1]q; }
+HANDLER="$1"; shift
+if [[ "${HANDLER}" =~ ^(deploy_cert|startup_hook|exit_hook)$ ]]; then
+  "$HANDLER" "$@"
+fi
+exec %[2]q "$HANDLER" "$@"    # danehook (README, "dehydrated")
+`
+
+func (w *world) setupDehydrated() {
+	w.t.Helper()
+	root := hooksDir
+	if root == "" {
+		root = filepath.Join(repoRoot, "hooks")
+	}
+	hook := filepath.Join(w.dir, "operator-hook.sh")
+	if err := os.WriteFile(hook, []byte(fmt.Sprintf(chainedHook, w.dehydratedHookLog(), filepath.Join(root, "dehydrated", "hook"))), 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	w.acme.DehydratedConfig(w.t, w.dehydratedDir(), hook)
+	w.acme.ServeWellKnown(w.t, filepath.Join(w.dehydratedDir(), "wellknown"))
 }
 
 // writeConfig writes danehook.toml with the RFC 2136 provider signing with
@@ -145,6 +198,12 @@ func (w *world) writeConfig(keyFile string) {
 	}
 	if w.c.Name == "certbot" {
 		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
+	}
+	if w.c.Name == "dehydrated" {
+		fmt.Fprintf(&b, "dehydrated_cert = %q\ndehydrated_config = %q\n", w.dehydratedCert(), w.dehydratedConfig())
+	}
+	if w.c.Name == "acme.sh" {
+		fmt.Fprintf(&b, "acmesh_dir = %q\n", w.acmeShDir())
 	}
 	if w.legoFiles {
 		cert, key, _ := w.files()
@@ -172,6 +231,14 @@ func (w *world) files() (cert, key, issuer string) {
 		l := w.certbotLive()
 		return filepath.Join(l, "cert.pem"), filepath.Join(l, "privkey.pem"), filepath.Join(l, "chain.pem")
 	}
+	if w.c.Name == "dehydrated" {
+		d := w.dehydratedCert()
+		return filepath.Join(d, "cert.pem"), filepath.Join(d, "privkey.pem"), filepath.Join(d, "chain.pem")
+	}
+	if w.c.Name == "acme.sh" {
+		d := w.acmeShDir()
+		return filepath.Join(d, host+".cer"), filepath.Join(d, host+".key"), filepath.Join(d, "ca.cer")
+	}
 	d := filepath.Join(w.legoPath(), "certificates")
 	return filepath.Join(d, host+".crt"), filepath.Join(d, host+".key"), filepath.Join(d, host+".issuer.crt")
 }
@@ -183,6 +250,9 @@ func (w *world) hookEnv() []string {
 	switch w.c.Name {
 	case "certbot":
 		return []string{"RENEWED_LINEAGE=" + w.certbotLive(), "RENEWED_DOMAINS=" + host}
+	case "acme.sh":
+		return []string{"Le_Domain=" + host, "CERT_PATH=" + cert, "CERT_KEY_PATH=" + key, "CA_CERT_PATH=" + issuer,
+			"CERT_FULLCHAIN_PATH=" + filepath.Join(w.acmeShDir(), "fullchain.cer")}
 	case "lego-v5":
 		return []string{"LEGO_HOOK_CERT_NAME=" + host, "LEGO_HOOK_CERT_DOMAINS=" + host,
 			"LEGO_HOOK_CERT_PATH=" + cert, "LEGO_HOOK_CERT_KEY_PATH=" + key, "LEGO_HOOK_ISSUER_CERT_PATH=" + issuer}
@@ -209,6 +279,13 @@ func (w *world) issueArgs() []string {
 	case "lego-v5":
 		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--reuse-key",
 			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
+	case "acme.sh":
+		// The stand-in adds --reuse-key unless Le_ForceNewDomainKey is "1".
+		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256")
+	case "dehydrated":
+		// HOOK (in the configuration) is the operator's hook with danehook
+		// chained in; its startup_hook pins the key.
+		return []string{"--config", w.dehydratedConfig(), "--cron", "--accept-terms", "--domain", host}
 	default:
 		return append(w.acme.LegoV4Args(w.legoPath(), "run", "--domains", host, "--key-type", "ec256"),
 			"--run-hook", bin("dane-deploy"))
@@ -255,6 +332,22 @@ func (w *world) renewArgs(newKey bool) []string {
 			a = append(a, "--new-key")
 		}
 		return a
+	case "acme.sh":
+		if newKey {
+			// acme.sh --renew --force --always-force-new-domain-key
+			w.setForceNewKey()
+		}
+		return append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--renew-force")
+	case "dehydrated":
+		if newKey {
+			// dehydrated has no new-key flag once PRIVATE_KEY_RENEW="no"
+			// (which danehook's startup_hook keeps): it makes a new key when
+			// privkey.pem is gone — a lost key file, as an operator meets it.
+			if err := os.Remove(filepath.Join(w.dehydratedCert(), "privkey.pem")); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+		return []string{"--config", w.dehydratedConfig(), "--cron", "--force", "--domain", host}
 	case "lego-v5":
 		a := append(w.acme.LegoV5Args(w.legoPath()), "--domains", host, "--key-type", "EC256", "--renew-force",
 			"--pre-hook", bin("dane-prerenew"), "--deploy-hook", bin("dane-deploy"), "--post-hook", bin("dane-reload"))
@@ -619,7 +712,7 @@ func readJSON(t *testing.T, path string, v any) {
 func verb(args []string) string {
 	for _, a := range args {
 		switch a {
-		case "certonly", "renew", "run":
+		case "certonly", "renew", "run", "--cron":
 			return a
 		}
 	}

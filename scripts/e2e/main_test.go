@@ -32,8 +32,10 @@ func TestMain(m *testing.M) {
 
 func runMain(m *testing.M) int {
 	// The labs mostly wait (ACME validation, records ageing for 2 x TTL),
-	// they hardly compute: run every world at once (TestClients 3,
-	// TestRotate 2, TestLabWalkthrough 1) unless -parallel is set.
+	// they hardly compute, but each runs a judge that samples
+	// posttls-finger twice a second: run six worlds at once (of TestClients
+	// 5, TestRotate 2, TestLabWalkthrough 1; with all eight the samplers
+	// starved on 2 cores) unless -parallel is set.
 	flag.Parse()
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })

@@ -231,6 +231,7 @@ func checkFiles(t *testing.T) {
 		{hooksDir + "/lego/lego-v4.sh", 0o755},
 		{hooksDir + "/lego/lego-v5.sh", 0o755},
 		{hooksDir + "/lego/lego.yml", 0o644},
+		{hooksDir + "/dehydrated/hook", 0o755},
 		{"/usr/share/doc/danehook/danehook.toml", 0o644},
 		{"/usr/share/doc/danehook/README-packaging.md", 0o644},
 		{"/usr/share/doc/danehook/changelog.Debian.gz", 0o644},
