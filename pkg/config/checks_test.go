@@ -44,7 +44,7 @@ func TestProblems(t *testing.T) {
 		{name: "duplicated port", edit: "ports = [25, 465, 25]", lineOf: "ports = [25, 465, 25]", setting: "lineage.mail.ports", want: "port 25 listed twice"},
 		{name: "port 0", edit: "ports = [0]", lineOf: "ports = [0]", setting: "lineage.mail.ports", want: "port 0 out of range"},
 		{name: "ta without a 2 x x usage", edit: `ta = "root"`, lineOf: `ta = "root"`, setting: "lineage.mail.ta", want: `usages has no "2 1 1"`},
-		{name: "certbot and lego at once", edit: "certbot_lineage = \"/etc/letsencrypt/live/mail\"\nlego_cert = \"/var/lib/lego/certificates/mail.crt\"", lineOf: "lego_cert", setting: "lineage.mail.lego_cert", want: "set together with certbot_lineage"},
+		{name: "certbot and lego at once", edit: "certbot_lineage = \"/etc/letsencrypt/live/mail\"\nlego_cert = \"/var/lib/lego/certificates/mail.crt\"", lineOf: "lego_cert", setting: "lineage.mail.lego_cert", want: "a lineage has one ACME client: certbot_lineage and lego_cert are both set"},
 		{name: "negative ttl", edit: "ttl = -5", lineOf: "ttl = -5", setting: "lineage.mail.ttl", want: "out of range"},
 		{name: "server without a port", table: "bind", edit: `server = "192.0.2.53"`, lineOf: `"192.0.2.53"`, setting: "provider.bind.server", want: "want host:port"},
 		{name: "server port 0", table: "bind", edit: `server = "192.0.2.53:0"`, lineOf: `"192.0.2.53:0"`, setting: "provider.bind.server", want: `port "0" out of range`},

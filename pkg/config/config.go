@@ -597,14 +597,11 @@ func (c *Config) validate(data []byte) Problems {
 		} else if _, ok := c.Providers[l.Provider]; !ok {
 			bad(at+".provider", fmt.Sprintf("no [provider.%s] table", l.Provider), "lineage", name, "provider")
 		}
-		if l.CertbotLineage != "" && l.LegoCert != "" {
-			bad(at+".lego_cert", "set together with certbot_lineage: a lineage comes from one ACME client; keep the one that issues it", "lineage", name, "lego_cert")
-		}
 		if l.LegoCSR != "" && l.LegoKey == "" {
 			bad(at+".lego_key", "missing: lego_csr needs lego_key, the private key the CSR is made from", "lineage", name, "lego_csr")
 		}
 		if l.DehydratedConfig != "" && l.DehydratedCert == "" {
-			return bad(at+".dehydrated_cert", "missing: dehydrated_config needs dehydrated_cert, the certificate directory (CERTDIR/<alias>)", "lineage", name, "dehydrated_config")
+			bad(at+".dehydrated_cert", "missing: dehydrated_config needs dehydrated_cert, the certificate directory (CERTDIR/<alias>)", "lineage", name, "dehydrated_config")
 		}
 		var sources []string
 		for _, s := range []struct{ key, val string }{
@@ -615,7 +612,7 @@ func (c *Config) validate(data []byte) Problems {
 			}
 		}
 		if len(sources) > 1 {
-			return bad(at+"."+sources[1], fmt.Sprintf("a lineage has one ACME client: %s and %s are both set; keep one", sources[0], sources[1]), "lineage", name, sources[1])
+			bad(at+"."+sources[1], fmt.Sprintf("a lineage has one ACME client: %s and %s are both set; keep one", sources[0], sources[1]), "lineage", name, sources[1])
 		}
 		if l.ChainFile == "" {
 			bad(at+".chain_file", "missing: the served chain file named in Postfix's smtpd_tls_chain_files", "lineage", name)
