@@ -44,7 +44,7 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 			&cli.BoolFlag{Name: "reload", Usage: "also run dane-reload's step (default under lego v4, which has no post hook)"},
 		},
 		Action: func(c *cli.Context) error {
-			log := cliapp.Logger(stderr)
+			log := cliapp.Log(c)
 			d, err := hookenv.FromEnv(getenv)
 			if err != nil {
 				return cliapp.Classify(err)

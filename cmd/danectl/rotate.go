@@ -185,7 +185,7 @@ func commitAction(c *cli.Context) error {
 			"the key stays committed; the next scheduled renewal, or 'danectl rotate commit --now' again, retries it")
 	}
 	r, err := e.Reload(ctx)
-	cliapp.LogReload(cliapp.Logger(c.App.ErrWriter), r)
+	cliapp.LogReload(cliapp.Log(c), r)
 	return cliapp.Classify(err)
 }
 

@@ -29,7 +29,7 @@ Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked)
 			}
 			ctx, cancel := cliapp.Context(c, 5*time.Minute)
 			defer cancel()
-			log := cliapp.Logger(c.App.ErrWriter)
+			log := cliapp.Log(c)
 			r, err := e.Reload(ctx)
 			cliapp.LogReload(log, r)
 			if err != nil {
