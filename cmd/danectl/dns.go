@@ -244,13 +244,21 @@ func statusAction(c *cli.Context) error {
 func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 	for _, l := range st.Lineages {
 		fmt.Fprintf(w, "lineage %s\n", l.Name)
+		if l.NotIssued {
+			fmt.Fprintf(w, "  NOT ISSUED YET: %s\n", strings.TrimPrefix(l.NotIssuedReason, "not issued yet: "))
+			continue
+		}
 		served := "none yet"
 		if l.Served != "" {
 			served = "3 1 1 " + l.Served
 		}
 		fmt.Fprintf(w, "  chain file  %s (key %s)\n", l.ChainFile, served)
 		if l.Pending != nil {
-			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, l.Pending.Since.Local().Format(time.DateTime), cliapp.When(l.Pending.SafeAt, now))
+			since := cliapp.FormatTime(l.Pending.Since)
+			if since == "" {
+				since = "now (not recorded yet)"
+			}
+			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, since, cliapp.When(l.Pending.SafeAt, now))
 			for _, b := range l.Pending.Blocking {
 				fmt.Fprintf(w, "    blocked by %s\n", b)
 			}

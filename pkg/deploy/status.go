@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -62,6 +63,12 @@ type LineageStatus struct {
 	Verified string `json:"verified,omitempty"`
 	// Next is a staged key of a rotation (see `danectl rotate status`).
 	Next *NextKey `json:"next,omitempty"`
+	// NotIssued is true for a lineage configured before its first
+	// issuance (the ACME client holds no certificate for it yet);
+	// NotIssuedReason says which file is missing. Such a lineage does not
+	// make the report fail.
+	NotIssued       bool   `json:"not_issued,omitempty"`
+	NotIssuedReason string `json:"not_issued_reason,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 }
@@ -76,12 +83,38 @@ type Status struct {
 // aged and nothing waits.
 func (s *Status) OK() bool {
 	for _, o := range s.Owners {
+		if s.onlyNotIssued(o) {
+			continue
+		}
 		if o.Err != "" || !o.Records.Aged {
 			return false
 		}
 	}
 	for _, l := range s.Lineages {
 		if l.Err != "" || l.Pending != nil || l.Reload {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyNotIssued reports whether every lineage at o is not issued yet: an
+// owner with nothing to publish, which is not "not aged".
+func (s *Status) onlyNotIssued(o OwnerStatus) bool {
+	if o.Err != "" || len(o.Lineages) == 0 {
+		return false
+	}
+	for _, name := range o.Lineages {
+		found := false
+		for _, l := range s.Lineages {
+			if l.Name == name {
+				if !l.NotIssued {
+					return false
+				}
+				found = true
+			}
+		}
+		if !found {
 			return false
 		}
 	}
@@ -137,9 +170,13 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		ls.Err = lv.Err.Error()
 		return ls
 	}
+	if lv.NotIssued {
+		ls.NotIssued, ls.NotIssuedReason = true, notIssuedReason(l)
+		return ls
+	}
 	ls.Next = lv.State.Next
 	if !lv.State.Verified.IsZero() {
-		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
+		ls.Verified = lv.State.Verified.UTC().Format(time.RFC3339)
 	}
 	ls.Served = spkiHex(lv.Installed)
 	if why := e.notPresenting(lv); why != "" {
@@ -216,6 +253,7 @@ func (s *Status) Waiting() string {
 	}
 	for _, o := range s.Owners {
 		switch {
+		case s.onlyNotIssued(o):
 		case o.Err != "":
 			parts = append(parts, fmt.Sprintf("%s: %s", o.Owner, o.Err))
 		case !o.Records.Aged:
