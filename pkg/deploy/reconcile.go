@@ -411,6 +411,9 @@ type ReloadResult struct {
 	// serves no chain and does not read it yet, each with the postconf
 	// line: the operator's next step, not an error (postfixNotYet).
 	Notices []string
+	// NotIssued lists the lineages not issued yet (see lineageView), each
+	// with what is missing: nothing was done for them.
+	NotIssued []string
 }
 
 // postfixInstance returns the configured Postfix instance.
@@ -447,6 +450,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	for _, lv := range s.Lineages {
 		if lv.Err != nil {
 			errs = append(errs, lv.Err)
+		}
+		if lv.NotIssued {
+			res.NotIssued = append(res.NotIssued, fmt.Sprintf("lineage %s: %s", lv.L.Name, notIssuedReason(lv.L)))
 		}
 	}
 	if err := e.requireDNSSEC(ctx, s); err != nil {

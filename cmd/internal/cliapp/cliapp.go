@@ -408,6 +408,9 @@ func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	for _, h := range r.Held {
 		log.Info("kept an owned record no longer wanted", "record", h)
 	}
+	for _, n := range r.NotIssued {
+		log.Info("nothing to do: " + n)
+	}
 	for _, n := range r.Notices {
 		log.Warn("postfix does not read the chain file yet: " + n)
 	}
