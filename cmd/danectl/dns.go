@@ -102,8 +102,12 @@ server was first seen serving each record, and tells whether the desired
 records are aged (served everywhere for 2 x TTL) or when they will be. It also
 shows pending switches and whether the zone is DNSSEC-signed.
 
-Exit codes: 0 everything aged and nothing pending, 1 something waits or
-fails, 2 bad input.`,
+A lineage configured before its first issuance is shown as NOT ISSUED YET
+and does not change the exit code.
+
+Exit codes: 0 everything aged and nothing pending, 1 something waits or an
+owner or lineage could not be observed (shown as ERROR), 2 bad input,
+9 another danehook run holds the lock.`,
 		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
 		Action: statusAction,
 	}

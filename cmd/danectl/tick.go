@@ -20,7 +20,14 @@ Then, when the reload step succeeded, it applies each lineage's rotate_every:
 a key older than that is staged, a staged key whose records are aged is
 committed (dane-reload never rotates).
 
-Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked).`,
+A lineage configured before its first issuance is reported (one info line)
+and skipped; a first chain file installed while Postfix serves no chain is a
+warning with the postconf line, not an error.
+
+Exit codes: as dane-reload: 0 ok (switches may still be pending), 2 bad
+input, 3 TSIG/authentication failure, 4 refused, 5 not authoritative,
+6 server failure, 8 postfix check/reload failed or the live chain does not
+match, 9 locked.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag},
 		Action: func(c *cli.Context) error {
 			e, err := cliapp.Engine(c)
@@ -54,7 +61,14 @@ func checkCommand() *cli.Command {
 		Description: `check is a local danecheck: 'danectl status' plus a STARTTLS handshake to
 every configured endpoint, matched against the records the provider serves.
 
-Exit codes: 0 all good, 1 something waits or does not match, 2 bad input.`,
+A lineage configured before its first issuance is reported as not issued
+yet and does not change the exit code.
+
+Exit codes: 0 all good; 1 something waits (a pending switch, a record not
+aged yet, a reload pending); 8 the live STARTTLS chain does not match an aged
+record, or an endpoint does not answer; 2 bad input; 3 TSIG/authentication
+failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
+run holds the lock.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag},
 		Action: func(c *cli.Context) error {
 			e, err := cliapp.Engine(c)

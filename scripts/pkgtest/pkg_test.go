@@ -64,6 +64,7 @@ func TestPackage(t *testing.T) {
 	t.Run("lintian", func(t *testing.T) { lintian(t, deb1) })
 	t.Run("rpm", func(t *testing.T) { checkRPM(t, rpm1, arch) })
 
+	cb := startCertbot(t)
 	steps := []struct {
 		name string
 		fn   func(t *testing.T)
@@ -72,10 +73,13 @@ func TestPackage(t *testing.T) {
 		{"files", checkFiles},
 		{"config-check", configCheck},
 		{"init-certbot", initCertbot},
+		{"certbot-issue", cb.issue},
 		{"e2e-installed", func(t *testing.T) { e2eInstalled(t, root) }},
 		{"upgrade", func(t *testing.T) { upgrade(t, deb2) }},
 		{"remove", remove},
+		{"certbot-after-remove", func(t *testing.T) { cb.afterRemoval(t, "dpkg --remove") }},
 		{"purge", purge},
+		{"certbot-after-purge", func(t *testing.T) { cb.afterRemoval(t, "dpkg --purge") }},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {
@@ -223,6 +227,7 @@ func checkFiles(t *testing.T) {
 		{confDir, fs.ModeDir | 0o755},
 		{confFile, 0o640},
 		{stateDir, fs.ModeDir | 0o700},
+		{"/etc/postfix/danehook", fs.ModeDir | 0o700},
 		{unitDir + "/danehook.service", 0o644},
 		{unitDir + "/danehook.timer", 0o644},
 		{hooksDir + "/certbot/pre/danehook", 0o755},
@@ -310,6 +315,15 @@ func configCheck(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// The README's steps 1-3: the key made as it says, then the check
+	// passes (the package ships /etc/postfix/danehook).
+	testenv.Require(t, "tsig-keygen")
+	mustRun(t, "", nil, "sh", "-c", "(umask 077; tsig-keygen -a hmac-sha256 danehook > /etc/danehook/tsig.key)")
+	out, err = run("", []string{"DANEHOOK_CONFIG="}, binDir+"/danectl", "config", "check")
+	if err != nil {
+		t.Fatalf("danectl config check after the README's tsig-keygen step: %v, want exit 0\n%s", err, out)
+	}
+	os.Remove("/etc/danehook/tsig.key")
 }
 
 const renewalConf = `version = 2.1.0
