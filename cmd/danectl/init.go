@@ -65,8 +65,11 @@ nothing is changed. Then, for every lineage with certbot_lineage, it checks
 reuse_key in certbot's renewal/<name>.conf and sets it to True (as
 dane-prerenew does) so that renewals keep the key the TLSA records pin.
 certbot runs directory hooks only on 'certbot renew': for a lineage not yet
-issued it prints the 'certbot certonly' command that passes the same hooks
-as flags.
+issued it prints the first issuance, 'certbot certonly ... && dane-reload',
+without hook flags (certbot would store them in renewal/<name>.conf and run
+them after danehook is removed). It records the certbot directory in the
+state directory (certbot-dirs), so that removing the package takes
+danehook's hooks out of its renewal/*.conf.
 
 Exit codes: 0 done (or, with --dry-run, shown), 2 bad input or a conflicting file.`,
 				Flags: []cli.Flag{

@@ -240,6 +240,7 @@ func checkFiles(t *testing.T) {
 		{"/usr/share/doc/danehook/README-packaging.md", 0o644},
 		{"/usr/share/doc/danehook/changelog.Debian.gz", 0o644},
 		{"/usr/share/lintian/overrides/danehook", 0o644},
+		{"/usr/share/man/man5/danehook.toml.5.gz", 0o644},
 	}
 	for _, b := range binaries {
 		want = append(want,
