@@ -24,8 +24,8 @@ func docsApp(stdout, stderr *bytes.Buffer, ran *bool) *cli.App {
 			Name:        "tick",
 			Usage:       "the timer's step",
 			Description: "tick runs what dane-reload runs.\n\n.Exit codes: 0 ok.",
-			Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run"}},
-			Action: func(*cli.Context) error { *ran = true; return nil },
+			Flags:       []cli.Flag{&cli.BoolFlag{Name: "dry-run"}},
+			Action:      func(*cli.Context) error { *ran = true; return nil },
 		}},
 	}
 }
