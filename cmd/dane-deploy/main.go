@@ -54,6 +54,8 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 			if err != nil {
 				return cliapp.Classify(err)
 			}
+			log.Debug("hook environment", "client", string(d.Client), "lineage", d.Lineage,
+				"key", d.KeyFile, "cert", d.CertFile, "issuers", strings.Join(d.IssuerFiles, ","))
 			e, err := cliapp.Engine(c)
 			if err != nil {
 				return err

@@ -109,6 +109,13 @@ certbot_lineage = "`+filepath.Join(confDir, "live", "mail")+`"
 	if b, _ := os.ReadFile(filepath.Join(confDir, "renewal", "web.conf")); strings.Contains(string(b), "reuse_key") {
 		t.Errorf("web.conf was changed: %s", b)
 	}
+	// --verbose: debug lines on stdout too (the hook environment), still
+	// nothing on stderr.
+	var vout, verr bytes.Buffer
+	if code := run([]string{"dane-deploy", "--verbose", "--config", cfg}, &vout, &verr, func(k string) string { return env[k] }); code != 0 || verr.Len() != 0 ||
+		!strings.Contains(vout.String(), "level=DEBUG msg=\"hook environment\"") || !strings.Contains(vout.String(), "level=DEBUG msg=\"configuration loaded\"") {
+		t.Errorf("--verbose: exit %d, stdout %q, stderr %q; want debug lines on stdout", code, vout.String(), verr.String())
+	}
 	// --quiet: nothing at all.
 	var out, errb bytes.Buffer
 	if code := run([]string{"dane-deploy", "--quiet", "--config", cfg}, &out, &errb, func(k string) string { return env[k] }); code != 0 || out.Len()+errb.Len() != 0 {

@@ -330,6 +330,8 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 	if err != nil {
 		return nil, Classify(err)
 	}
+	Log(c).Debug("configuration loaded", "file", cfg.Path, "state_dir", cfg.State(),
+		"lineages", strings.Join(cfg.LineageNames(), ","), "providers", len(cfg.Providers))
 	e := deploy.New(cfg)
 	e.LockWait = LockWait
 	e.NewPublisher = func(p *config.Provider) (deploy.Publisher, error) { return NewPublisher(p) }
