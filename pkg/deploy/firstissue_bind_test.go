@@ -94,6 +94,10 @@ func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 	if len(r.Notices) > 0 {
 		t.Errorf("notices %q: the refusal must not be downgraded to a notice", r.Notices)
 	}
+	var h interface{ Hint() string }
+	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "postconf") || !strings.Contains(h.Hint(), l.ChainFile) || !strings.Contains(h.Hint(), "&& danectl tick") {
+		t.Errorf("hint of the first switch's refusal: want the postconf line followed by danectl tick (not a reload before the file exists); got %v", err)
+	}
 	if _, err := os.Stat(l.ChainFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the chain file was installed although Postfix serves another chain: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/postfix"
 )
 
 // Guardrails a mail operator expects before a chain is published or
@@ -107,6 +108,34 @@ func postfixNotYet(s *snapshot, l *config.Lineage, err error) (string, bool) {
 		hint = h.Hint()
 	}
 	return fmt.Sprintf("lineage %q: the chain file %s is installed, and Postfix does not read it yet (it serves no TLS chain now): %s", l.Name, l.ChainFile, hint), true
+}
+
+// notYetInstalled wraps the ErrPostfixNotReading of a lineage whose chain
+// file does not exist yet (its first switch) while Postfix serves another
+// chain: its hint is the postconf line followed by `danectl tick`, not by
+// `postfix reload`, which would make Postfix read a file that is not there
+// yet.
+type notYetInstalled struct{ err error }
+
+func (e *notYetInstalled) Error() string { return e.err.Error() }
+func (e *notYetInstalled) Unwrap() error { return e.err }
+
+// Hint returns "run: postconf -e '…' && danectl tick (…)".
+func (e *notYetInstalled) Hint() string {
+	var nse *postfix.NotServedError
+	if !errors.As(e.err, &nse) || nse.Fix == "" {
+		return ""
+	}
+	return "run: " + nse.Fix + " && danectl tick (tick installs the chain file, whose records are aged, and reloads Postfix; a reload before the file exists would leave Postfix without STARTTLS)"
+}
+
+// refuseFirst returns err (from postfixReads) for a lineage that has no
+// chain file yet, with notYetInstalled's hint.
+func refuseFirst(lv *lineageView, err error) error {
+	if lv.Installed != nil {
+		return err
+	}
+	return &notYetInstalled{err: err}
 }
 
 // requireDNSSEC checks the zones of lineages with require_dnssec = true.

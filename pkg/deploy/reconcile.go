@@ -153,7 +153,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		if err := e.postfixReads(s, l); err != nil {
 			notice, ok := postfixNotYet(s, l, err)
 			if !ok || lv.Installed != nil {
-				perr = err
+				perr = refuseFirst(lv, err)
 				break
 			}
 			// The first chain file, while Postfix serves nothing:
@@ -503,7 +503,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		}
 		if err := e.postfixReads(s, lv.L); err != nil {
 			if _, ok := postfixNotYet(s, lv.L, err); !ok || lv.Installed != nil {
-				errs = append(errs, err)
+				errs = append(errs, refuseFirst(lv, err))
 				continue
 			}
 			// The first chain file while Postfix serves nothing (see

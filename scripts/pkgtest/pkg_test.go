@@ -260,13 +260,26 @@ func checkFiles(t *testing.T) {
 		}
 	}
 
+	if man := gunzip(t, "/usr/share/man/man5/danehook.toml.5.gz"); !strings.Contains(man, ".TH DANEHOOK.TOML 5") {
+		t.Errorf("danehook.toml(5) lacks its .TH line:\n%.300s", man)
+	}
+	for _, b := range binaries {
+		if out := mustRun(t, "", nil, binDir+"/"+b, "--version"); !strings.HasPrefix(out, b+" "+version1+" (commit ") {
+			t.Errorf("%s --version: %q, want \"%s %s (commit …\"", b, out, b, version1)
+		}
+	}
 	if out := mustRun(t, "", nil, binDir+"/danectl", "--help"); !strings.Contains(out, "init") || !strings.Contains(out, "config") {
 		t.Errorf("danectl --help lacks init and config:\n%s", out)
 	}
 	for _, b := range binaries {
 		man := gunzip(t, "/usr/share/man/man1/"+b+".1.gz")
-		if !strings.Contains(man, ".TH "+b+" 1") {
+		if !strings.Contains(man, ".TH "+strings.ToUpper(b)+" 1") {
 			t.Errorf("man page of %s lacks its .TH line:\n%.300s", b, man)
+		}
+		for _, sec := range []string{".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH SEE ALSO"} {
+			if !strings.Contains(man, sec) {
+				t.Errorf("man page of %s lacks %s", b, sec)
+			}
 		}
 		bash := readFile(t, "/usr/share/bash-completion/completions/"+b)
 		if fn := "_" + strings.ReplaceAll(b, "-", "_"); !strings.Contains(bash, "-F "+fn+" "+b+"\n") {
