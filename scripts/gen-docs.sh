@@ -11,6 +11,7 @@
 #   man/NAME.1.gz                 NAME --generate-man, gzip -9n
 #   completions/bash/NAME         NAME --generate-completion bash
 #   completions/zsh/_NAME         NAME --generate-completion zsh
+#   man/danehook.toml.5.gz        packaging/man/danehook.toml.5, gzip -9n
 #
 # The --generate-* flags are hidden flags every danehook binary has
 # (cmd/internal/cliapp/docs.go). Output is reproducible: gzip -n stores no
@@ -37,4 +38,7 @@ for b in "${BINARIES[@]}"; do
   "$exe" --generate-completion bash > "$out/completions/bash/$b"
   "$exe" --generate-completion zsh > "$out/completions/zsh/_$b"
 done
+# danehook.toml(5) is written by hand (cmd/internal/cliapp's
+# TestConfigManPage checks that it documents every setting).
+gzip -9n < packaging/man/danehook.toml.5 > "$out/man/danehook.toml.5.gz"
 echo "gen-docs: wrote man pages and bash/zsh completions of ${BINARIES[*]} to $out" >&2

@@ -62,7 +62,12 @@ build() { # build GOARCH: the binaries into dist/build/linux_GOARCH/
   local out=$DIST/build/linux_$1
   rm -rf "$out"
   mkdir -p "$out"
-  GOOS=linux GOARCH=$1 go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' \
+  # --version prints VERSION and the commit (-buildvcs=false records none).
+  local x=github.com/danehook/danehook/cmd/internal/cliapp
+  local commit
+  commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  GOOS=linux GOARCH=$1 go build -trimpath -buildvcs=false \
+    -ldflags="-s -w -buildid= -X $x.Version=$VERSION -X $x.Commit=$commit" \
     -o "$out/" "${BINARIES[@]/#/./cmd/}"
 }
 

@@ -6,12 +6,14 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
+	"github.com/danehook/danehook/pkg/deploy"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/hookenv"
 	"github.com/urfave/cli/v2"
@@ -51,6 +53,9 @@ TLSA owner; otherwise it records a pending switch (exit 0: the renewal itself
 succeeded) that dane-reload or 'danectl tick' completes later. lego v4 has no
 post hook, so under lego v4 dane-deploy also runs the reload step.
 
+A certificate no [lineage] manages (certbot runs directory hooks for every
+certificate it renews, a web server's too) gets one info line and exit 0.
+
 Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 5 not authoritative, 6 server failure, 8 Postfix failure, 9 locked.`,
 		Flags: []cli.Flag{
@@ -58,7 +63,7 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 			&cli.BoolFlag{Name: "reload", Usage: "also run dane-reload's step (default under lego v4, which has no post hook)"},
 		},
 		Action: func(c *cli.Context) error {
-			log := cliapp.Logger(stderr)
+			log := cliapp.Log(c)
 			var d *hookenv.Renewal
 			var err error
 			if c.Args().Present() {
@@ -73,6 +78,8 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 			} else if d, err = hookenv.FromEnv(getenv); err != nil {
 				return cliapp.Classify(err)
 			}
+			log.Debug("hook environment", "client", string(d.Client), "lineage", d.Lineage,
+				"key", d.KeyFile, "cert", d.CertFile, "issuers", strings.Join(d.IssuerFiles, ","))
 			e, err := cliapp.Engine(c)
 			if err != nil {
 				return err
@@ -81,6 +88,12 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 			ctx, cancel := cliapp.Context(c, 110*time.Second)
 			defer cancel()
 			res, err := e.Deploy(ctx, d)
+			if errors.Is(err, deploy.ErrNotConfigured) {
+				// certbot runs directory hooks for every certificate it
+				// renews, a web server's too: not ours, nothing to do.
+				log.Info("not a lineage danehook manages: nothing to do", "lineage", d.Lineage, "client", string(d.Client), "config", e.Config.Path)
+				return nil
+			}
 			if res != nil {
 				for _, p := range res.Plans {
 					for _, ch := range p.Changes {
@@ -103,6 +116,9 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 				log.Info("switch pending: Postfix keeps serving the previous chain until the new records are aged",
 					append(attrs, "reason", res.Reason, "safe", cliapp.When(res.Pending.SafeAt, time.Now()),
 						"blocking", strings.Join(res.Pending.Blocking, "; "))...)
+			}
+			if res.Notice != "" {
+				log.Warn("postfix does not read the chain file yet: " + res.Notice)
 			}
 			if res.Pinned != "" {
 				log.Info(pinnedMessage[d.Client], "file", res.Pinned)

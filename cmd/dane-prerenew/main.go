@@ -47,7 +47,7 @@ Exit codes: 0 ok, 1 (--check) a lineage would renew with a new key, 2 bad input,
 				return err
 			}
 			res, err := rotate.Pin(e, c.Bool("check"), c.Args().Slice()...)
-			log := cliapp.Logger(stderr)
+			log := cliapp.Log(c)
 			bad := 0
 			for _, r := range res {
 				if r.OK {

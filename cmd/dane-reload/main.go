@@ -37,7 +37,7 @@ removed), 9 locked.`,
 			ctx, cancel := cliapp.Context(c, 110*time.Second)
 			defer cancel()
 			r, err := e.Reload(ctx)
-			cliapp.LogReload(cliapp.Logger(stderr), r)
+			cliapp.LogReload(cliapp.Log(c), r)
 			return cliapp.Classify(err)
 		},
 	}

@@ -103,8 +103,12 @@ server was first seen serving each record, and tells whether the desired
 records are aged (served everywhere for 2 x TTL) or when they will be. It also
 shows pending switches and whether the zone is DNSSEC-signed.
 
-Exit codes: 0 everything aged and nothing pending, 1 something waits or
-fails, 2 bad input.`,
+A lineage configured before its first issuance is shown as NOT ISSUED YET
+and does not change the exit code.
+
+Exit codes: 0 everything aged and nothing pending, 1 something waits or an
+owner or lineage could not be observed (shown as ERROR), 2 bad input,
+9 another danehook run holds the lock.`,
 		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag},
 		Action: statusAction,
 	}
@@ -246,6 +250,10 @@ func statusAction(c *cli.Context) error {
 func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport) {
 	for _, l := range st.Lineages {
 		fmt.Fprintf(w, "lineage %s\n", l.Name)
+		if l.NotIssued {
+			fmt.Fprintf(w, "  NOT ISSUED YET: %s\n", strings.TrimPrefix(l.NotIssuedReason, "not issued yet: "))
+			continue
+		}
 		served := "none yet"
 		if l.Served != "" {
 			served = "3 1 1 " + l.Served
@@ -266,7 +274,11 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport)
 			fmt.Fprintf(w, "  ERROR %s\n", l.ExpiryErr)
 		}
 		if l.Pending != nil {
-			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, l.Pending.Since.Local().Format(time.DateTime), cliapp.When(l.Pending.SafeAt, now))
+			since := cliapp.FormatTime(l.Pending.Since)
+			if since == "" {
+				since = "now (not recorded yet)"
+			}
+			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, since, cliapp.When(l.Pending.SafeAt, now))
 			for _, b := range l.Pending.Blocking {
 				fmt.Fprintf(w, "    blocked by %s\n", b)
 			}

@@ -67,8 +67,11 @@ nothing is changed. Then, for every lineage with certbot_lineage, it checks
 reuse_key in certbot's renewal/<name>.conf and sets it to True (as
 dane-prerenew does) so that renewals keep the key the TLSA records pin.
 certbot runs directory hooks only on 'certbot renew': for a lineage not yet
-issued it prints the 'certbot certonly' command that passes the same hooks
-as flags.
+issued it prints the first issuance, 'certbot certonly ... && dane-reload',
+without hook flags (certbot would store them in renewal/<name>.conf and run
+them after danehook is removed). It records the certbot directory in the
+state directory (certbot-dirs), so that removing the package takes
+danehook's hooks out of its renewal/*.conf.
 
 Exit codes: 0 done (or, with --dry-run, shown), 2 bad input or a conflicting file.`,
 				Flags: []cli.Flag{
@@ -108,10 +111,12 @@ Exit codes: 0 done, 2 bad input or a conflicting FILE.`,
 				Description: `Prints the commands that make Postfix serve danehook's chain files:
 'install -d -m 0700' for their directories and one
 'postconf -e "smtpd_tls_chain_files = ..."' (Postfix >= 3.4), with [postfix]
-config_dir as postconf -c. It changes nothing itself; when postconf is
-installed it also shows the current value. Set smtpd_tls_chain_files only
-once the chain files exist (dane-deploy writes them at the first issuance):
-Postfix cannot offer STARTTLS with a missing chain file.
+config_dir as postconf -c, then 'postfix check && postfix reload'. It changes
+nothing itself; when postconf is installed it also shows the current value.
+While a chain file does not exist yet (before the first switch), the last
+line is 'danectl tick' instead, which installs the files once their records
+are aged and reloads Postfix: run the lines when 'danectl status' shows the
+switch safe (a reload before the file exists leaves Postfix without STARTTLS).
 
 Exit codes: 0 done, 2 bad input.`,
 				Flags:  []cli.Flag{cliapp.ConfigFlag, dryRunFlag},
@@ -184,6 +189,12 @@ func initCertbot(c *cli.Context) error {
 		}
 	}
 
+	if !dry {
+		if err := recordCertbotDir(cfg.State(), certbotDir); err != nil {
+			return fail(exitUsage, fmt.Errorf("init certbot: %w", err), "")
+		}
+	}
+
 	for _, name := range cfg.LineageNames() {
 		l := cfg.Lineages[name]
 		if l.CertbotLineage == "" {
@@ -197,7 +208,7 @@ func initCertbot(c *cli.Context) error {
 		}
 		conf := certbot.RenewalConf(live)
 		if _, err := os.Stat(conf); errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(w, "lineage %s: %s does not exist yet (not issued)%s; certbot runs directory hooks only on 'certbot renew', so issue it with them as flags:\n  %s\n",
+			fmt.Fprintf(w, "lineage %s: %s does not exist yet (not issued)%s; certbot runs directory hooks only on 'certbot renew', so run dane-reload after the first issuance (hooks given as flags would be stored in the renewal configuration):\n  %s\n",
 				name, conf, outside, certonlyCommand(certbotDir, filepath.Base(live), l.Hosts))
 			continue
 		}
@@ -226,10 +237,48 @@ func initCertbot(c *cli.Context) error {
 	return nil
 }
 
-// certonlyCommand is the first issuance of a lineage with danehook's hooks
-// given as flags. They name the directory hooks, so certbot, which stores
-// them in the renewal configuration, runs each only once at renewals
-// (certbot/_internal/hooks.py skips a stored hook that is a directory hook).
+// CertbotDirsFile is the file in the state directory that lists, one per
+// line, every certbot configuration directory 'danectl init certbot'
+// linked hooks into: the package's removal script
+// (packaging/scripts/postremove.sh) removes danehook's hook entries from
+// their renewal/*.conf, so that certbot renewals keep working without
+// danehook.
+const CertbotDirsFile = "certbot-dirs"
+
+// recordCertbotDir adds dir to stateDir/CertbotDirsFile (0600, created
+// with stateDir when missing) unless it is listed already.
+func recordCertbotDir(stateDir, dir string) error {
+	path := filepath.Join(stateDir, CertbotDirsFile)
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == dir {
+			return nil
+		}
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, dir); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// certonlyCommand is the first issuance of a lineage, followed by
+// dane-reload. No hook is given as a flag: certbot would store it in
+// renewal/<name>.conf and run it at every renewal, also after danehook is
+// removed (exit 127). certonly runs no directory hooks, so dane-reload
+// carries the new certificate on (it publishes its records and records the
+// pending switch, as for any renewal made without hooks); renewals run the
+// directory hooks, which certbot skips once removal left them dangling.
 func certonlyCommand(certbotDir, name string, hosts []string) string {
 	var b strings.Builder
 	b.WriteString("certbot certonly")
@@ -240,10 +289,7 @@ func certonlyCommand(certbotDir, name string, hosts []string) string {
 	for _, h := range hosts {
 		b.WriteString(" -d " + shellWord(h))
 	}
-	for _, p := range certbotPhases {
-		fmt.Fprintf(&b, " --%s-hook %s", p.dir, shellWord(filepath.Join(certbotDir, "renewal-hooks", p.dir, certbotHookName)))
-	}
-	b.WriteString(" ...")
+	b.WriteString(" ... && dane-reload")
 	return b.String()
 }
 
@@ -589,6 +635,7 @@ func initPostfix(c *cli.Context) error {
 	seenDir := map[string]bool{}
 	byAlg := map[string][]string{}
 	var notes []string
+	missing := false
 	for _, name := range cfg.LineageNames() {
 		l := cfg.Lineages[name]
 		f := filepath.Clean(l.ChainFile)
@@ -602,7 +649,8 @@ func initPostfix(c *cli.Context) error {
 			dirs = append(dirs, d)
 		}
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
-			notes = append(notes, fmt.Sprintf("# note: %s (lineage %s) does not exist yet: dane-deploy writes it at the first issuance or renewal;\n#       run the postconf line only after that, or Postfix cannot offer STARTTLS", f, name))
+			missing = true
+			notes = append(notes, fmt.Sprintf("# note: %s (lineage %s) does not exist yet: danehook installs it once its record is aged\n#       ('danectl status' says when); run these lines then: 'danectl tick' installs it and reloads Postfix\n#       (a 'postfix reload' before the file exists would leave Postfix without STARTTLS)", f, name))
 		} else if alg := chainAlgorithm(f); alg != "" {
 			byAlg[alg] = append(byAlg[alg], name)
 		}
@@ -635,6 +683,14 @@ func initPostfix(c *cli.Context) error {
 		fmt.Fprintf(w, "install -d -m 0700 %s\n", shellWord(d))
 	}
 	fmt.Fprintf(w, "%s -e %s\n", postconf, shellWord("smtpd_tls_chain_files = "+value))
+	if missing {
+		tick := "danectl"
+		if abs, err := filepath.Abs(cfg.Path); err == nil && abs != config.DefaultPath {
+			tick += " --config " + shellWord(abs)
+		}
+		fmt.Fprintln(w, tick+" tick")
+		return nil
+	}
 	fmt.Fprintf(w, "postfix%s check && postfix%s reload\n", postfixC(cfg), postfixC(cfg))
 	return nil
 }

@@ -185,7 +185,7 @@ func commitAction(c *cli.Context) error {
 			"the key stays committed; the next scheduled renewal, or 'danectl rotate commit --now' again, retries it")
 	}
 	r, err := e.Reload(ctx)
-	cliapp.LogReload(cliapp.Logger(c.App.ErrWriter), r)
+	cliapp.LogReload(cliapp.Log(c), r)
 	return cliapp.Classify(err)
 }
 
@@ -210,16 +210,16 @@ func writeRotation(w io.Writer, rs []*rotate.Status, now time.Time) {
 		}
 		state := "staged"
 		if !r.Next.Committed.IsZero() {
-			state = "committed " + r.Next.Committed.Local().Format(time.DateTime)
+			state = "committed " + cliapp.FormatTime(r.Next.Committed)
 		}
-		fmt.Fprintf(w, "lineage %s: next key 3 1 1 %s (%s, %s since %s)\n", r.Lineage, r.Next.SPKI, r.Next.Algorithm, state, r.Next.Staged.Local().Format(time.DateTime))
+		fmt.Fprintf(w, "lineage %s: next key 3 1 1 %s (%s, %s since %s)\n", r.Lineage, r.Next.SPKI, r.Next.Algorithm, state, cliapp.FormatTime(r.Next.Staged))
 		for i, o := range r.Owners {
 			if i < len(r.Observations) {
 				_ = r.Observations[i].WriteText(w)
 			}
 			switch {
 			case o.Aged:
-				fmt.Fprintf(w, "  next record aged at %s (since %s)\n", o.Owner, o.AgedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(w, "  next record aged at %s (since %s)\n", o.Owner, cliapp.FormatTime(o.AgedAt))
 			case len(o.Blocking) > 0:
 				fmt.Fprintf(w, "  next record NOT AGED at %s, blocked by:\n", o.Owner)
 				for _, b := range o.Blocking {

@@ -33,7 +33,14 @@ tick); --not-before is how an at job waits the seconds at(1) does not keep.
 node_exporter's textfile collector (name it *.prom in the collector's
 directory); see README.md "Monitoring".
 
-Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked).`,
+A lineage configured before its first issuance is reported (one info line)
+and skipped; a first chain file installed while Postfix serves no chain is a
+warning with the postconf line, not an error.
+
+Exit codes: as dane-reload: 0 ok (switches may still be pending), 2 bad
+input, 3 TSIG/authentication failure, 4 refused, 5 not authoritative,
+6 server failure, 8 postfix check/reload failed or the live chain does not
+match, 9 locked.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag,
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile-collector metrics to `PATH` (e.g. /var/lib/prometheus/node-exporter/danehook.prom)"},
 			&cli.StringFlag{
@@ -63,7 +70,7 @@ Exit codes: as dane-reload (0 ok, 8 Postfix failure, 3-6 DNS failures, 9 locked)
 			}
 			ctx, cancel := cliapp.Context(c, 5*time.Minute)
 			defer cancel()
-			log := cliapp.Logger(c.App.ErrWriter)
+			log := cliapp.Log(c)
 			err = tick(ctx, e, log)
 			if path := c.String("metrics-file"); path != "" {
 				now := time.Now()
@@ -120,8 +127,14 @@ Perfdata: seconds_until_aged, days_until_expiry (served leaf),
 seconds_pending, servers_lagging, servers_unreachable,
 records_unowned_unmatched.
 
-Exit codes: 0 all good, 1 something waits or does not match, 2 bad input
-(with --plugin: 0-3 as above).`,
+A lineage configured before its first issuance is reported as not issued
+yet and does not change the exit code.
+
+Exit codes: 0 all good; 1 something waits (a pending switch, a record not
+aged yet, a reload pending); 8 the live STARTTLS chain does not match an aged
+record, or an endpoint does not answer; 2 bad input; 3 TSIG/authentication
+failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
+run holds the lock. With --plugin: 0-3 as above.`,
 		Flags: append([]cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag}, pluginFlags...),
 		Action: func(c *cli.Context) error {
 			if c.Bool("plugin") {

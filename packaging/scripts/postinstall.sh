@@ -32,8 +32,10 @@ if [ "$first" = true ]; then
 danehook: installed; it changes nothing until you set it up:
   1. edit /etc/danehook/danehook.toml, then check it:  danectl config check
   2. wire the ACME client:  danectl init certbot   (or: danectl init lego)
-  3. after the first issuance, point Postfix at the chain:  danectl init postfix
+  3. the first issuance, as 'init certbot' prints it:  certbot certonly ... && dane-reload
   4. enable the hourly timer:  systemctl enable --now danehook.timer
+  5. once 'danectl status' shows the switch safe, point Postfix at the chain:
+     danectl init postfix   (prints the lines; they end in 'danectl tick')
 See /usr/share/doc/danehook/README-packaging.md.
 MSG
 fi

@@ -10,6 +10,7 @@ import (
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/postfix"
 )
 
 // Guardrails a mail operator expects before a chain is published or
@@ -75,6 +76,9 @@ func (e *Engine) postfixReads(s *snapshot, l *config.Lineage) error {
 	}
 	var want []string
 	for _, name := range e.Config.LineageNames() {
+		if lv := s.lineage(name); lv != nil && lv.NotIssued {
+			continue // no chain file to read before the first issuance
+		}
 		if f := e.Config.Lineages[name].ChainFile; !slices.Contains(want, f) {
 			want = append(want, f)
 		}
@@ -83,6 +87,55 @@ func (e *Engine) postfixReads(s *snapshot, l *config.Lineage) error {
 		return fmt.Errorf("lineage %q: %w (Postfix would serve a chain danehook does not protect): %w", l.Name, ErrPostfixNotReading, err)
 	}
 	return nil
+}
+
+// postfixNotYet says, for a lineage whose chain file Postfix does not read
+// (err from postfixReads), whether that is the state of a first issuance
+// that needs no refusal: Postfix serves no chain at all (no smtpd service
+// offers TLS, or the files it names do not exist), so installing the
+// lineage's chain file changes nothing any sender sees and no chain that
+// danehook does not protect is served. It returns the notice to print
+// (the file and the postconf line that makes Postfix read it). When
+// Postfix serves some other chain it returns false: ErrPostfixNotReading
+// stands.
+func postfixNotYet(s *snapshot, l *config.Lineage, err error) (string, bool) {
+	if err == nil || !s.PostfixRead || s.PostfixErr != nil || len(s.PostfixChains) > 0 {
+		return "", false
+	}
+	hint := ""
+	var h interface{ Hint() string }
+	if errors.As(err, &h) {
+		hint = h.Hint()
+	}
+	return fmt.Sprintf("lineage %q: the chain file %s is installed, and Postfix does not read it yet (it serves no TLS chain now): %s", l.Name, l.ChainFile, hint), true
+}
+
+// notYetInstalled wraps the ErrPostfixNotReading of a lineage whose chain
+// file does not exist yet (its first switch) while Postfix serves another
+// chain: its hint is the postconf line followed by `danectl tick`, not by
+// `postfix reload`, which would make Postfix read a file that is not there
+// yet.
+type notYetInstalled struct{ err error }
+
+func (e *notYetInstalled) Error() string { return e.err.Error() }
+func (e *notYetInstalled) Unwrap() error { return e.err }
+
+// Hint returns "run: postconf -e '…' && danectl tick (…)".
+func (e *notYetInstalled) Hint() string {
+	var nse *postfix.NotServedError
+	if !errors.As(e.err, &nse) || nse.Fix == "" {
+		return ""
+	}
+	return "run: " + nse.Fix + " && danectl tick (tick installs the chain file, whose records are aged, and reloads Postfix; a reload before the file exists would leave Postfix without STARTTLS)"
+}
+
+// refuseFirst returns err (from postfixReads) for a lineage that has no
+// chain file yet, with notYetInstalled's hint.
+func refuseFirst(lv *lineageView, err error) error {
+	if lv.Installed != nil {
+		return err
+	}
+	return &notYetInstalled{err: err}
 }
 
 // requireDNSSEC checks the zones of lineages with require_dnssec = true.

@@ -28,6 +28,13 @@ import (
 // file's base name ("ecdsa", "rsa"), all at _25._tcp.mail.example.test.
 func observedLab(t *testing.T, opts postfixlab.Options) (*Engine, *bindlab.Lab, *postfixlab.Lab) {
 	t.Helper()
+	return observedLabExtra(t, opts, "")
+}
+
+// observedLabExtra is observedLab with extra configuration text appended
+// (more lineages).
+func observedLabExtra(t *testing.T, opts postfixlab.Options, extra string) (*Engine, *bindlab.Lab, *postfixlab.Lab) {
+	t.Helper()
 	lab := bindlab.Start(t, bindlab.Options{TTL: 1})
 	pf := postfixlab.Start(t, opts)
 	dir := t.TempDir()
@@ -59,6 +66,7 @@ chain_file = "` + f + `"
 endpoints = ["` + pf.Addr + `"]
 `
 	}
+	text += extra
 	path := filepath.Join(dir, "danehook.toml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,10 @@ type DeployResult struct {
 	// to PRIVATE_KEY_RENEW="no"; "" when nothing needed repair (or the
 	// client is lego).
 	Pinned string
+	// Notice is set when the chain file was installed for the first time
+	// while Postfix serves no chain and does not read it yet: the
+	// operator's next step (the postconf line). Not an error.
+	Notice string
 }
 
 // FindLineage returns the configured lineage of a hook run: the one whose
@@ -68,9 +72,15 @@ func (e *Engine) FindLineage(d *hookenv.Deploy) (*config.Lineage, error) {
 			return l, nil
 		}
 	}
-	return nil, fmt.Errorf("%s renewed %q, which is not a lineage in %s (configured: %s): add a [lineage.%q] table or check the certificate name",
-		d.Client, d.Lineage, e.Config.Path, strings.Join(e.Config.LineageNames(), ", "), d.Lineage)
+	return nil, fmt.Errorf("%s renewed %q, which is %w in %s (configured: %s): add a [lineage.%q] table or check the certificate name",
+		d.Client, d.Lineage, ErrNotConfigured, e.Config.Path, strings.Join(e.Config.LineageNames(), ", "), d.Lineage)
 }
+
+// ErrNotConfigured is wrapped by FindLineage's error: the ACME client
+// renewed a certificate that no [lineage] of the configuration manages (a
+// web server's certificate renewed by the same certbot). The deploy hook
+// reports it and succeeds: danehook has nothing to do for it.
+var ErrNotConfigured = errors.New("not a configured lineage")
 
 func dirOf(p string) string {
 	if i := strings.LastIndex(p, "/"); i >= 0 {
@@ -151,8 +161,15 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 			break
 		}
 		if err := e.postfixReads(s, l); err != nil {
-			perr = err
-			break
+			notice, ok := postfixNotYet(s, l, err)
+			if !ok || lv.Installed != nil {
+				perr = refuseFirst(lv, err)
+				break
+			}
+			// The first chain file, while Postfix serves nothing:
+			// installing it changes nothing a sender sees, and the
+			// postconf line can then point Postfix at a file that exists.
+			res.Notice = notice
 		}
 		if err := e.install(lv, cand); err != nil {
 			return res, err
@@ -434,6 +451,13 @@ type ReloadResult struct {
 	Removed []string
 	// Held lists removals that wait, with the reason.
 	Held []string
+	// Notices are lineages whose chain file is installed while Postfix
+	// serves no chain and does not read it yet, each with the postconf
+	// line: the operator's next step, not an error (postfixNotYet).
+	Notices []string
+	// NotIssued lists the lineages not issued yet (see lineageView), each
+	// with what is missing: nothing was done for them.
+	NotIssued []string
 }
 
 // postfixInstance returns the configured Postfix instance.
@@ -481,6 +505,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	for _, lv := range s.Lineages {
 		if lv.Err != nil {
 			errs = append(errs, lv.Err)
+		}
+		if lv.NotIssued {
+			res.NotIssued = append(res.NotIssued, fmt.Sprintf("lineage %s: %s", lv.L.Name, notIssuedReason(lv.L)))
 		}
 	}
 	if err := e.requireDNSSEC(ctx, s); err != nil {
@@ -530,8 +557,12 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 			continue
 		}
 		if err := e.postfixReads(s, lv.L); err != nil {
-			errs = append(errs, err)
-			continue
+			if _, ok := postfixNotYet(s, lv.L, err); !ok || lv.Installed != nil {
+				errs = append(errs, refuseFirst(lv, err))
+				continue
+			}
+			// The first chain file while Postfix serves nothing (see
+			// Deploy); the notice is added below.
 		}
 		if err := e.install(lv, cand); err != nil {
 			errs = append(errs, err)
@@ -551,23 +582,35 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	// Reload when any installed chain is not yet what Postfix presents.
 	verified := map[string]string{}
 	var stale []*lineageView
+	notYet := map[string]bool{}
 	for _, lv := range s.Lineages {
 		if lv.Err != nil {
 			continue
+		}
+		if lv.Installed != nil && lv.State.VerifiedChain == "" {
+			// Never verified: the first chain file, not yet read.
+			if notice, ok := postfixNotYet(s, lv.L, e.postfixReads(s, lv.L)); ok {
+				// Nothing to reload into and nothing to verify until
+				// Postfix reads the file; nothing is removed either.
+				notYet[lv.L.Name] = true
+				verified[lv.L.Name] = "Postfix does not read its chain file yet"
+				res.Notices = append(res.Notices, notice)
+				continue
+			}
 		}
 		if why := e.notPresenting(lv); why != "" {
 			stale = append(stale, lv)
 		}
 	}
 	if len(stale) > 0 {
-		if err := e.postfixReloadOnce(ctx, s); err != nil {
+		if err := e.postfixReloadOnce(ctx, s, notYet); err != nil {
 			return res, errors.Join(append(errs, err)...)
 		}
 		res.Reloaded = true
 		crashpoint("reload:reloaded")
 	}
 	for _, lv := range s.Lineages {
-		if lv.Err != nil {
+		if lv.Err != nil || notYet[lv.L.Name] {
 			continue
 		}
 		v, why, err := e.verifyLineage(ctx, s, lv, res.Reloaded)
@@ -696,9 +739,13 @@ func (e *Engine) notPresenting(lv *lineageView) string {
 }
 
 // postfixReloadOnce runs `postfix check` and `postfix reload`, after making
-// sure Postfix reads every lineage's chain file.
-func (e *Engine) postfixReloadOnce(ctx context.Context, s *snapshot) error {
+// sure Postfix reads every lineage's chain file (except those of notYet:
+// installed while Postfix serves nothing, see postfixNotYet).
+func (e *Engine) postfixReloadOnce(ctx context.Context, s *snapshot, notYet map[string]bool) error {
 	for _, lv := range s.Lineages {
+		if notYet[lv.L.Name] {
+			continue
+		}
 		if err := e.postfixReads(s, lv.L); err != nil {
 			return err
 		}
@@ -896,6 +943,10 @@ func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) 
 		lv := s.lineage(l.Name)
 		if lv.Err != nil {
 			return out, lv.Err
+		}
+		if lv.NotIssued {
+			out = append(out, fmt.Sprintf("lineage %s: %s", l.Name, notIssuedReason(l)))
+			continue
 		}
 		v, why, err := e.verifyLineage(ctx, s, lv, false)
 		out = append(out, v...)

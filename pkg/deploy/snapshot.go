@@ -63,6 +63,13 @@ type lineageView struct {
 	// Err is set when the lineage's files could not be read; the lineage
 	// is then left alone by this run.
 	Err error
+	// NotIssued is set when the ACME client holds no certificate for the
+	// lineage yet (certbot_lineage, or lego_cert and lego_key, do not
+	// exist), and there is no chain file and no pending switch: a lineage
+	// configured before its first issuance. It is a state, not an error:
+	// nothing is published or installed for it and other lineages run as
+	// usual.
+	NotIssued bool
 }
 
 // ownerView is what one run saw at one TLSA owner.
@@ -322,6 +329,10 @@ func (e *Engine) readLineage(lv *lineageView) {
 		return
 	}
 	if lv.Source, err = e.loadSource(l, lv.State); err != nil {
+		if lv.Installed == nil && lv.Pending == nil && lv.Renewal == nil && notIssued(l) {
+			lv.NotIssued = true
+			return
+		}
 		lv.Err = err
 	}
 }
@@ -340,6 +351,38 @@ func sourceKeyFile(l *config.Lineage) string {
 		return acmesh.LayoutOf(l.AcmeShDir).Key
 	}
 	return ""
+}
+
+// notIssued reports whether the ACME client's files of l do not exist at
+// all: certbot's live/<name> directory, both lego_cert and lego_key,
+// dehydrated's certificate directory or acme.sh's domain directory.
+func notIssued(l *config.Lineage) bool {
+	missing := func(p string) bool {
+		_, err := os.Stat(p)
+		return p == "" || errors.Is(err, fs.ErrNotExist)
+	}
+	switch {
+	case l.CertbotLineage != "":
+		return missing(l.CertbotLineage)
+	case l.LegoCert != "" || l.LegoKey != "":
+		return missing(l.LegoCert) && missing(l.LegoKey)
+	case l.DehydratedCert != "":
+		return missing(l.DehydratedCert)
+	case l.AcmeShDir != "":
+		return missing(l.AcmeShDir)
+	}
+	return false
+}
+
+// NotIssuedReason says what a lineage that is not issued yet waits for.
+func notIssuedReason(l *config.Lineage) string {
+	src := l.CertbotLineage
+	for _, p := range []string{l.LegoCert, l.DehydratedCert, l.AcmeShDir} {
+		if src == "" {
+			src = p
+		}
+	}
+	return fmt.Sprintf("not issued yet: %s does not exist; the first issuance with danehook's hooks publishes its records", src)
 }
 
 // readChainFile reads a chain file (key and certificates in one file) as

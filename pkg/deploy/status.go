@@ -70,6 +70,12 @@ type LineageStatus struct {
 	// timer's next `danectl tick` completes it).
 	Scheduled   *schedule.Entry `json:"scheduled,omitempty"`
 	ScheduleErr string          `json:"schedule_error,omitempty"`
+	// NotIssued is true for a lineage configured before its first
+	// issuance (the ACME client holds no certificate for it yet);
+	// NotIssuedReason says which file is missing. Such a lineage does not
+	// make the report fail.
+	NotIssued       bool   `json:"not_issued,omitempty"`
+	NotIssuedReason string `json:"not_issued_reason,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 
@@ -151,12 +157,38 @@ func expiryRisk(notAfter, safeAt, now time.Time) string {
 // aged and nothing waits.
 func (s *Status) OK() bool {
 	for _, o := range s.Owners {
+		if s.onlyNotIssued(o) {
+			continue
+		}
 		if o.Err != "" || !o.Records.Aged {
 			return false
 		}
 	}
 	for _, l := range s.Lineages {
 		if l.Err != "" || l.Pending != nil || l.Reload || len(l.Unprotected) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyNotIssued reports whether every lineage at o is not issued yet: an
+// owner with nothing to publish, which is not "not aged".
+func (s *Status) onlyNotIssued(o OwnerStatus) bool {
+	if o.Err != "" || len(o.Lineages) == 0 {
+		return false
+	}
+	for _, name := range o.Lineages {
+		found := false
+		for _, l := range s.Lineages {
+			if l.Name == name {
+				if !l.NotIssued {
+					return false
+				}
+				found = true
+			}
+		}
+		if !found {
 			return false
 		}
 	}
@@ -212,13 +244,17 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		ls.Err = lv.Err.Error()
 		return ls
 	}
+	if lv.NotIssued {
+		ls.NotIssued, ls.NotIssuedReason = true, notIssuedReason(l)
+		return ls
+	}
 	ls.Next = lv.State.Next
 	if sc := lv.State.Scheduled; sc != nil && !sc.At.Before(s.Now.Add(-time.Minute)) {
 		ls.Scheduled = sc
 	}
 	ls.ScheduleErr = lv.State.ScheduleErr
 	if !lv.State.Verified.IsZero() {
-		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
+		ls.Verified = lv.State.Verified.UTC().Format(time.RFC3339)
 		ls.VerifiedAt = lv.State.Verified.UTC()
 	}
 	ls.Served = spkiHex(lv.Installed)
@@ -307,6 +343,7 @@ func (s *Status) Waiting() string {
 	}
 	for _, o := range s.Owners {
 		switch {
+		case s.onlyNotIssued(o):
 		case o.Err != "":
 			parts = append(parts, fmt.Sprintf("%s: %s", o.Owner, o.Err))
 		case !o.Records.Aged:

@@ -64,6 +64,7 @@ func TestPackage(t *testing.T) {
 	t.Run("lintian", func(t *testing.T) { lintian(t, deb1) })
 	t.Run("rpm", func(t *testing.T) { checkRPM(t, rpm1, arch) })
 
+	cb := startCertbot(t)
 	steps := []struct {
 		name string
 		fn   func(t *testing.T)
@@ -72,10 +73,13 @@ func TestPackage(t *testing.T) {
 		{"files", checkFiles},
 		{"config-check", configCheck},
 		{"init-certbot", initCertbot},
+		{"certbot-issue", cb.issue},
 		{"e2e-installed", func(t *testing.T) { e2eInstalled(t, root) }},
 		{"upgrade", func(t *testing.T) { upgrade(t, deb2) }},
 		{"remove", remove},
+		{"certbot-after-remove", func(t *testing.T) { cb.afterRemoval(t, "dpkg --remove") }},
 		{"purge", purge},
+		{"certbot-after-purge", func(t *testing.T) { cb.afterRemoval(t, "dpkg --purge") }},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {
@@ -223,6 +227,7 @@ func checkFiles(t *testing.T) {
 		{confDir, fs.ModeDir | 0o755},
 		{confFile, 0o640},
 		{stateDir, fs.ModeDir | 0o700},
+		{"/etc/postfix/danehook", fs.ModeDir | 0o700},
 		{unitDir + "/danehook.service", 0o644},
 		{unitDir + "/danehook.timer", 0o644},
 		{hooksDir + "/certbot/pre/danehook", 0o755},
@@ -236,6 +241,7 @@ func checkFiles(t *testing.T) {
 		{"/usr/share/doc/danehook/README-packaging.md", 0o644},
 		{"/usr/share/doc/danehook/changelog.Debian.gz", 0o644},
 		{"/usr/share/lintian/overrides/danehook", 0o644},
+		{"/usr/share/man/man5/danehook.toml.5.gz", 0o644},
 	}
 	for _, b := range binaries {
 		want = append(want,
@@ -255,13 +261,26 @@ func checkFiles(t *testing.T) {
 		}
 	}
 
+	if man := gunzip(t, "/usr/share/man/man5/danehook.toml.5.gz"); !strings.Contains(man, ".TH DANEHOOK.TOML 5") {
+		t.Errorf("danehook.toml(5) lacks its .TH line:\n%.300s", man)
+	}
+	for _, b := range binaries {
+		if out := mustRun(t, "", nil, binDir+"/"+b, "--version"); !strings.HasPrefix(out, b+" "+version1+" (commit ") {
+			t.Errorf("%s --version: %q, want \"%s %s (commit …\"", b, out, b, version1)
+		}
+	}
 	if out := mustRun(t, "", nil, binDir+"/danectl", "--help"); !strings.Contains(out, "init") || !strings.Contains(out, "config") {
 		t.Errorf("danectl --help lacks init and config:\n%s", out)
 	}
 	for _, b := range binaries {
 		man := gunzip(t, "/usr/share/man/man1/"+b+".1.gz")
-		if !strings.Contains(man, ".TH "+b+" 1") {
+		if !strings.Contains(man, ".TH "+strings.ToUpper(b)+" 1") {
 			t.Errorf("man page of %s lacks its .TH line:\n%.300s", b, man)
+		}
+		for _, sec := range []string{".SH EXIT STATUS", ".SH ENVIRONMENT", ".SH FILES", ".SH SEE ALSO"} {
+			if !strings.Contains(man, sec) {
+				t.Errorf("man page of %s lacks %s", b, sec)
+			}
 		}
 		bash := readFile(t, "/usr/share/bash-completion/completions/"+b)
 		if fn := "_" + strings.ReplaceAll(b, "-", "_"); !strings.Contains(bash, "-F "+fn+" "+b+"\n") {
@@ -311,6 +330,15 @@ func configCheck(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// The README's steps 1-3: the key made as it says, then the check
+	// passes (the package ships /etc/postfix/danehook).
+	testenv.Require(t, "tsig-keygen")
+	mustRun(t, "", nil, "sh", "-c", "(umask 077; tsig-keygen -a hmac-sha256 danehook > /etc/danehook/tsig.key)")
+	out, err = run("", []string{"DANEHOOK_CONFIG="}, binDir+"/danectl", "config", "check")
+	if err != nil {
+		t.Fatalf("danectl config check after the README's tsig-keygen step: %v, want exit 0\n%s", err, out)
+	}
+	os.Remove("/etc/danehook/tsig.key")
 }
 
 const renewalConf = `version = 2.1.0

@@ -244,6 +244,19 @@ func signalCode(s os.Signal) int {
 
 func runContext(ctx context.Context, received func() os.Signal, app *cli.App, args []string, stderr io.Writer) int {
 	addDocFlags(app)
+	addCommonFlags(app)
+	var logOpts LogOptions
+	captureLogOptions(app, &logOpts)
+	if len(app.Commands) == 0 {
+		// A hook has no subcommands: no "COMMANDS: help" in its --help.
+		app.HideHelpCommand = true
+	}
+	// An unknown subcommand is bad input (ExitUsage), not urfave/cli's
+	// "No help topic" exit 3, which is ExitTSIG here.
+	var unknown string
+	if app.CommandNotFound == nil {
+		app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
+	}
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.OnUsageError == nil {
 		app.OnUsageError = func(c *cli.Context, err error, _ bool) error {
@@ -255,6 +268,9 @@ func runContext(ctx context.Context, received func() os.Signal, app *cli.App, ar
 		}
 	}
 	err := app.RunContext(ctx, args)
+	if unknown != "" && err == nil {
+		err = Fail(ExitUsage, fmt.Errorf("unknown command %q", unknown), "run '"+app.Name+" --help' for the list of commands")
+	}
 	if sig := received(); sig != nil {
 		msg := app.Name + ": error: " + ErrInterrupted.Error() + " by " + signalName(sig)
 		switch {
@@ -286,11 +302,12 @@ func runContext(ctx context.Context, received func() os.Signal, app *cli.App, ar
 	if !strings.HasPrefix(msg, app.Name+":") {
 		msg = app.Name + ": error: " + msg
 	}
-	fmt.Fprintln(stderr, msg)
 	// Some library errors already end with their advice; say it once.
+	hint := ""
 	if ee != nil && ee.Hint != "" && !strings.Contains(msg, ee.Hint) {
-		fmt.Fprintln(stderr, "hint: "+ee.Hint)
+		hint = ee.Hint
 	}
+	printError(stderr, logOpts, app.Name, msg, hint)
 	return code
 }
 
@@ -327,6 +344,8 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 	if err != nil {
 		return nil, Classify(err)
 	}
+	Log(c).Debug("configuration loaded", "file", cfg.Path, "state_dir", cfg.State(),
+		"lineages", strings.Join(cfg.LineageNames(), ","), "providers", len(cfg.Providers))
 	e := deploy.New(cfg)
 	e.LockWait = LockWait
 	e.NewPublisher = func(p *config.Provider) (deploy.Publisher, error) { return NewPublisher(p) }
@@ -347,7 +366,19 @@ func Context(c *cli.Context, timeout time.Duration) (context.Context, context.Ca
 	return context.WithTimeout(c.Context, timeout)
 }
 
-// When formats the time until t for people ("in 9m30s (…)", "now", "unknown").
+// FormatTime is the one format of every time danehook prints for people
+// and in logs: RFC 3339 in UTC, to the second ("2026-11-29T16:12:11Z");
+// "" for the zero time.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+// When formats the time until t for people: "in 9m30s
+// (2026-11-29T16:12:11Z)", "now", or "unknown (a server blocks it)" for
+// the zero time.
 func When(t, now time.Time) string {
 	if t.IsZero() {
 		return "unknown (a server blocks it)"
@@ -356,11 +387,13 @@ func When(t, now time.Time) string {
 	if d <= 0 {
 		return "now"
 	}
-	return fmt.Sprintf("in %s (%s)", d, t.Local().Format("2006-01-02 15:04:05 MST"))
+	return fmt.Sprintf("in %s (%s)", d, FormatTime(t))
 }
 
-// Logger returns the binaries' logger: log/slog text lines on w (stderr,
-// which certbot and lego capture and show).
+// Logger returns a logger writing every level to w as log/slog text lines.
+//
+// Deprecated: use Log(c), which sends info to stdout and warnings to
+// stderr and honours --quiet, --verbose and --log-format.
 func Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -398,5 +431,11 @@ func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	}
 	for _, h := range r.Held {
 		log.Info("kept an owned record no longer wanted", "record", h)
+	}
+	for _, n := range r.NotIssued {
+		log.Info("nothing to do: " + n)
+	}
+	for _, n := range r.Notices {
+		log.Warn("postfix does not read the chain file yet: " + n)
 	}
 }

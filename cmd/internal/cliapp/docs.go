@@ -48,11 +48,7 @@ func addDocFlags(app *cli.App) {
 			Hidden: true,
 			Usage:  "print the man page and exit",
 			Action: func(c *cli.Context, _ bool) error {
-				man, err := c.App.ToManWithSection(ManSection)
-				if err != nil {
-					return fmt.Errorf("generate man page: %w", err)
-				}
-				fmt.Fprint(c.App.Writer, man)
+				fmt.Fprint(c.App.Writer, ManPage(c.App, ManSection))
 				return errDocsPrinted
 			},
 		},

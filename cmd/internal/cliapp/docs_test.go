@@ -2,6 +2,7 @@ package cliapp
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +21,11 @@ func docsApp(stdout, stderr *bytes.Buffer, ran *bool) *cli.App {
 		ErrWriter: stderr,
 		Flags:     []cli.Flag{ConfigFlag},
 		Commands: []*cli.Command{{
-			Name:   "tick",
-			Usage:  "the timer's step",
-			Flags:  []cli.Flag{&cli.BoolFlag{Name: "dry-run"}},
-			Action: func(*cli.Context) error { *ran = true; return nil },
+			Name:        "tick",
+			Usage:       "the timer's step",
+			Description: "tick runs what dane-reload runs.\n\n.Exit codes: 0 ok.",
+			Flags:       []cli.Flag{&cli.BoolFlag{Name: "dry-run"}},
+			Action:      func(*cli.Context) error { *ran = true; return nil },
 		}},
 	}
 }
@@ -35,7 +37,7 @@ func TestGenerateDocs(t *testing.T) {
 		want     []string
 		wantErr  string
 	}{
-		{[]string{"--generate-man"}, ExitOK, []string{".TH dane-test 1", "dane-test \\- a test binary", "tick", "--config"}, ""},
+		{[]string{"--generate-man"}, ExitOK, []string{".TH DANE-TEST 1", "dane-test \\- a test binary", "tick", "\\-\\-config", ".SH EXIT STATUS", ".SH FILES", ".SH ENVIRONMENT", ".SH SEE ALSO"}, ""},
 		{[]string{"--generate-completion", "bash"}, ExitOK, []string{"_dane_test()", "--generate-bash-completion", "complete -o bashdefault -o default -o nospace -F _dane_test dane-test"}, ""},
 		{[]string{"--generate-completion", "zsh"}, ExitOK, []string{"#compdef dane-test\n", "_dane_test()", "compdef _dane_test dane-test"}, ""},
 		{[]string{"--generate-completion", "fish"}, ExitUsage, nil, `completion for shell "fish": only bash and zsh are supported`},
@@ -96,5 +98,32 @@ func TestCompletionSyntax(t *testing.T) {
 	}
 	if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
 		t.Errorf("bash -n: %v\n%s", err, out)
+	}
+}
+
+// TestManPage: the page carries each command's description (a line that
+// starts with a dot is escaped), every exit code of the README's table,
+// the environment and files, and no logging flags per command.
+func TestManPage(t *testing.T) {
+	var out, errb bytes.Buffer
+	ran := false
+	if code := Run(docsApp(&out, &errb, &ran), []string{"dane-test", "--generate-man"}, &errb); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	man := out.String()
+	for _, want := range []string{".SS \"dane\\-test tick\"", "tick runs what dane\\-reload runs.", "\\&.Exit codes: 0 ok.", ".B DANEHOOK_CONFIG", ".I /etc/danehook/danehook.toml", "\\fBdanehook.toml\\fR(5)"} {
+		if !strings.Contains(man, want) {
+			t.Errorf("man page lacks %q:\n%s", want, man)
+		}
+	}
+	codes := []int{ExitOK, ExitMismatch, ExitUsage, ExitTSIG, ExitRefused, ExitNotAuth, ExitServer, ExitPending, ExitPostfix, ExitLocked, ExitSystem, ExitSIGINT, ExitSIGTERM}
+	for _, c := range codes {
+		if !strings.Contains(man, fmt.Sprintf(".TP\n.B %d\n", c)) {
+			t.Errorf("EXIT STATUS lacks %d", c)
+		}
+	}
+	cmds := man[strings.Index(man, ".SH COMMANDS"):strings.Index(man, ".SH LOGGING")]
+	if strings.Contains(cmds, "log\\-format") || strings.Contains(cmds, "\\-\\-quiet") {
+		t.Errorf("the logging flags are repeated per command:\n%s", cmds)
 	}
 }
