@@ -249,6 +249,9 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 			served = "3 1 1 " + l.Served
 		}
 		fmt.Fprintf(w, "  chain file  %s (key %s)\n", l.ChainFile, served)
+		for _, warn := range l.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
+		}
 		if l.Pending != nil {
 			fmt.Fprintf(w, "  PENDING SWITCH to key 3 1 1 %s since %s: safe %s\n", l.Pending.SPKI, l.Pending.Since.Local().Format(time.DateTime), cliapp.When(l.Pending.SafeAt, now))
 			for _, b := range l.Pending.Blocking {

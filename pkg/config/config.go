@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,8 +35,10 @@ const (
 
 // Default values applied to omitted settings.
 const (
-	DefaultTTL  = 300 // seconds, TTL of published TLSA records
-	DefaultPort = 25  // TCP port of the TLSA owner (_25._tcp)
+	DefaultTTL = 300 // seconds, TTL of published TLSA records
+	// TAIssuerSet is the ta value that publishes a whole issuer set.
+	TAIssuerSet = "issuer-set"
+	DefaultPort = 25 // TCP port of the TLSA owner (_25._tcp)
 )
 
 // Config is the whole configuration file.
@@ -72,8 +75,15 @@ type Lineage struct {
 	// Usages lists the record kinds wanted: "3 1 1" (default) and optionally
 	// "2 1 1" (DANE-TA of the trust anchor chosen by TA).
 	Usages []string `toml:"usages"`
-	// TA picks the trust anchor for 2 x x records: "issuer" or "root".
+	// TA picks the trust anchor for 2 x x records: "issuer", "root" or
+	// "issuer-set" (the leaf's issuer is served, and every member of
+	// IssuerSet whose key algorithm is the lineage's is published ahead as
+	// 2 1 1, so a renewal onto a member needs no DNS change).
 	TA string `toml:"ta"`
+	// IssuerSet is a PEM file or a directory of PEM files (*.pem, *.crt,
+	// *.cer) holding the CA certificates (intermediates) the ACME CA may
+	// issue from; required when TA = "issuer-set".
+	IssuerSet string `toml:"issuer_set"`
 	// CAFile is an extra PEM file searched for the root when TA = "root".
 	CAFile string `toml:"ca_file"`
 	// TTL of the published records in seconds; default 300.
@@ -365,8 +375,18 @@ func (c *Config) validate(data []byte) error {
 				return bad(at+".usages", fmt.Sprintf("%q not supported: use \"3 1 1\" and optionally \"2 1 1\"", u), "lineage", name, "usages")
 			}
 		}
-		if l.TA != "" && l.TA != "issuer" && l.TA != "root" {
-			return bad(at+".ta", fmt.Sprintf("%q: use \"issuer\" or \"root\"", l.TA), "lineage", name, "ta")
+		if l.TA != "" && l.TA != "issuer" && l.TA != "root" && l.TA != TAIssuerSet {
+			return bad(at+".ta", fmt.Sprintf("%q: use \"issuer\", \"root\" or \"issuer-set\"", l.TA), "lineage", name, "ta")
+		}
+		if l.TA == TAIssuerSet {
+			if l.IssuerSet == "" {
+				return bad(at+".issuer_set", "missing: ta = \"issuer-set\" needs the file or directory of the CA's intermediate certificates, e.g. \"/etc/danehook/le-intermediates/\"", "lineage", name, "ta")
+			}
+			if !slices.Contains(l.Usages, "2 1 1") {
+				return bad(at+".usages", "ta = \"issuer-set\" publishes 2 1 1 records: add \"2 1 1\" to usages", "lineage", name, "ta")
+			}
+		} else if l.IssuerSet != "" {
+			return bad(at+".issuer_set", "set, but ta is not \"issuer-set\": set ta = \"issuer-set\" or remove issuer_set", "lineage", name, "issuer_set")
 		}
 		if l.TTL == 0 {
 			l.TTL = DefaultTTL

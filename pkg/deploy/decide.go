@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -403,7 +404,8 @@ func unmatched(s *snapshot, ov *ownerView) []tlsa.Record {
 // RRset, DESIGN §2): for each lineage at the owner, the records of the
 // installed chain, of the chain it switches to or waits for, of what the
 // ACME client holds, of what Postfix presented, and the staged next key's
-// 3 1 1.
+// 3 1 1; for ta = "issuer-set", the 2 1 1 of every member of the set
+// pinned for those chains' key algorithm (issuerSetRecords).
 func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][]tlsa.Record, error) {
 	out := map[string][]tlsa.Record{}
 	for _, lv := range s.Lineages {
@@ -428,12 +430,54 @@ func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][
 				return nil, err
 			}
 			recs = appendUnique(recs, r...)
+			set, err := issuerSetRecords(l, lv.IssuerSet, c, s.Now)
+			if err != nil {
+				return nil, err
+			}
+			recs = appendUnique(recs, set...)
 		}
 		for _, r := range lv.Refs {
 			out[r.Owner] = appendUnique(out[r.Owner], recs...)
 		}
 	}
 	return out, nil
+}
+
+// issuerSetRecords returns the DANE-TA 2 1 1 records (RFC 7671 §5.2.2) of
+// the members of set that are pinned for c's key algorithm at now
+// (chain.IssuerSet.Members: the member's own key algorithm is the leaf's),
+// for a lineage with ta = "issuer-set" and usage "2 1 1"; nil otherwise.
+// They are published ahead, so a renewal onto any member is covered by an
+// aged record and needs no DNS change.
+func issuerSetRecords(l *config.Lineage, set *chain.IssuerSet, c *chain.Chain, now time.Time) ([]tlsa.Record, error) {
+	if set == nil || c == nil || c.Leaf == nil || l.TA != chain.TAIssuerSet || !containsUsage(l, "2 1 1") {
+		return nil, nil
+	}
+	var out []tlsa.Record
+	for _, m := range set.Members(chain.KeyAlgorithm(c.Leaf.PublicKey), now) {
+		r, err := tlsa.FromCertificate(m, tlsa.UsageDANETA, tlsa.SelectorSPKI, tlsa.MatchSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("lineage %q: issuer set %q: %q: %w", l.Name, set.Source, m.Subject.String(), err)
+		}
+		out = appendUnique(out, r)
+	}
+	return out, nil
+}
+
+// issuerSetWarnings returns why lv's issuer set is stale for a chain it
+// serves or may switch to (chain.IssuerSet.Stale of the installed chain, of
+// next, of a pending chain and of what the ACME client holds), without
+// repeats: shown by status and config check before a renewal onto a
+// non-member turns into a delayed switch.
+func issuerSetWarnings(lv *lineageView, next *chain.Chain, now time.Time) []string {
+	if lv.IssuerSet == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range []*chain.Chain{lv.Installed, next, lv.Pending, lv.Source, lv.Renewal} {
+		out = append(out, lv.IssuerSet.Stale(c, now)...)
+	}
+	return dedupe(out)
 }
 
 // additions returns the wanted records no server serves yet at ov.

@@ -57,6 +57,9 @@ type lineageView struct {
 	// could not be observed. Both empty when the run did not look.
 	Presented  map[string][]*x509.Certificate
 	PresentErr map[string]error
+	// IssuerSet is the lineage's issuer set (ta = "issuer-set"), read from
+	// its issuer_set file or directory; nil for other ta settings.
+	IssuerSet *chain.IssuerSet
 	// Err is set when the lineage's files could not be read; the lineage
 	// is then left alone by this run.
 	Err error
@@ -291,6 +294,12 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 func (e *Engine) readLineage(lv *lineageView) {
 	l := lv.L
 	var err error
+	if l.TA == chain.TAIssuerSet {
+		if lv.IssuerSet, err = chain.LoadIssuerSet(l.IssuerSet); err != nil {
+			lv.Err = fmt.Errorf("lineage %q: %w (issuer_set)", l.Name, err)
+			return
+		}
+	}
 	if lv.Installed, lv.InstalledDigest, err = readChainFile(l.ChainFile); err != nil {
 		lv.Err = fmt.Errorf("lineage %q: served chain file: %w", l.Name, err)
 		return

@@ -62,6 +62,9 @@ type LineageStatus struct {
 	Verified string `json:"verified,omitempty"`
 	// Next is a staged key of a rotation (see `danectl rotate status`).
 	Next *NextKey `json:"next,omitempty"`
+	// Warnings are problems that do not break mail now but will: an issuer
+	// set that no longer covers what the CA issues from.
+	Warnings []string `json:"warnings,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 }
@@ -142,6 +145,7 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		ls.Verified = lv.State.Verified.UTC().Format("2006-01-02T15:04:05Z")
 	}
 	ls.Served = spkiHex(lv.Installed)
+	ls.Warnings = issuerSetWarnings(lv, next[l.Name], s.Now)
 	if why := e.notPresenting(lv); why != "" {
 		ls.Reload = true
 		ls.ReloadReason = why
