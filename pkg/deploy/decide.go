@@ -480,6 +480,72 @@ func issuerSetWarnings(lv *lineageView, next *chain.Chain, now time.Time) []stri
 	return dedupe(out)
 }
 
+// MaxRecordsPerOwner is the most TLSA records danehook lets an owner hold:
+// large senders give up on an RRset beyond that (issue 14), and a sender
+// tries each record against the chain, so more records only add cost.
+const MaxRecordsPerOwner = 12
+
+// TooManyRecordsError is returned when the additions at an owner would
+// leave more than MaxRecordsPerOwner TLSA records there. Nothing is added
+// at that owner; Drop names the records that could go instead.
+type TooManyRecordsError struct {
+	Owner string
+	// Served is how many records the primary serves now, Adding how many
+	// danehook would add, Wanted how many it wants in all.
+	Served, Adding, Wanted int
+	// Drop lists the records at the owner that danehook does not want,
+	// each with how it goes away.
+	Drop []string
+}
+
+func (e *TooManyRecordsError) Error() string {
+	total := e.Served + e.Adding
+	msg := fmt.Sprintf("owner %s: refusing to add %d TLSA record(s): the owner would hold %d records (%d served now), more than %d (large senders give up beyond)",
+		e.Owner, e.Adding, total, e.Served, MaxRecordsPerOwner)
+	if e.Wanted > MaxRecordsPerOwner {
+		return msg + fmt.Sprintf("; danehook alone wants %d there: pin fewer issuer set members (issuer_set), fewer usages, or fewer lineages on this owner", e.Wanted)
+	}
+	return msg + fmt.Sprintf("; drop at least %d of: %s", total-MaxRecordsPerOwner, strings.Join(e.Drop, "; "))
+}
+
+// capOwner returns a *TooManyRecordsError when adding add at ov would leave
+// more than MaxRecordsPerOwner records there (served now, counted once,
+// plus the additions), naming the records not in want that could be
+// dropped: danehook's own (removed by a tick once no chain needs them),
+// others that no chain relies on (`danectl prune`), and others a chain
+// still matches (remove by hand once they are not needed). Nil when add is
+// empty or the count stays within the limit.
+func capOwner(s *snapshot, ov *ownerView, want []tlsa.Record, add []dnsupdate.Change) error {
+	if len(add) == 0 {
+		return nil
+	}
+	current := make([]tlsa.Record, 0, len(ov.Current))
+	for _, rr := range ov.Current {
+		current = appendUnique(current, rr.Record)
+	}
+	if len(current)+len(add) <= MaxRecordsPerOwner {
+		return nil
+	}
+	e := &TooManyRecordsError{Owner: ov.Owner, Served: len(current), Adding: len(add), Wanted: len(want)}
+	owned := s.DNS.owned(ov.Owner)
+	unused := unmatched(s, ov)
+	for _, r := range current {
+		switch {
+		case containsRecord(want, r):
+		case containsRecord(owned, r):
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (danehook's, no longer wanted: 'danectl tick' removes it once no chain Postfix may serve relies on it)", r))
+		case containsRecord(unused, r):
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (not danehook's, matches no chain: 'danectl prune' removes it)", r))
+		default:
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (not danehook's, a chain Postfix may serve matches it: remove it by hand once that chain is gone)", r))
+		}
+	}
+	if len(e.Drop) == 0 {
+		e.Drop = []string{"nothing but records danehook wants: pin fewer issuer set members or usages"}
+	}
+	return e
+}
+
 // additions returns the wanted records no server serves yet at ov.
 func additions(ov *ownerView, want []tlsa.Record) []dnsupdate.Change {
 	var out []dnsupdate.Change

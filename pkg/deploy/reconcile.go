@@ -279,7 +279,13 @@ func (e *Engine) addPlans(s *snapshot, want map[string][]tlsa.Record, refs []own
 			continue
 		}
 		op := ov.plan(want[ov.Owner])
-		op.Changes = append(op.Changes, additions(ov, want[ov.Owner])...)
+		add := additions(ov, want[ov.Owner])
+		if err := capOwner(s, ov, want[ov.Owner], add); err != nil {
+			// Refused: nothing is added at this owner (removals still go).
+			errs = append(errs, err)
+			add = nil
+		}
+		op.Changes = append(op.Changes, add...)
 		out = append(out, op)
 	}
 	return out, errors.Join(errs...)
