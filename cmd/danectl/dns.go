@@ -281,10 +281,13 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time) {
 	for _, o := range st.Owners {
 		fmt.Fprintln(w)
 		if o.Err != "" && o.Observation == nil {
-			fmt.Fprintf(w, "owner %s: ERROR %s\n", o.Owner, o.Err)
+			fmt.Fprintf(w, "owner %s: ERROR %s\n", strings.Join(append(append([]string(nil), o.Aliases...), o.Owner), " -> "), o.Err)
 			continue
 		}
 		_ = o.Observation.WriteText(w)
+		for _, a := range o.Aliases {
+			fmt.Fprintf(w, "  %s is a CNAME to %s: the records are changed at %s\n", a, o.Owner, o.Owner)
+		}
 		if o.DNSSEC != nil {
 			if o.DNSSEC.Signed {
 				fmt.Fprintf(w, "  DNSSEC: signed (%s)\n", o.DNSSEC.Explanation)

@@ -17,6 +17,9 @@ type OwnerStatus struct {
 	Owner    string `json:"owner"`
 	Zone     string `json:"zone"`
 	Provider string `json:"provider"`
+	// Aliases are the configured TLSA owners that are CNAMEs to Owner,
+	// where the records are read and changed.
+	Aliases []string `json:"aliases,omitempty"`
 	// Lineages that have records at the owner.
 	Lineages []string `json:"lineages"`
 	// Observation holds each server's serial and records.
@@ -180,7 +183,7 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 }
 
 func (e *Engine) ownerStatus(ctx context.Context, s *snapshot, ov *ownerView, want []tlsa.Record, next map[string]*chain.Chain, verified map[string]string) OwnerStatus {
-	os := OwnerStatus{Owner: ov.Owner, Zone: ov.Zone, Provider: ov.Provider, Lineages: ov.Lineages, Owned: s.DNS.Owned[ov.Owner]}
+	os := OwnerStatus{Owner: ov.Owner, Aliases: ov.Aliases, Zone: ov.Zone, Provider: ov.Provider, Lineages: ov.Lineages, Owned: s.DNS.Owned[ov.Owner]}
 	os.Records.Owner = ov.Owner
 	if ov.Err != nil {
 		os.Err = ov.Err.Error()

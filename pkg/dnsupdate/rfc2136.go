@@ -246,11 +246,24 @@ func enclosingSOA(r *dns.Msg, name string) string {
 	return ""
 }
 
+// AliasError says that a TLSA owner is a CNAME (an alias): TLSA records
+// cannot be added beside it (RFC 2136 §3.4.2.2 ignores them, RFC 2181
+// §10.1 forbids them); they belong at Target, where resolvers follow the
+// alias (RFC 7671 §7). Test with errors.As.
+type AliasError struct {
+	Owner, Target string // absolute names
+}
+
+func (e *AliasError) Error() string {
+	return fmt.Sprintf("the owner is an alias (CNAME to %q): publish the TLSA records at the target or remove the CNAME", e.Target)
+}
+
 // Records returns the TLSA records served at owner, read by a direct TLSA
 // query to Server over TCP with recursion desired off (never a zone
 // transfer). NXDOMAIN and NODATA give an empty slice. A CNAME at owner is an
-// ErrNotAuth error, because records added there would be ignored (RFC 2136
-// §3.4.1.2). Errors are *UpdateError.
+// ErrNotAuth error wrapping an *AliasError naming the target, because
+// records added there would be ignored (RFC 2136 §3.4.2.2). Errors are
+// *UpdateError.
 func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 	owner = dns.Fqdn(owner)
 	q := new(dns.Msg)
@@ -286,7 +299,7 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 		case *dns.CNAME:
 			return nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 				Rcode: r.Rcode, KeyName: p.keyName(),
-				Err: fmt.Errorf("the owner is an alias (CNAME to %q): publish the TLSA records at the target or remove the CNAME", v.Target)}
+				Err: &AliasError{Owner: owner, Target: dns.Fqdn(v.Target)}}
 		case *dns.TLSA:
 			data, err := hex.DecodeString(v.Certificate)
 			if err != nil {

@@ -222,8 +222,10 @@ func TestFindZone(t *testing.T) {
 		t.Errorf("explicit zone, owner outside: got %v, want ErrNotAuth", err)
 	}
 	// The CNAME owner itself cannot hold TLSA records: Records says so.
-	if _, err := p.Records(ctx, "_25._tcp.x.example.test."); !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "CNAME") {
-		t.Errorf("Records at a CNAME: got %v, want ErrNotAuth about the CNAME", err)
+	_, err = p.Records(ctx, "_25._tcp.x.example.test.")
+	var ae *AliasError
+	if !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "CNAME") || !errors.As(err, &ae) || ae.Target != "_25._tcp.mail.other.test." {
+		t.Errorf("Records at a CNAME: got %v, want ErrNotAuth wrapping an AliasError to _25._tcp.mail.other.test.", err)
 	}
 	// NXDOMAIN and NODATA read as empty.
 	for _, o := range []string{"_25._tcp.nothing.example.test.", "mail.example.test."} {
