@@ -47,6 +47,12 @@ type Config struct {
 	Path string `toml:"-"`
 	// StateDir holds per-lineage state, locks and staged keys.
 	StateDir string `toml:"state_dir"`
+	// HostID, when set, names this installation in the ownership registry
+	// beside every owner (a TXT RRset at _danehook.<owner>, RFC 2136
+	// providers only): hosts that share an owner claim the records their
+	// chains rely on there, and no host removes a record another claims.
+	// Letters, digits, '.', '-' and '_', at most 63.
+	HostID string `toml:"host_id"`
 	// Postfix is the instance that serves the chains.
 	Postfix Postfix `toml:"postfix"`
 	// Lineages by name: certbot's live/<name>, lego's certificate name.
@@ -314,6 +320,9 @@ func (c *Config) validate(data []byte) error {
 	if len(c.Lineages) == 0 {
 		return &Error{File: c.Path, Problem: "no [lineage.NAME] table: add one per certificate (see packaging/danehook.toml)"}
 	}
+	if c.HostID != "" && !validHostID(c.HostID) {
+		return bad("host_id", fmt.Sprintf("%q: use letters, digits, '.', '-' and '_' (at most 63), e.g. the machine's name \"mx1\"", c.HostID), "host_id")
+	}
 	for name, p := range c.Providers {
 		p.Name = name
 		at := "provider." + name
@@ -408,6 +417,18 @@ func (c *Config) validate(data []byte) error {
 		}
 	}
 	return nil
+}
+
+func validHostID(s string) bool {
+	if len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // locate returns the 1-based line of the TOML key path in data (a table

@@ -91,6 +91,7 @@ func TestErrorsNameFileLineAndSetting(t *testing.T) {
 		{"issuer-set without issuer_set", "ttl = 60", "ttl = 60\nta = \"issuer-set\"", "ta = \"issuer-set\"", "lineage.mx2.issuer_set: missing"},
 		{"issuer-set without 2 1 1", "ports = [25, 465]\nusages = [\"3 1 1\", \"2 1 1\"]", "ports = [25, 465]\nta = \"issuer-set\"\nissuer_set = \"/etc/danehook/le/\"", "ta = \"issuer-set\"", "add \"2 1 1\" to usages"},
 		{"issuer_set without issuer-set", "ttl = 60", "ttl = 60\nissuer_set = \"/etc/danehook/le/\"", "issuer_set =", "ta is not \"issuer-set\""},
+		{"bad host_id", "state_dir = \"/tmp/danehook-state\"", "host_id = \"mx 1\"\nstate_dir = \"/tmp/danehook-state\"", "host_id", "host_id: \"mx 1\""},
 		{"unknown ta", "ttl = 60", "ttl = 60\nta = \"intermediates\"", "ta = \"intermediates\"", "\"issuer-set\""},
 	}
 	for _, tt := range tests {

@@ -255,7 +255,9 @@ type Held struct {
 // for every lineage at an owner only the state remembers) relies on it, and
 // what every such lineage's endpoints present was observed in this run. A
 // record a chain relies on stays; so removing a record never uncovers a
-// chain that matched an aged record before. verified says, per lineage,
+// chain that matched an aged record before. A record another host claims
+// in the ownership registry (ov.Claims) stays too: that host still serves
+// a chain that relies on it. verified says, per lineage,
 // whether this run saw its endpoints present the installed chain (and why
 // not).
 //
@@ -316,6 +318,9 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 				break
 			}
 		}
+		if hosts := claimedByOthers(ov, s.HostID, rec); reason == "" && len(hosts) > 0 {
+			reason = othersClaim(ov, hosts)
+		}
 		if reason == "" && len(blockedBy) > 0 && !containsRecord(withdrawn, rec) {
 			reason = strings.Join(blockedBy, "; ")
 		}
@@ -326,6 +331,11 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 		remove = append(remove, rr)
 	}
 	return remove, held
+}
+
+// othersClaim is the reason a record stays that other hosts claim.
+func othersClaim(ov *ownerView, hosts []string) string {
+	return fmt.Sprintf("host %s still serves a chain that relies on it (ownership registry %s)", strings.Join(hosts, ", "), dnsupdate.RegistryName(ov.Owner))
 }
 
 // decideRetire decides the removals at an owner that is no longer
@@ -363,6 +373,10 @@ func decideRetire(s *snapshot, ov *ownerView, chains [][]*x509.Certificate, bloc
 	}
 	for _, rec := range owned {
 		rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
+		if hosts := claimedByOthers(ov, s.HostID, rec); len(hosts) > 0 && containsRecord(ov.observed(), rec) {
+			held = append(held, Held{RR: rr, Reason: othersClaim(ov, hosts)})
+			continue
+		}
 		if reason != "" && containsRecord(ov.observed(), rec) {
 			held = append(held, Held{RR: rr, Reason: reason})
 			continue

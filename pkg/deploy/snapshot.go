@@ -87,6 +87,9 @@ type ownerView struct {
 	// provider reads (the primary's RRset for RFC 2136).
 	Obs     *propagate.Observation
 	Current []dnsupdate.RR
+	// Claims are the ownership registry's claims at the owner (host_id
+	// set and the provider keeps a registry), this host's included.
+	Claims []dnsupdate.Claim
 	// Err is set when the owner could not be observed: nothing is decided
 	// on it in this run.
 	Err error
@@ -94,7 +97,10 @@ type ownerView struct {
 
 // snapshot is everything one run observed, once.
 type snapshot struct {
-	Now      time.Time
+	Now time.Time
+	// HostID is this installation's name in the ownership registry ("" when
+	// it keeps none).
+	HostID   string
 	DNS      *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
@@ -144,7 +150,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{DNS: dns}
+	s := &snapshot{DNS: dns, HostID: e.Config.HostID}
 	owners := map[string]*ownerView{}
 	for _, name := range e.Config.LineageNames() {
 		l := e.Config.Lineages[name]
@@ -304,6 +310,12 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 			return
 		}
 		break
+	}
+	if reg := e.registry(ov.Provider); reg != nil {
+		if ov.Claims, err = reg.Claims(ctx, ov.Owner); err != nil {
+			ov.Err = fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err)
+			return
+		}
 	}
 	pc := e.Config.Providers[ov.Provider]
 	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)

@@ -35,6 +35,9 @@ type OwnerStatus struct {
 	// that no chain Postfix may serve relies on (a panel's 3 0 1, a stale
 	// key, a retired CA): `danectl prune` removes them once that is safe.
 	Unmatched []string `json:"unmatched,omitempty"`
+	// Claims lists the ownership registry's claims at the owner, as
+	// "HOST: RECORD" (host_id set).
+	Claims []string `json:"claims,omitempty"`
 	// Held lists owned records no longer wanted whose removal waits, and why.
 	Held []string `json:"held,omitempty"`
 	// Err is set when the owner could not be observed.
@@ -193,6 +196,9 @@ func (e *Engine) ownerStatus(ctx context.Context, s *snapshot, ov *ownerView, wa
 	os.Records = propagate.AgeSet(ov.Obs, s.DNS.Seen, want, s.Now)
 	for _, r := range unmatched(s, ov) {
 		os.Unmatched = append(os.Unmatched, r.String())
+	}
+	for _, c := range ov.Claims {
+		os.Claims = append(os.Claims, c.Host+": "+c.Record.String())
 	}
 	_, held := decideRemovals(s, ov, want, next, verified, nil)
 	for _, h := range held {
