@@ -110,6 +110,9 @@ func configCheck(c *cli.Context) error {
 	sort.Strings(names)
 	for _, n := range names {
 		checkProvider(k, cfg.Providers[n], used[n])
+		if cfg.HostID != "" && used[n] && cfg.Providers[n].Type != "rfc2136" {
+			k.warn("provider."+n+".type", cfg.Providers[n].Type, "keeps no ownership registry: host_id = %q has no effect at its owners, so another host sharing an owner there is not protected from this host's cleanup", cfg.HostID)
+		}
 	}
 	for _, n := range cfg.LineageNames() {
 		checkLineage(k, cfg.Lineages[n])

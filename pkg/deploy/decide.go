@@ -522,6 +522,11 @@ func (e *TooManyRecordsError) Error() string {
 	return msg + fmt.Sprintf("; drop at least %d of: %s", total-MaxRecordsPerOwner, strings.Join(e.Drop, "; "))
 }
 
+// Hint says what the operator does next (cliapp prints it as "hint:").
+func (e *TooManyRecordsError) Hint() string {
+	return "drop the records named (or pin fewer), then run 'danectl plan' again; nothing was added at " + e.Owner
+}
+
 // capOwner returns a *TooManyRecordsError when adding add at ov would leave
 // more than MaxRecordsPerOwner records there (served now, counted once,
 // plus the additions), naming the records not in want that could be
