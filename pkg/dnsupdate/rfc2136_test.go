@@ -592,3 +592,28 @@ func TestUnreachableAndTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyNeverAddsBesideCNAME: BIND silently ignores a TLSA addition at
+// a CNAME owner (RFC 2136 §3.4.2.2); Apply's "no CNAME" prerequisite makes
+// the UPDATE fail instead, and nothing in the zone changes.
+func TestApplyNeverAddsBesideCNAME(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	l.Nsupdate(t, "update add _25._tcp.alias.example.test. 300 IN CNAME _25._tcp.mail.example.test.\nsend\n")
+	p := labProvider(t, l)
+	ctx := t.Context()
+	err := p.Apply(ctx, []Change{
+		{Op: Add, RR: RR{Owner: "_25._tcp.alias.example.test.", TTL: 60, Record: rec(0x21)}},
+		{Op: Add, RR: RR{Owner: "_25._tcp.mail.example.test.", TTL: 60, Record: rec(0x22)}},
+	})
+	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), "CNAME") {
+		t.Fatalf("Apply at a CNAME owner: %v, want ErrPrerequisite about the CNAME", err)
+	}
+	if rrs, err := p.Records(ctx, "_25._tcp.mail.example.test."); err != nil || len(rrs) != 0 {
+		t.Errorf("the zone changed: %v, %v", rrs, err)
+	}
+	// Without a CNAME the same guard passes.
+	if err := p.Apply(ctx, []Change{{Op: Add, RR: RR{Owner: "_25._tcp.mail.example.test.", TTL: 60, Record: rec(0x22)}}}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
