@@ -388,16 +388,24 @@ func decideRetire(s *snapshot, ov *ownerView, chains [][]*x509.Certificate, bloc
 
 // unmatched returns the records at ov that no chain any lineage may serve
 // relies on and that danehook does not own: a panel's 3 0 1, a stale key,
-// a retired CA (`danectl prune` removes them once safe).
+// a retired CA (`danectl prune` removes them once safe). Records an issuer
+// set pins ahead and records another host claims in the ownership registry
+// are not unmatched.
 func unmatched(s *snapshot, ov *ownerView) []tlsa.Record {
 	var chains [][]*x509.Certificate
+	var pinned []tlsa.Record
 	for _, lv := range s.Lineages {
 		chains = append(chains, mayServe(lv, nil)...)
+		for _, c := range []*chain.Chain{lv.Installed, lv.Pending, lv.Source, lv.Renewal} {
+			if recs, err := issuerSetRecords(lv.L, lv.IssuerSet, c, s.Now); err == nil {
+				pinned = appendUnique(pinned, recs...)
+			}
+		}
 	}
 	owned := s.DNS.owned(ov.Owner)
 	var out []tlsa.Record
 	for _, rec := range ov.observed() {
-		if containsRecord(owned, rec) {
+		if containsRecord(owned, rec) || containsRecord(pinned, rec) || len(claimedByOthers(ov, s.HostID, rec)) > 0 {
 			continue
 		}
 		used := false

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,23 @@ func TestParseClaimRoundTrip(t *testing.T) {
 		if _, ok := dnsupdate.ParseClaim(tOwner, bad); ok {
 			t.Errorf("ParseClaim(%q) ok, want not a claim", bad)
 		}
+	}
+}
+
+// TestUnmatchedSparesPinnedAndClaimed: prune never takes a record an issuer
+// set pins ahead or another host claims, even when danehook does not own it.
+func TestUnmatchedSparesPinnedAndClaimed(t *testing.T) {
+	caA, caB := newCA(t), newCA(t)
+	cur := taOf(memChain(t, caA, nil, 0))
+	stray, claimed := fakeRec(t, 1), fakeRec(t, 2)
+	s, lv := world(t, cur, 60, []servedRec{{rec: rec211(t, caB), since: time.Hour}, {rec: stray, since: time.Hour}, {rec: claimed, since: time.Hour}}, nil)
+	s.Now = time.Now()
+	lv.L.Usages, lv.L.TA = []string{"2 1 1"}, chain.TAIssuerSet
+	lv.IssuerSet = &chain.IssuerSet{Source: "set", Certs: []*x509.Certificate{caA.cert, caB.cert}}
+	s.HostID = "mx1"
+	s.owner(tOwner).Claims = []dnsupdate.Claim{{Owner: tOwner, Host: "mx2", Record: claimed}}
+	got := unmatched(s, s.owner(tOwner))
+	if len(got) != 1 || !got[0].Equal(stray) {
+		t.Errorf("unmatched = %v, want only the stray record %v", got, stray)
 	}
 }
