@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/danehook/danehook/internal/bindlab"
 	"github.com/danehook/danehook/pkg/deploy"
 )
 
@@ -29,5 +33,31 @@ func TestWriteMX(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestStatusDomainCommand: `danectl status DOMAIN` reads the MX RRset from
+// the lab's BIND, names the managing lineage, reports a host that does not
+// answer, exits 1, and refuses lineages and domains mixed.
+func TestStatusDomainCommand(t *testing.T) {
+	cfg, lab := dnsLab(t, func(l *bindlab.Lab) string { return l.KeyFile })
+	lab.Nsupdate(t, "update add example.test. 1 IN MX 10 mail.example.test.\nsend\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing answers there
+	code, out, errs := danectl(t, "status", "--config", cfg, "--smtp-port", strconv.Itoa(port), "example.test")
+	if code != exitMismatch || !strings.Contains(out, "MX 10 mail.example.test: managed by lineage mail: PROBLEM") || !strings.Contains(errs, "do not all match") {
+		t.Fatalf("status DOMAIN: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = danectl(t, "status", "--config", cfg, "--json", "--smtp-port", strconv.Itoa(port), "example.test")
+	var reps []deploy.MXReport
+	if err := json.Unmarshal([]byte(out), &reps); err != nil || code != exitMismatch || len(reps) != 1 || len(reps[0].Hosts) != 1 || reps[0].Hosts[0].Lineages[0] != "mail" || reps[0].Server != lab.Primary {
+		t.Fatalf("status DOMAIN --json: exit %d, %v\n%s", code, err, out)
+	}
+	if code, _, errs := danectl(t, "status", "--config", cfg, "mail", "example.test"); code != exitUsage || !strings.Contains(errs, "not both") {
+		t.Errorf("mixed arguments: exit %d, %s", code, errs)
 	}
 }
