@@ -19,6 +19,7 @@ import (
 	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/pkg/acmesh"
 	"github.com/danehook/danehook/pkg/certbot"
+	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dehydrated"
 	"github.com/danehook/danehook/pkg/dnsupdate"
@@ -53,6 +54,9 @@ that others may write. Then it checks every file the configuration names:
     dane-deploy); a chain file readable by group or others is a warning;
   - certbot_lineage, lego_cert, lego_key, lego_csr: a warning when absent (not
     issued yet), and when certbot's renewal configuration lacks reuse_key = True;
+  - issuer_set (ta = "issuer-set") must hold CA intermediates; a warning when
+    the chain file's or the ACME client's issuer is not a member, or a member
+    expires within 30 days (the set is stale);
   - ca_file must exist; endpoints must be host:port; postfix config_dir must
     exist; the postfix command should be installed.
 
@@ -143,6 +147,9 @@ func configCheck(c *cli.Context) error {
 		// server) is not built: its settings could reach the output.
 		if !k.skip("provider." + n) {
 			checkProvider(k, cfg.Providers[n], used[n])
+		}
+		if cfg.HostID != "" && used[n] && cfg.Providers[n].Type != "rfc2136" {
+			k.warn("provider."+n+".type", cfg.Providers[n].Type, "keeps no ownership registry: host_id = %q has no effect at its owners, so another host sharing an owner there is not protected from this host's cleanup", cfg.HostID)
 		}
 	}
 	for _, n := range cfg.LineageNames() {
@@ -321,12 +328,52 @@ func checkLineage(k *checker, l *config.Lineage) {
 	if l.CAFile != "" && !fileExists(l.CAFile) {
 		k.fail(at+".ca_file", l.CAFile, "file does not exist")
 	}
+	if l.TA == chain.TAIssuerSet {
+		checkIssuerSet(k, l, time.Now())
+	}
 	if len(l.Endpoints) == 0 {
 		k.warn(at+".endpoints", "", "none: the live STARTTLS chain is not verified after a reload")
 	}
 	for i, ep := range l.Endpoints {
 		if _, _, err := net.SplitHostPort(ep); err != nil {
 			k.fail(fmt.Sprintf("%s.endpoints[%d]", at, i), ep, "want host:port, e.g. \"127.0.0.1:25\": %v", err)
+		}
+	}
+}
+
+// checkIssuerSet reads the lineage's issuer set and warns when it is stale
+// for the chain in the chain file or the ACME client's files
+// (chain.IssuerSet.Stale): a renewal onto a non-member is a DNS change and
+// a delayed switch, better known before it happens.
+func checkIssuerSet(k *checker, l *config.Lineage, now time.Time) {
+	at := "lineage." + l.Name + ".issuer_set"
+	set, err := chain.LoadIssuerSet(l.IssuerSet)
+	if err != nil {
+		k.fail(at, l.IssuerSet, "%v", err)
+		return
+	}
+	k.ok(at, l.IssuerSet, "%d intermediate(s): %d RSA, %d ECDSA valid now", len(set.Certs), len(set.Members(chain.AlgorithmRSA, now)), len(set.Members(chain.AlgorithmECDSA, now)))
+	var chains []*chain.Chain
+	if c, err := chain.Load(l.ChainFile, l.ChainFile); err == nil {
+		chains = append(chains, c)
+	}
+	switch {
+	case l.CertbotLineage != "":
+		if c, err := chain.FromCertbotLineage(l.CertbotLineage); err == nil {
+			chains = append(chains, c)
+		}
+	case l.LegoCert != "":
+		if c, err := chain.FromLego(l.LegoCert, l.LegoKey, ""); err == nil {
+			chains = append(chains, c)
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range chains {
+		for _, w := range set.Stale(c, now) {
+			if !seen[w] {
+				seen[w] = true
+				k.warn(at, l.IssuerSet, "%s", w)
+			}
 		}
 	}
 }

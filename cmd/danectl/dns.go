@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -96,7 +97,7 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "show, per owner and authoritative server, what is served and whether it is aged",
-		ArgsUsage: "[LINEAGE...]",
+		ArgsUsage: "[LINEAGE...] | DOMAIN...",
 		Description: `status asks every authoritative server of each owner (the NS RRset plus
 hidden secondaries) for its SOA serial and TLSA records, records when each
 server was first seen serving each record, and tells whether the desired
@@ -106,10 +107,19 @@ shows pending switches and whether the zone is DNSSEC-signed.
 A lineage configured before its first issuance is shown as NOT ISSUED YET
 and does not change the exit code.
 
-Exit codes: 0 everything aged and nothing pending, 1 something waits or an
-owner or lineage could not be observed (shown as ERROR), 2 bad input,
-9 another danehook run holds the lock.`,
-		Flags:  []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag},
+With DOMAIN arguments (names that are not lineages), status reads each
+domain's MX RRset from the configured DNS servers (each provider's resolver,
+else its query_server; never /etc/resolv.conf) and reports every MX host:
+the lineages that manage it here, or "unmanaged"; its TLSA records as a
+sender finds them (CNAMEs followed); and, for each of RSA and ECDSA, whether
+the chain one STARTTLS handshake to the host presents matches them.
+
+Exit codes: 0 everything aged and nothing pending (with DOMAIN: every MX
+host matches), 1 something waits or an owner or lineage could not be
+observed (shown as ERROR), 2 bad input, 9 another danehook run holds the
+lock.`,
+		Flags: []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag,
+			&cli.IntFlag{Name: "smtp-port", Value: 25, Usage: "with DOMAIN: the TCP `PORT` dialed for STARTTLS at each MX host"}},
 		Action: statusAction,
 	}
 }
@@ -225,6 +235,18 @@ func statusAction(c *cli.Context) error {
 	}
 	ctx, cancel := cliapp.Context(c, 2*time.Minute)
 	defer cancel()
+	var domains []string
+	for _, a := range c.Args().Slice() {
+		if _, ok := e.Config.Lineages[a]; !ok && strings.Contains(a, ".") {
+			domains = append(domains, a)
+		}
+	}
+	if len(domains) > 0 {
+		if len(domains) != c.Args().Len() {
+			return fail(exitUsage, fmt.Errorf("status: give lineages or domains, not both"), "run 'danectl status LINEAGE...' and 'danectl status DOMAIN...' separately")
+		}
+		return mxStatus(c, e, ctx, domains)
+	}
 	st, err := e.Status(ctx, c.Args().Slice()...)
 	if err != nil {
 		return cliapp.Classify(err)
@@ -243,6 +265,82 @@ func statusAction(c *cli.Context) error {
 		return fail(exitMismatch, fmt.Errorf("danectl: waiting: %s", st.Waiting()), "")
 	}
 	return nil
+}
+
+// mxStatus is "danectl status DOMAIN...": every MX host of each domain.
+func mxStatus(c *cli.Context, e *deploy.Engine, ctx context.Context, domains []string) error {
+	var reps []*deploy.MXReport
+	for _, d := range domains {
+		rep, err := e.MX(ctx, d, c.Int("smtp-port"))
+		if err != nil {
+			return fail(exitUsage, err, "")
+		}
+		reps = append(reps, rep)
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(reps); err != nil {
+			return err
+		}
+	} else {
+		writeMX(w, reps)
+	}
+	var bad []string
+	for _, r := range reps {
+		if !r.OK() {
+			bad = append(bad, r.Domain)
+		}
+	}
+	if len(bad) > 0 {
+		return fail(exitMismatch, fmt.Errorf("danectl: MX hosts of %s do not all match their TLSA records", strings.Join(bad, ", ")), "")
+	}
+	return nil
+}
+
+// writeMX prints MX reports for people.
+func writeMX(w io.Writer, reps []*deploy.MXReport) {
+	for _, r := range reps {
+		fmt.Fprintf(w, "domain %s (MX read from %s)\n", r.Domain, r.Server)
+		if r.Err != "" {
+			fmt.Fprintf(w, "  ERROR %s\n", r.Err)
+			continue
+		}
+		for _, h := range r.Hosts {
+			managed := "unmanaged"
+			if len(h.Lineages) > 0 {
+				managed = "managed by lineage " + strings.Join(h.Lineages, ", ")
+			}
+			state := "ok"
+			if !h.OK {
+				state = "PROBLEM: " + h.Problem
+			}
+			fmt.Fprintf(w, "  MX %d %s: %s: %s\n", h.Preference, h.Host, managed, state)
+			owner := h.Owner
+			if len(h.CNAMEs) > 0 {
+				owner = strings.Join(append(append([]string(nil), h.CNAMEs...), h.RecordsAt), " -> ") + " (CNAME)"
+			}
+			fmt.Fprintf(w, "    TLSA at %s: %d record(s)\n", owner, len(h.TLSA))
+			for _, t := range h.TLSA {
+				fmt.Fprintf(w, "      %s\n", t)
+			}
+			for _, ch := range h.Chains {
+				switch {
+				case !ch.Served:
+					fmt.Fprintf(w, "    %s at %s: no certificate of this algorithm\n", ch.Algorithm, ch.Addr)
+				case ch.Err != "":
+					fmt.Fprintf(w, "    %s at %s: %s\n", ch.Algorithm, ch.Addr, ch.Err)
+				default:
+					m := "matches"
+					if !ch.Matches {
+						m = "MATCHES NO RECORD"
+					}
+					fmt.Fprintf(w, "    %s at %s: %s: %s\n", ch.Algorithm, ch.Addr, ch.Leaf, m)
+				}
+			}
+		}
+	}
 }
 
 // writeStatus prints the status report for people; tr is the timer's
@@ -272,6 +370,9 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport)
 		}
 		if l.ExpiryErr != "" {
 			fmt.Fprintf(w, "  ERROR %s\n", l.ExpiryErr)
+		}
+		for _, warn := range l.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
 		}
 		if l.Pending != nil {
 			since := cliapp.FormatTime(l.Pending.Since)
@@ -312,10 +413,13 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport)
 	for _, o := range st.Owners {
 		fmt.Fprintln(w)
 		if o.Err != "" && o.Observation == nil {
-			fmt.Fprintf(w, "owner %s: ERROR %s\n", o.Owner, o.Err)
+			fmt.Fprintf(w, "owner %s: ERROR %s\n", strings.Join(append(append([]string(nil), o.Aliases...), o.Owner), " -> "), o.Err)
 			continue
 		}
 		_ = o.Observation.WriteText(w)
+		for _, a := range o.Aliases {
+			fmt.Fprintf(w, "  %s is a CNAME to %s: the records are changed at %s\n", a, o.Owner, o.Owner)
+		}
 		if o.DNSSEC != nil {
 			if o.DNSSEC.Signed {
 				fmt.Fprintf(w, "  DNSSEC: signed (%s)\n", o.DNSSEC.Explanation)

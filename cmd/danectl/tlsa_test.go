@@ -407,6 +407,7 @@ func TestTLSAWarnings(t *testing.T) {
 	}{
 		{[]string{"--selector", "0", tlsaFx("cert.pem")}, "dane-ee-cert-selector"},
 		{[]string{"--mtype", "0", tlsaFx("cert.pem")}, "full-data"},
+		{[]string{"--usage", "2", "--selector", "0", tlsaFx("fullchain.pem")}, "dane-ta-cert-selector"},
 		{[]string{"--usage", "1", tlsaFx("cert.pem")}, "pkix-usage-smtp"},
 	} {
 		code, out, stderr := danectlTLSA(t, append([]string{"--host", "mail.example.com"}, tt.args...)...)

@@ -286,8 +286,8 @@ func rootRank(c *x509.Certificate, now time.Time) int {
 	return r
 }
 
-// AppendTA sets c.TA for mode: TANone clears it; TAIssuer takes the leaf's
-// issuer (Issuers[0]), already served; TARoot takes the chain's last
+// AppendTA sets c.TA for mode: TANone clears it; TAIssuer (and
+// TAIssuerSet) takes the leaf's issuer (Issuers[0]), already served; TARoot takes the chain's last
 // certificate when it is self-signed, else FindRoot(last, roots) (roots nil
 // means the system store), which Served then appends. On error c.TA is left
 // unchanged.
@@ -302,7 +302,7 @@ func (c *Chain) AppendTA(mode string, roots *RootStore) error {
 	switch mode {
 	case TANone:
 		c.TA = nil
-	case TAIssuer:
+	case TAIssuer, TAIssuerSet:
 		if len(c.Issuers) == 0 {
 			return fmt.Errorf("%w: the chain files of %q hold no issuer certificate (issuer %q); use a full chain (certbot fullchain.pem, lego without --no-bundle or with the issuer file)",
 				ErrTANotFound, c.Leaf.Subject.String(), c.Leaf.Issuer.String())

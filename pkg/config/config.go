@@ -34,8 +34,10 @@ const (
 
 // Default values applied to omitted settings.
 const (
-	DefaultTTL  = 300 // seconds, TTL of published TLSA records
-	DefaultPort = 25  // TCP port of the TLSA owner (_25._tcp)
+	DefaultTTL = 300 // seconds, TTL of published TLSA records
+	// TAIssuerSet is the ta value that publishes a whole issuer set.
+	TAIssuerSet = "issuer-set"
+	DefaultPort = 25 // TCP port of the TLSA owner (_25._tcp)
 )
 
 // Config is the whole configuration file.
@@ -44,6 +46,12 @@ type Config struct {
 	Path string `toml:"-"`
 	// StateDir holds per-lineage state, locks and staged keys.
 	StateDir string `toml:"state_dir"`
+	// HostID, when set, names this installation in the ownership registry
+	// beside every owner (a TXT RRset at _danehook.<owner>, RFC 2136
+	// providers only): hosts that share an owner claim the records their
+	// chains rely on there, and no host removes a record another claims.
+	// Letters, digits, '.', '-' and '_', at most 63.
+	HostID string `toml:"host_id"`
 	// Postfix is the instance that serves the chains.
 	Postfix Postfix `toml:"postfix"`
 	// Lineages by name: certbot's live/<name>, lego's certificate name.
@@ -104,8 +112,15 @@ type Lineage struct {
 	// Usages lists the record kinds wanted: "3 1 1" (default) and optionally
 	// "2 1 1" (DANE-TA of the trust anchor chosen by TA).
 	Usages []string `toml:"usages"`
-	// TA picks the trust anchor for 2 x x records: "issuer" or "root".
+	// TA picks the trust anchor for 2 x x records: "issuer", "root" or
+	// "issuer-set" (the leaf's issuer is served, and every member of
+	// IssuerSet whose key algorithm is the lineage's is published ahead as
+	// 2 1 1, so a renewal onto a member needs no DNS change).
 	TA string `toml:"ta"`
+	// IssuerSet is a PEM file or a directory of PEM files (*.pem, *.crt,
+	// *.cer) holding the CA certificates (intermediates) the ACME CA may
+	// issue from; required when TA = "issuer-set".
+	IssuerSet string `toml:"issuer_set"`
 	// CAFile is an extra PEM file searched for the root when TA = "root".
 	CAFile string `toml:"ca_file"`
 	// TTL of the published records in seconds; default 300.
@@ -466,6 +481,9 @@ func (c *Config) validate(data []byte) Problems {
 	if c.Schedule.Wait() > 2*time.Minute {
 		bad("schedule.publish_wait", fmt.Sprintf("%s is longer than the 2 minutes lego gives a hook: at most \"2m\"", c.Schedule.Wait()), "schedule", "publish_wait")
 	}
+	if c.HostID != "" && !validHostID(c.HostID) {
+		bad("host_id", fmt.Sprintf("%q: use letters, digits, '.', '-' and '_' (at most 63), e.g. the machine's name \"mx1\"", c.HostID), "host_id")
+	}
 	for _, name := range sortedKeys(c.Providers) {
 		p := c.Providers[name]
 		p.Name = name
@@ -581,10 +599,14 @@ func (c *Config) validate(data []byte) Problems {
 			}
 		}
 		switch {
-		case explicitTA != "" && explicitTA != "issuer" && explicitTA != "root":
-			bad(at+".ta", fmt.Sprintf("%q: use \"issuer\" or \"root\"", l.TA), "lineage", name, "ta")
+		case explicitTA != "" && explicitTA != "issuer" && explicitTA != "root" && explicitTA != TAIssuerSet:
+			bad(at+".ta", fmt.Sprintf("%q: use \"issuer\", \"root\" or \"issuer-set\"", l.TA), "lineage", name, "ta")
 		case explicitTA != "" && !hasTA:
 			bad(at+".ta", fmt.Sprintf("%q is set but usages has no \"2 1 1\": no record names the trust anchor; add \"2 1 1\" to usages or remove ta", explicitTA), "lineage", name, "ta")
+		case l.TA == TAIssuerSet && l.IssuerSet == "":
+			bad(at+".issuer_set", "missing: ta = \"issuer-set\" needs the file or directory of the CA's intermediate certificates, e.g. \"/etc/danehook/le-intermediates/\"", "lineage", name, "ta")
+		case l.TA != TAIssuerSet && l.IssuerSet != "":
+			bad(at+".issuer_set", "set, but ta is not \"issuer-set\": set ta = \"issuer-set\" or remove issuer_set", "lineage", name, "issuer_set")
 		}
 		if l.TTL == 0 {
 			l.TTL = DefaultTTL
@@ -629,6 +651,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func validHostID(s string) bool {
+	if len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // locate returns the 1-based line of the TOML key path in data (a table

@@ -50,6 +50,13 @@ func TestParseDefaults(t *testing.T) {
 	if mx2.TA != "issuer" {
 		t.Errorf("2 1 1 without ta: TA = %q, want issuer", mx2.TA)
 	}
+	c3, err := Parse("x.toml", []byte(strings.Replace(good, "ttl = 60", "ttl = 60\nta = \"issuer-set\"\nissuer_set = \"/etc/danehook/le/\"", 1)))
+	if err != nil {
+		t.Fatalf("issuer-set: %v", err)
+	}
+	if l := c3.Lineages["mx2"]; l.TA != TAIssuerSet || l.IssuerSet != "/etc/danehook/le/" {
+		t.Errorf("issuer-set lineage = ta %q issuer_set %q", l.TA, l.IssuerSet)
+	}
 	if p := c.Providers["bind"]; p.QueryServer != "127.0.0.1:5353" || p.NameserverPort != 53 || p.Timeout != 5 {
 		t.Errorf("provider defaults not applied: %+v", p)
 	}
@@ -81,6 +88,11 @@ func TestErrorsNameFileLineAndSetting(t *testing.T) {
 		{"bad provider type", "type = \"cloudflare\"", "type = \"route53\"", "route53", "unknown provider type \"route53\""},
 		{"syntax", "ttl = 60", "ttl = = 60", "ttl = = 60", "expected value"},
 		{"bad port", "ports = [25, 465]", "ports = [25, 70000]", "70000", "port 70000 out of range"},
+		{"issuer-set without issuer_set", "ttl = 60", "ttl = 60\nta = \"issuer-set\"", "ta = \"issuer-set\"", "lineage.mx2.issuer_set: missing"},
+		{"issuer-set without 2 1 1", "ports = [25, 465]\nusages = [\"3 1 1\", \"2 1 1\"]", "ports = [25, 465]\nta = \"issuer-set\"\nissuer_set = \"/etc/danehook/le/\"", "ta = \"issuer-set\"", "add \"2 1 1\" to usages"},
+		{"issuer_set without issuer-set", "ttl = 60", "ttl = 60\nissuer_set = \"/etc/danehook/le/\"", "issuer_set =", "ta is not \"issuer-set\""},
+		{"bad host_id", "state_dir = \"/tmp/danehook-state\"", "host_id = \"mx 1\"\nstate_dir = \"/tmp/danehook-state\"", "host_id", "host_id: \"mx 1\""},
+		{"unknown ta", "ttl = 60", "ttl = 60\nta = \"intermediates\"", "ta = \"intermediates\"", "\"issuer-set\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -254,7 +255,9 @@ type Held struct {
 // for every lineage at an owner only the state remembers) relies on it, and
 // what every such lineage's endpoints present was observed in this run. A
 // record a chain relies on stays; so removing a record never uncovers a
-// chain that matched an aged record before. verified says, per lineage,
+// chain that matched an aged record before. A record another host claims
+// in the ownership registry (ov.Claims) stays too: that host still serves
+// a chain that relies on it. verified says, per lineage,
 // whether this run saw its endpoints present the installed chain (and why
 // not).
 //
@@ -315,6 +318,9 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 				break
 			}
 		}
+		if hosts := claimedByOthers(ov, s.HostID, rec); reason == "" && len(hosts) > 0 {
+			reason = othersClaim(ov, hosts)
+		}
 		if reason == "" && len(blockedBy) > 0 && !containsRecord(withdrawn, rec) {
 			reason = strings.Join(blockedBy, "; ")
 		}
@@ -325,6 +331,11 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 		remove = append(remove, rr)
 	}
 	return remove, held
+}
+
+// othersClaim is the reason a record stays that other hosts claim.
+func othersClaim(ov *ownerView, hosts []string) string {
+	return fmt.Sprintf("host %s still serves a chain that relies on it (ownership registry %s)", strings.Join(hosts, ", "), dnsupdate.RegistryName(ov.Owner))
 }
 
 // decideRetire decides the removals at an owner that is no longer
@@ -362,6 +373,10 @@ func decideRetire(s *snapshot, ov *ownerView, chains [][]*x509.Certificate, bloc
 	}
 	for _, rec := range owned {
 		rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
+		if hosts := claimedByOthers(ov, s.HostID, rec); len(hosts) > 0 && containsRecord(ov.observed(), rec) {
+			held = append(held, Held{RR: rr, Reason: othersClaim(ov, hosts)})
+			continue
+		}
 		if reason != "" && containsRecord(ov.observed(), rec) {
 			held = append(held, Held{RR: rr, Reason: reason})
 			continue
@@ -373,16 +388,24 @@ func decideRetire(s *snapshot, ov *ownerView, chains [][]*x509.Certificate, bloc
 
 // unmatched returns the records at ov that no chain any lineage may serve
 // relies on and that danehook does not own: a panel's 3 0 1, a stale key,
-// a retired CA (`danectl prune` removes them once safe).
+// a retired CA (`danectl prune` removes them once safe). Records an issuer
+// set pins ahead and records another host claims in the ownership registry
+// are not unmatched.
 func unmatched(s *snapshot, ov *ownerView) []tlsa.Record {
 	var chains [][]*x509.Certificate
+	var pinned []tlsa.Record
 	for _, lv := range s.Lineages {
 		chains = append(chains, mayServe(lv, nil)...)
+		for _, c := range []*chain.Chain{lv.Installed, lv.Pending, lv.Source, lv.Renewal} {
+			if recs, err := issuerSetRecords(lv.L, lv.IssuerSet, c, s.Now); err == nil {
+				pinned = appendUnique(pinned, recs...)
+			}
+		}
 	}
 	owned := s.DNS.owned(ov.Owner)
 	var out []tlsa.Record
 	for _, rec := range ov.observed() {
-		if containsRecord(owned, rec) {
+		if containsRecord(owned, rec) || containsRecord(pinned, rec) || len(claimedByOthers(ov, s.HostID, rec)) > 0 {
 			continue
 		}
 		used := false
@@ -403,7 +426,8 @@ func unmatched(s *snapshot, ov *ownerView) []tlsa.Record {
 // RRset, DESIGN §2): for each lineage at the owner, the records of the
 // installed chain, of the chain it switches to or waits for, of what the
 // ACME client holds, of what Postfix presented, and the staged next key's
-// 3 1 1.
+// 3 1 1; for ta = "issuer-set", the 2 1 1 of every member of the set
+// pinned for those chains' key algorithm (issuerSetRecords).
 func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][]tlsa.Record, error) {
 	out := map[string][]tlsa.Record{}
 	for _, lv := range s.Lineages {
@@ -428,12 +452,125 @@ func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][
 				return nil, err
 			}
 			recs = appendUnique(recs, r...)
+			set, err := issuerSetRecords(l, lv.IssuerSet, c, s.Now)
+			if err != nil {
+				return nil, err
+			}
+			recs = appendUnique(recs, set...)
 		}
 		for _, r := range lv.Refs {
 			out[r.Owner] = appendUnique(out[r.Owner], recs...)
 		}
 	}
 	return out, nil
+}
+
+// issuerSetRecords returns the DANE-TA 2 1 1 records (RFC 7671 §5.2.2) of
+// the members of set that are pinned for c's key algorithm at now
+// (chain.IssuerSet.Members: the member's own key algorithm is the leaf's),
+// for a lineage with ta = "issuer-set" and usage "2 1 1"; nil otherwise.
+// They are published ahead, so a renewal onto any member is covered by an
+// aged record and needs no DNS change.
+func issuerSetRecords(l *config.Lineage, set *chain.IssuerSet, c *chain.Chain, now time.Time) ([]tlsa.Record, error) {
+	if set == nil || c == nil || c.Leaf == nil || l.TA != chain.TAIssuerSet || !containsUsage(l, "2 1 1") {
+		return nil, nil
+	}
+	var out []tlsa.Record
+	for _, m := range set.Members(chain.KeyAlgorithm(c.Leaf.PublicKey), now) {
+		r, err := tlsa.FromCertificate(m, tlsa.UsageDANETA, tlsa.SelectorSPKI, tlsa.MatchSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("lineage %q: issuer set %q: %q: %w", l.Name, set.Source, m.Subject.String(), err)
+		}
+		out = appendUnique(out, r)
+	}
+	return out, nil
+}
+
+// issuerSetWarnings returns why lv's issuer set is stale for a chain it
+// serves or may switch to (chain.IssuerSet.Stale of the installed chain, of
+// next, of a pending chain and of what the ACME client holds), without
+// repeats: shown by status and config check before a renewal onto a
+// non-member turns into a delayed switch.
+func issuerSetWarnings(lv *lineageView, next *chain.Chain, now time.Time) []string {
+	if lv.IssuerSet == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range []*chain.Chain{lv.Installed, next, lv.Pending, lv.Source, lv.Renewal} {
+		out = append(out, lv.IssuerSet.Stale(c, now)...)
+	}
+	return dedupe(out)
+}
+
+// MaxRecordsPerOwner is the most TLSA records danehook lets an owner hold:
+// large senders give up on an RRset beyond that (issue 14), and a sender
+// tries each record against the chain, so more records only add cost.
+const MaxRecordsPerOwner = 12
+
+// TooManyRecordsError is returned when the additions at an owner would
+// leave more than MaxRecordsPerOwner TLSA records there. Nothing is added
+// at that owner; Drop names the records that could go instead.
+type TooManyRecordsError struct {
+	Owner string
+	// Served is how many records the primary serves now, Adding how many
+	// danehook would add, Wanted how many it wants in all.
+	Served, Adding, Wanted int
+	// Drop lists the records at the owner that danehook does not want,
+	// each with how it goes away.
+	Drop []string
+}
+
+func (e *TooManyRecordsError) Error() string {
+	total := e.Served + e.Adding
+	msg := fmt.Sprintf("owner %s: refusing to add %d TLSA record(s): the owner would hold %d records (%d served now), more than %d (large senders give up beyond)",
+		e.Owner, e.Adding, total, e.Served, MaxRecordsPerOwner)
+	if e.Wanted > MaxRecordsPerOwner {
+		return msg + fmt.Sprintf("; danehook alone wants %d there: pin fewer issuer set members (issuer_set), fewer usages, or fewer lineages on this owner", e.Wanted)
+	}
+	return msg + fmt.Sprintf("; drop at least %d of: %s", total-MaxRecordsPerOwner, strings.Join(e.Drop, "; "))
+}
+
+// Hint says what the operator does next (cliapp prints it as "hint:").
+func (e *TooManyRecordsError) Hint() string {
+	return "drop the records named (or pin fewer), then run 'danectl plan' again; nothing was added at " + e.Owner
+}
+
+// capOwner returns a *TooManyRecordsError when adding add at ov would leave
+// more than MaxRecordsPerOwner records there (served now, counted once,
+// plus the additions), naming the records not in want that could be
+// dropped: danehook's own (removed by a tick once no chain needs them),
+// others that no chain relies on (`danectl prune`), and others a chain
+// still matches (remove by hand once they are not needed). Nil when add is
+// empty or the count stays within the limit.
+func capOwner(s *snapshot, ov *ownerView, want []tlsa.Record, add []dnsupdate.Change) error {
+	if len(add) == 0 {
+		return nil
+	}
+	current := make([]tlsa.Record, 0, len(ov.Current))
+	for _, rr := range ov.Current {
+		current = appendUnique(current, rr.Record)
+	}
+	if len(current)+len(add) <= MaxRecordsPerOwner {
+		return nil
+	}
+	e := &TooManyRecordsError{Owner: ov.Owner, Served: len(current), Adding: len(add), Wanted: len(want)}
+	owned := s.DNS.owned(ov.Owner)
+	unused := unmatched(s, ov)
+	for _, r := range current {
+		switch {
+		case containsRecord(want, r):
+		case containsRecord(owned, r):
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (danehook's, no longer wanted: 'danectl tick' removes it once no chain Postfix may serve relies on it)", r))
+		case containsRecord(unused, r):
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (not danehook's, matches no chain: 'danectl prune' removes it)", r))
+		default:
+			e.Drop = append(e.Drop, fmt.Sprintf("%s (not danehook's, a chain Postfix may serve matches it: remove it by hand once that chain is gone)", r))
+		}
+	}
+	if len(e.Drop) == 0 {
+		e.Drop = []string{"nothing but records danehook wants: pin fewer issuer set members or usages"}
+	}
+	return e
 }
 
 // additions returns the wanted records no server serves yet at ov.

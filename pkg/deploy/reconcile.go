@@ -338,7 +338,13 @@ func (e *Engine) addPlans(s *snapshot, want map[string][]tlsa.Record, refs []own
 			continue
 		}
 		op := ov.plan(want[ov.Owner])
-		op.Changes = append(op.Changes, additions(ov, want[ov.Owner])...)
+		add := additions(ov, want[ov.Owner])
+		if err := capOwner(s, ov, want[ov.Owner], add); err != nil {
+			// Refused: nothing is added at this owner (removals still go).
+			errs = append(errs, err)
+			add = nil
+		}
+		op.Changes = append(op.Changes, add...)
 		out = append(out, op)
 	}
 	return out, errors.Join(errs...)
@@ -353,7 +359,18 @@ func (ov *ownerView) plan(want []tlsa.Record) *OwnerPlan {
 // sent, so a crash after sending never leaves an unowned record of ours;
 // removals are forgotten only once sent, and saved by the caller's save. A
 // Remove of a record no server serves is only forgotten.
+//
+// Then, with host_id set, it brings this host's claims in the ownership
+// registry in step with each plan's desired records (syncClaims), even
+// when no record changed.
 func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
+	if err := e.applyRecords(ctx, s, plans); err != nil {
+		return err
+	}
+	return e.syncClaims(ctx, s, plans)
+}
+
+func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
 	dns := s.DNS
 	byProvider := map[string][]dnsupdate.Change{}
 	var providers []string

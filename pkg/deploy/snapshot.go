@@ -60,6 +60,9 @@ type lineageView struct {
 	// could not be observed. Both empty when the run did not look.
 	Presented  map[string][]*x509.Certificate
 	PresentErr map[string]error
+	// IssuerSet is the lineage's issuer set (ta = "issuer-set"), read from
+	// its issuer_set file or directory; nil for other ta settings.
+	IssuerSet *chain.IssuerSet
 	// Err is set when the lineage's files could not be read; the lineage
 	// is then left alone by this run.
 	Err error
@@ -82,6 +85,11 @@ type ownerView struct {
 	// had it when danehook published there (empty when not known: then
 	// every lineage counts).
 	Former []string
+	// Aliases are the configured TLSA owners that are CNAMEs leading to
+	// Owner (RFC 7671 §7: resolvers follow them): the records are read and
+	// changed at Owner, never beside a CNAME. Empty when Owner is itself
+	// the configured name.
+	Aliases []string
 	// TTL of records danehook adds, seconds.
 	TTL           uint32
 	RequireDNSSEC bool
@@ -89,6 +97,9 @@ type ownerView struct {
 	// provider reads (the primary's RRset for RFC 2136).
 	Obs     *propagate.Observation
 	Current []dnsupdate.RR
+	// Claims are the ownership registry's claims at the owner (host_id
+	// set and the provider keeps a registry), this host's included.
+	Claims []dnsupdate.Claim
 	// Err is set when the owner could not be observed: nothing is decided
 	// on it in this run.
 	Err error
@@ -96,7 +107,10 @@ type ownerView struct {
 
 // snapshot is everything one run observed, once.
 type snapshot struct {
-	Now      time.Time
+	Now time.Time
+	// HostID is this installation's name in the ownership registry ("" when
+	// it keeps none).
+	HostID   string
 	DNS      *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
@@ -146,7 +160,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{DNS: dns}
+	s := &snapshot{DNS: dns, HostID: e.Config.HostID}
 	owners := map[string]*ownerView{}
 	for _, name := range e.Config.LineageNames() {
 		l := e.Config.Lineages[name]
@@ -231,6 +245,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	}
 	e.observeOwners(ctx, s.Owners)
 	wg.Wait()
+	s.resolveAliases()
 	s.Now = e.now()
 	for _, ov := range s.Owners {
 		if ov.Obs != nil {
@@ -282,15 +297,37 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 		ov.Err = err
 		return
 	}
-	if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err != nil {
-		ov.Err = err
-		return
+	for hops := 0; ; hops++ {
+		if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err != nil {
+			if len(ov.Aliases) > 0 {
+				err = fmt.Errorf("owner %s is a CNAME to %s, which provider %q does not manage: %w (publish the TLSA records at %s with the provider of its zone, or remove the CNAME)",
+					ov.Aliases[0], ov.Owner, ov.Provider, err, ov.Owner)
+			}
+			ov.Err = err
+			return
+		}
+		// The provider's read first: its errors are typed (TSIG, NOTAUTH, …)
+		// and name the server.
+		ov.Current, err = pub.Records(ctx, ov.Owner)
+		var alias *dnsupdate.AliasError
+		if errors.As(err, &alias) && hops < maxAliasHops {
+			// Follow the CNAME: the records live at its target, and an
+			// addition beside the CNAME would be ignored or refused.
+			ov.Aliases = append(ov.Aliases, ov.Owner)
+			ov.Owner = strings.ToLower(alias.Target)
+			continue
+		}
+		if err != nil {
+			ov.Err = err
+			return
+		}
+		break
 	}
-	// The provider's read first: its errors are typed (TSIG, NOTAUTH, …)
-	// and name the server.
-	if ov.Current, err = pub.Records(ctx, ov.Owner); err != nil {
-		ov.Err = err
-		return
+	if reg := e.registry(ov.Provider); reg != nil {
+		if ov.Claims, err = reg.Claims(ctx, ov.Owner); err != nil {
+			ov.Err = fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err)
+			return
+		}
 	}
 	pc := e.Config.Providers[ov.Provider]
 	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
@@ -299,10 +336,66 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 	}
 }
 
+// maxAliasHops bounds the CNAME chain followed from a TLSA owner.
+const maxAliasHops = 8
+
+// resolveAliases moves every lineage's refs from an owner that is a CNAME
+// to the owner its chain leads to, and merges owner views that lead to the
+// same owner (two MX hosts whose TLSA owners are CNAMEs to one RRset):
+// one view per owner whose records are read and changed, with every
+// configured name in Aliases.
+func (s *snapshot) resolveAliases() {
+	target := map[string]string{}
+	for _, ov := range s.Owners {
+		for _, a := range ov.Aliases {
+			target[a] = ov.Owner
+		}
+	}
+	if len(target) == 0 {
+		return
+	}
+	for _, lv := range s.Lineages {
+		for i, r := range lv.Refs {
+			if t, ok := target[r.Owner]; ok {
+				lv.Refs[i].Owner = t
+			}
+		}
+	}
+	by := map[string]*ownerView{}
+	var out []*ownerView
+	for _, ov := range s.Owners {
+		m := by[ov.Owner]
+		if m == nil {
+			by[ov.Owner] = ov
+			out = append(out, ov)
+			continue
+		}
+		for _, l := range ov.Lineages {
+			if !slices.Contains(m.Lineages, l) {
+				m.Lineages = append(m.Lineages, l)
+			}
+		}
+		m.Aliases = append(m.Aliases, ov.Aliases...)
+		m.TTL = max(m.TTL, ov.TTL)
+		m.RequireDNSSEC = m.RequireDNSSEC || ov.RequireDNSSEC
+		if m.Err == nil {
+			m.Err = ov.Err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Owner < out[j].Owner })
+	s.Owners = out
+}
+
 // readLineage reads the lineage's chains from disk into lv.
 func (e *Engine) readLineage(lv *lineageView) {
 	l := lv.L
 	var err error
+	if l.TA == chain.TAIssuerSet {
+		if lv.IssuerSet, err = chain.LoadIssuerSet(l.IssuerSet); err != nil {
+			lv.Err = fmt.Errorf("lineage %q: %w (issuer_set)", l.Name, err)
+			return
+		}
+	}
 	if lv.Installed, lv.InstalledDigest, err = readChainFile(l.ChainFile); err != nil {
 		lv.Err = fmt.Errorf("lineage %q: served chain file: %w", l.Name, err)
 		return

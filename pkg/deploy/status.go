@@ -19,6 +19,9 @@ type OwnerStatus struct {
 	Owner    string `json:"owner"`
 	Zone     string `json:"zone"`
 	Provider string `json:"provider"`
+	// Aliases are the configured TLSA owners that are CNAMEs to Owner,
+	// where the records are read and changed.
+	Aliases []string `json:"aliases,omitempty"`
 	// Lineages that have records at the owner.
 	Lineages []string `json:"lineages"`
 	// Observation holds each server's serial and records.
@@ -34,6 +37,9 @@ type OwnerStatus struct {
 	// that no chain Postfix may serve relies on (a panel's 3 0 1, a stale
 	// key, a retired CA): `danectl prune` removes them once that is safe.
 	Unmatched []string `json:"unmatched,omitempty"`
+	// Claims lists the ownership registry's claims at the owner, as
+	// "HOST: RECORD" (host_id set).
+	Claims []string `json:"claims,omitempty"`
 	// Held lists owned records no longer wanted whose removal waits, and why.
 	Held []string `json:"held,omitempty"`
 	// Err is set when the owner could not be observed.
@@ -76,6 +82,9 @@ type LineageStatus struct {
 	// make the report fail.
 	NotIssued       bool   `json:"not_issued,omitempty"`
 	NotIssuedReason string `json:"not_issued_reason,omitempty"`
+	// Warnings are problems that do not break mail now but will: an issuer
+	// set that no longer covers what the CA issues from.
+	Warnings []string `json:"warnings,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
 
@@ -263,6 +272,7 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		ls.ServedNotAfter = lv.Installed.Leaf.NotAfter.UTC()
 		ls.Unprotected = unprotected(s, lv)
 	}
+	ls.Warnings = issuerSetWarnings(lv, next[l.Name], s.Now)
 	if why := e.notPresenting(lv); why != "" {
 		ls.Reload = true
 		ls.ReloadReason = why
@@ -299,7 +309,7 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 }
 
 func (e *Engine) ownerStatus(ctx context.Context, s *snapshot, ov *ownerView, want []tlsa.Record, next map[string]*chain.Chain, verified map[string]string) OwnerStatus {
-	os := OwnerStatus{Owner: ov.Owner, Zone: ov.Zone, Provider: ov.Provider, Lineages: ov.Lineages, Owned: s.DNS.Owned[ov.Owner]}
+	os := OwnerStatus{Owner: ov.Owner, Aliases: ov.Aliases, Zone: ov.Zone, Provider: ov.Provider, Lineages: ov.Lineages, Owned: s.DNS.Owned[ov.Owner]}
 	os.Records.Owner = ov.Owner
 	if ov.Err != nil {
 		os.Err = ov.Err.Error()
@@ -309,6 +319,9 @@ func (e *Engine) ownerStatus(ctx context.Context, s *snapshot, ov *ownerView, wa
 	os.Records = propagate.AgeSet(ov.Obs, s.DNS.Seen, want, s.Now)
 	for _, r := range unmatched(s, ov) {
 		os.Unmatched = append(os.Unmatched, r.String())
+	}
+	for _, c := range ov.Claims {
+		os.Claims = append(os.Claims, c.Host+": "+c.Record.String())
 	}
 	_, held := decideRemovals(s, ov, want, next, verified, nil)
 	for _, h := range held {

@@ -246,11 +246,24 @@ func enclosingSOA(r *dns.Msg, name string) string {
 	return ""
 }
 
+// AliasError says that a TLSA owner is a CNAME (an alias): TLSA records
+// cannot be added beside it (RFC 2136 §3.4.2.2 ignores them, RFC 2181
+// §10.1 forbids them); they belong at Target, where resolvers follow the
+// alias (RFC 7671 §7). Test with errors.As.
+type AliasError struct {
+	Owner, Target string // absolute names
+}
+
+func (e *AliasError) Error() string {
+	return fmt.Sprintf("the owner is an alias (CNAME to %q): publish the TLSA records at the target or remove the CNAME", e.Target)
+}
+
 // Records returns the TLSA records served at owner, read by a direct TLSA
 // query to Server over TCP with recursion desired off (never a zone
 // transfer). NXDOMAIN and NODATA give an empty slice. A CNAME at owner is an
-// ErrNotAuth error, because records added there would be ignored (RFC 2136
-// §3.4.1.2). Errors are *UpdateError.
+// ErrNotAuth error wrapping an *AliasError naming the target, because
+// records added there would be ignored (RFC 2136 §3.4.2.2). Errors are
+// *UpdateError.
 func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 	owner = dns.Fqdn(owner)
 	q := new(dns.Msg)
@@ -286,7 +299,7 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 		case *dns.CNAME:
 			return nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 				Rcode: r.Rcode, KeyName: p.keyName(),
-				Err: fmt.Errorf("the owner is an alias (CNAME to %q): publish the TLSA records at the target or remove the CNAME", v.Target)}
+				Err: &AliasError{Owner: owner, Target: dns.Fqdn(v.Target)}}
 		case *dns.TLSA:
 			data, err := hex.DecodeString(v.Certificate)
 			if err != nil {
@@ -325,6 +338,11 @@ const prerequisiteAttempts = 4
 // or may not have been applied: read the records again. Apply is idempotent,
 // so sending the same plan again after any failure is safe.
 //
+// Every owner that gets an addition carries the prerequisite "no CNAME
+// RRset" (RFC 2136 §2.4.3): an owner that became an alias refuses the
+// zone's UPDATE with ErrPrerequisite instead of the addition being
+// silently ignored (§3.4.2.2).
+//
 // Prerequisites (decisions P1–P4 at the top of this file): at every owner
 // where the plan removes a record and keeps at least one (Keep entries at
 // that owner), the UPDATE applies only if every kept record is still served
@@ -334,7 +352,7 @@ const prerequisiteAttempts = 4
 // additions, and concurrent removals of records the plan does not keep, are
 // not conflicts: Apply reads the owner again and resends (up to
 // prerequisiteAttempts UPDATEs per zone). Removals at an owner where the
-// plan keeps nothing, and additions, carry no prerequisite.
+// plan keeps nothing carry no prerequisite (additions only the "no CNAME" one).
 //
 // Concurrency: Apply may be called from several goroutines on one *RFC2136.
 // Other writers (other hosts, nsupdate, other tools) may change the same
@@ -430,6 +448,13 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 			for _, c := range b.adds {
 				m.Insert([]dns.RR{tlsaRR(c.RR)})
 			}
+			// Never add beside a CNAME: each owner that gets an addition
+			// must have no CNAME RRset (RFC 2136 §2.4.3), so an owner that
+			// became an alias since it was read refuses the whole UPDATE
+			// (YXRRSET) instead of silently ignoring the addition (§3.4.2.2).
+			for _, o := range aliasGuards(b.adds) {
+				m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: o, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}})
+			}
 			if n := m.Len() + 200; n > dns.MaxMsgSize {
 				return &UpdateError{Class: ErrServer, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA", Rcode: -1,
 					KeyName: p.keyName(), Err: fmt.Errorf("%d changes make a %d-byte UPDATE, more than one DNS message can carry (%d bytes); apply them in smaller plans", len(b.adds)+len(b.removes), n, dns.MaxMsgSize)}
@@ -451,6 +476,10 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA",
 					KeyName: p.keyName(), Rcode: r.Rcode, Err: fmt.Errorf("the TLSA RRset changed between reading it and the UPDATE %d times in a row (another writer is busy there)", attempt)}
 			}
+			if r.Rcode == dns.RcodeYXRrset && len(b.adds) > 0 {
+				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA",
+					KeyName: p.keyName(), Rcode: r.Rcode, Err: errors.New("an owner that gets an addition is now a CNAME (alias): nothing was changed in the zone; re-run to publish at the CNAME's target")}
+			}
 			if r.Rcode != dns.RcodeSuccess {
 				return p.diagnose(ctx, p.rcodeError(r, "update", z, owner, "TLSA"))
 			}
@@ -458,6 +487,22 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 		}
 	}
 	return nil
+}
+
+// aliasGuards returns the owners of adds, once each, in name order: the
+// names whose UPDATE carries the "no CNAME" prerequisite.
+func aliasGuards(adds []Change) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range adds {
+		o := dns.Fqdn(c.Owner)
+		if !seen[dns.CanonicalName(o)] {
+			seen[dns.CanonicalName(o)] = true
+			out = append(out, o)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // prerequisite reads the TLSA RRset at owner (in zone) from the server and

@@ -222,8 +222,10 @@ func TestFindZone(t *testing.T) {
 		t.Errorf("explicit zone, owner outside: got %v, want ErrNotAuth", err)
 	}
 	// The CNAME owner itself cannot hold TLSA records: Records says so.
-	if _, err := p.Records(ctx, "_25._tcp.x.example.test."); !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "CNAME") {
-		t.Errorf("Records at a CNAME: got %v, want ErrNotAuth about the CNAME", err)
+	_, err = p.Records(ctx, "_25._tcp.x.example.test.")
+	var ae *AliasError
+	if !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "CNAME") || !errors.As(err, &ae) || ae.Target != "_25._tcp.mail.other.test." {
+		t.Errorf("Records at a CNAME: got %v, want ErrNotAuth wrapping an AliasError to _25._tcp.mail.other.test.", err)
 	}
 	// NXDOMAIN and NODATA read as empty.
 	for _, o := range []string{"_25._tcp.nothing.example.test.", "mail.example.test."} {
@@ -588,5 +590,30 @@ func TestUnreachableAndTimeout(t *testing.T) {
 			assertNoSecret(t, err, testSecret)
 			t.Logf("message: %v", err)
 		})
+	}
+}
+
+// TestApplyNeverAddsBesideCNAME: BIND silently ignores a TLSA addition at
+// a CNAME owner (RFC 2136 §3.4.2.2); Apply's "no CNAME" prerequisite makes
+// the UPDATE fail instead, and nothing in the zone changes.
+func TestApplyNeverAddsBesideCNAME(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	l.Nsupdate(t, "update add _25._tcp.alias.example.test. 300 IN CNAME _25._tcp.mail.example.test.\nsend\n")
+	p := labProvider(t, l)
+	ctx := t.Context()
+	err := p.Apply(ctx, []Change{
+		{Op: Add, RR: RR{Owner: "_25._tcp.alias.example.test.", TTL: 60, Record: rec(0x21)}},
+		{Op: Add, RR: RR{Owner: "_25._tcp.mail.example.test.", TTL: 60, Record: rec(0x22)}},
+	})
+	if !errors.Is(err, ErrPrerequisite) || !strings.Contains(err.Error(), "CNAME") {
+		t.Fatalf("Apply at a CNAME owner: %v, want ErrPrerequisite about the CNAME", err)
+	}
+	if rrs, err := p.Records(ctx, "_25._tcp.mail.example.test."); err != nil || len(rrs) != 0 {
+		t.Errorf("the zone changed: %v, %v", rrs, err)
+	}
+	// Without a CNAME the same guard passes.
+	if err := p.Apply(ctx, []Change{{Op: Add, RR: RR{Owner: "_25._tcp.mail.example.test.", TTL: 60, Record: rec(0x22)}}}); err != nil {
+		t.Fatalf("Apply: %v", err)
 	}
 }

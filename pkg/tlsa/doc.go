@@ -57,6 +57,11 @@
 //     same. With an ACME CA that is every 90 days or sooner, so each renewal
 //     breaks the record unless it is republished and aged first; 3 1 1 (the
 //     key) survives renewals that reuse the key.
+//   - "dane-ta-cert-selector" (warning): a 2 0 x record hashes the whole CA
+//     certificate. ACME CAs re-issue and cross-sign intermediates under the
+//     same key and pick among several per issuance, so the record stops
+//     matching without any change by the operator; 2 1 1 (the CA's key)
+//     survives re-issued intermediates.
 //   - "full-data" (warning): a record with matching type 0 carries the whole
 //     certificate or key instead of a digest; the RRset grows large (and may
 //     need TCP), for no gain. Use matching type 1 (SHA-256).

@@ -31,6 +31,7 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 const (
 	LintPKIXUsageSMTP  = "pkix-usage-smtp"
 	LintDANEEECert     = "dane-ee-cert-selector"
+	LintDANETACert     = "dane-ta-cert-selector"
 	LintFullData       = "full-data"
 	LintTooManyRecords = "too-many-records"
 	LintTANotInChain   = "ta-not-in-chain"
@@ -113,6 +114,9 @@ func Lint(in LintInput) []Finding {
 					add(LintDANEEECert, Warning, "3 0 x hashes the whole certificate, which changes on every renewal even when the key is reused; with an ACME CA (Let's Encrypt and others: 90 days or less) each renewal breaks this record unless a new one is published and aged first; publish 3 1 1 (the key) and reuse the key on renewal")
 				}
 			case UsageDANETA:
+				if rec.Selector == SelectorCert {
+					add(LintDANETACert, Warning, "2 0 x hashes the whole CA certificate; an ACME CA (Let's Encrypt and others) re-issues and cross-signs its intermediates with the same key and picks among several at random per issuance, so this record stops matching with no change on your side; publish 2 1 1 (the CA's key), and with ta = \"issuer-set\" every intermediate ahead")
+				}
 				if in.Chain != nil && !taInChain(res, k) {
 					add(LintTANotInChain, Error, taNotInChainMessage(res, k))
 				}

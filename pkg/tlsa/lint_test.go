@@ -18,6 +18,7 @@ func TestLint(t *testing.T) {
 	ee310 := rr(mustRecord(t, p.leaf, 3, 1, 0))
 	ta211 := rr(mustRecord(t, p.inter, 2, 1, 1))
 	ta210 := rr(mustRecord(t, p.inter, 2, 1, 0))
+	ta201 := rr(mustRecord(t, p.inter, 2, 0, 1))
 	taRoot := rr(mustRecord(t, p.root, 2, 1, 1))
 	taLeaf := rr(mustRecord(t, p.leaf, 2, 1, 1))
 	pkix111 := rr(mustRecord(t, p.leaf, 1, 1, 1))
@@ -42,6 +43,8 @@ func TestLint(t *testing.T) {
 		{"3 0 2 warns without chain", LintInput{RRset: []RR{ee302}}, []string{LintDANEEECert}, []Severity{Warning}, false},
 		{"3 1 0 full data", LintInput{RRset: []RR{ee310}, Chain: served}, []string{LintFullData}, []Severity{Warning}, false},
 		{"2 1 0 full data", LintInput{RRset: []RR{ta210}, Chain: served}, []string{LintFullData}, []Severity{Warning}, false},
+		{"2 0 1 in chain warns", LintInput{RRset: []RR{ta201}, Chain: served}, []string{LintDANETACert}, []Severity{Warning}, false},
+		{"2 0 1 warns without chain", LintInput{RRset: []RR{ta201}}, []string{LintDANETACert}, []Severity{Warning}, false},
 		{"2 1 1 in chain: clean", LintInput{RRset: []RR{ta211}, Chain: served}, nil, nil, true},
 		{"2 1 1 root not in chain", LintInput{RRset: []RR{taRoot}, Chain: served}, []string{LintTANotInChain, LintNoMatch}, []Severity{Error, Error}, false},
 		{"2 1 1 root not in chain beside 3 1 1", LintInput{RRset: []RR{ee311, taRoot}, Chain: served}, []string{LintTANotInChain}, []Severity{Error}, false},
