@@ -116,15 +116,14 @@ func TestConfigCheck(t *testing.T) {
 		}, exitOK, []string{"ok:      provider.primary.secret_file = ", "TSIG key dh. (hmac-sha256)",
 			`warning: provider.env.secret_env = "DANEHOOK_TEST_UNSET_SECRET": not set in this environment`}, ""},
 		{"libdns providers", func(t *testing.T, w *checkWorld) {
-			t.Setenv("DESEC_TOKEN", "")
 			tf := filepath.Join(w.dir, "hz.token")
 			writeFile(t, tf, "hz-token\n", 0o644)
 			cfg, _ := os.ReadFile(w.config)
-			s := string(cfg) + "\n[provider.desec]\ntype = \"libdns\"\nname = \"desec\"\nquery_server = \"127.0.0.1:53\"\n" +
+			s := string(cfg) + "\n[provider.desec]\ntype = \"libdns\"\nname = \"desec\"\nquery_server = \"127.0.0.1:53\"\napi_token_env = \"DANEHOOK_TEST_UNSET_DESEC\"\n" +
 				"\n[provider.hz]\ntype = \"libdns\"\nname = \"hetzner\"\nquery_server = \"127.0.0.1:53\"\napi_token_file = \"" + tf + "\"\n" +
 				"\n[provider.aws]\ntype = \"libdns\"\nname = \"route66\"\nquery_server = \"127.0.0.1:53\"\n"
 			writeFile(t, w.config, s, 0o600)
-		}, exitUsage, []string{`warning: provider.desec.api_token_env = "DESEC_TOKEN": not set in this environment`,
+		}, exitUsage, []string{`warning: provider.desec.api_token_env = "DANEHOOK_TEST_UNSET_DESEC": not set in this environment`,
 			"error:   provider.hz.api_token_file = ", "(mode 0644)",
 			`error:   provider.aws.name = "route66": libdns provider "route66" is not compiled in`}, ": 2 error(s)"},
 		{"chain directory missing", func(t *testing.T, w *checkWorld) {
@@ -184,7 +183,7 @@ func TestConfigCheck(t *testing.T) {
 		}, exitOK, []string{"ok:      lineage.mail.acmesh_dir = ", "acme.sh keeps the domain key"}, ""},
 		{"two clients", func(t *testing.T, w *checkWorld) {
 			w.write(t, fmt.Sprintf("certbot_lineage = %q\nacmesh_dir = %q\n", filepath.Join(w.dir, "le", "live", "mail"), w.dir))
-		}, exitUsage, nil, "a lineage has one ACME client: certbot_lineage and acmesh_dir are both set"},
+		}, exitUsage, []string{"a lineage has one ACME client: certbot_lineage and acmesh_dir are both set"}, ""},
 		{"ca_file missing and a bad endpoint", func(t *testing.T, w *checkWorld) {
 			cfg, _ := os.ReadFile(w.config)
 			s := strings.Replace(string(cfg), `endpoints = ["127.0.0.1:25"]`, `endpoints = ["127.0.0.1"]`, 1)
@@ -243,7 +242,7 @@ func TestConfigCheck(t *testing.T) {
 		}, exitUsage, []string{`CONFIG:19: lineage.mail.ta: "issuer" is set but usages has no "2 1 1"`}, ""},
 		{"certbot_lineage and lego_cert", func(t *testing.T, w *checkWorld) {
 			w.write(t, "certbot_lineage = \"/etc/letsencrypt/live/mail\"\nlego_cert = \"/var/lib/lego/certificates/mail.crt\"\n")
-		}, exitUsage, []string{`CONFIG:20: lineage.mail.lego_cert: set together with certbot_lineage`}, ""},
+		}, exitUsage, []string{`CONFIG:20: lineage.mail.lego_cert: a lineage has one ACME client: certbot_lineage and lego_cert are both set`}, ""},
 		{"a TSIG secret where the variable's name belongs", func(t *testing.T, w *checkWorld) {
 			w.edit(t, fmt.Sprintf("key_file = %q", w.keyFile), fmt.Sprintf("key_name = \"dh\"\nsecret_env = %q", w.secret))
 		}, exitUsage, []string{`CONFIG:9: provider.primary.secret_env: looks like a secret, not the name of an environment variable (the value is not shown)`}, ""},
