@@ -565,7 +565,17 @@ type documentedStatus struct {
 		} `json:"next_key"`
 		PresentedReasons []string `json:"presented_reasons"`
 		ExpiryError      string   `json:"expiry_error"`
-		Error            string   `json:"error"`
+		NotIssued        bool     `json:"not_issued"`
+		NotIssuedReason  string   `json:"not_issued_reason"`
+		WarningReasons   []string `json:"warning_reasons"`
+		Scheduled        *struct {
+			Via     string `json:"via"`
+			At      string `json:"at"`
+			ID      string `json:"id"`
+			Command string `json:"command"`
+		} `json:"scheduled"`
+		ScheduleError string `json:"schedule_error"`
+		Error         string `json:"error"`
 	} `json:"lineages"`
 	Owners []struct {
 		Owner              string   `json:"owner"`

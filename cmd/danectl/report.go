@@ -69,7 +69,28 @@ type lineageReport struct {
 	// ExpiryError is set when a pending switch cannot become safe before
 	// the served certificate expires.
 	ExpiryError string `json:"expiry_error,omitempty"`
-	Error       string `json:"error,omitempty"`
+	// NotIssued is true for a lineage configured before its first
+	// issuance; NotIssuedReason names the missing file.
+	NotIssued       bool   `json:"not_issued,omitempty"`
+	NotIssuedReason string `json:"not_issued_reason,omitempty"`
+	// WarningReasons are problems that will break mail later (a stale
+	// issuer set).
+	WarningReasons []string `json:"warning_reasons,omitempty"`
+	// Scheduled is the run scheduled to complete the pending switch (or a
+	// rotation commit) when it becomes safe; ScheduleError why scheduling
+	// it failed.
+	Scheduled     *scheduledReport `json:"scheduled,omitempty"`
+	ScheduleError string           `json:"schedule_error,omitempty"`
+	Error         string           `json:"error,omitempty"`
+}
+
+type scheduledReport struct {
+	// Via is "systemd", "at" or "none".
+	Via string `json:"via"`
+	At  string `json:"at"`
+	// ID is the transient timer unit or the at job number.
+	ID      string `json:"id,omitempty"`
+	Command string `json:"command,omitempty"`
 }
 
 type pendingReport struct {
@@ -196,7 +217,11 @@ func newStatusReport(st *deploy.Status, now time.Time, tr *timerReport) statusRe
 			ServedNotBefore: rfc3339(l.ServedNotBefore), ServedNotAfter: rfc3339(l.ServedNotAfter), DaysUntilExpiry: daysUntil(l.ServedNotAfter, now),
 			Protected: len(l.Unprotected) == 0, UnprotectedReasons: l.Unprotected,
 			ReloadPending: l.Reload, ReloadReason: l.ReloadReason, VerifiedAt: rfc3339(l.VerifiedAt),
-			PresentedReasons: l.Presented, ExpiryError: l.ExpiryErr, Error: l.Err}
+			PresentedReasons: l.Presented, ExpiryError: l.ExpiryErr, Error: l.Err,
+			NotIssued: l.NotIssued, NotIssuedReason: l.NotIssuedReason, WarningReasons: l.Warnings, ScheduleError: l.ScheduleErr}
+		if sc := l.Scheduled; sc != nil {
+			lr.Scheduled = &scheduledReport{Via: sc.Via, At: rfc3339(sc.At), ID: sc.ID, Command: sc.Command}
+		}
 		if p := l.Pending; p != nil {
 			pr := &pendingReport{SPKI: p.SPKI, Since: rfc3339(p.Since), SafeAt: rfc3339(p.SafeAt),
 				SecondsUntilSafe: secondsUntil(p.SafeAt, now), Blocking: p.Blocking}
