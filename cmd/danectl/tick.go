@@ -50,7 +50,7 @@ match, 9 locked.`,
 		},
 		Action: func(c *cli.Context) error {
 			if v := c.String("not-before"); v != "" {
-				t, err := time.Parse(time.RFC3339, v)
+				t, err := time.Parse(time.RFC3339Nano, v)
 				if err != nil {
 					return fail(exitUsage, fmt.Errorf("danectl tick --not-before %q: want an RFC 3339 time like 2026-12-01T13:20:05Z", v), "")
 				}

@@ -164,11 +164,6 @@ func (e *Engine) scheduleRuns(s *snapshot) {
 		}
 		st := lv.State
 		due, what := e.dueAt(s, lv)
-		// systemd's calendar and `tick --not-before` keep whole seconds: a
-		// run due at 12:00:04.3 is scheduled at 12:00:05, never before.
-		if t := due.Truncate(time.Second); t.Before(due) {
-			due = t.Add(time.Second)
-		}
 		if due.IsZero() || !due.After(now) {
 			if st.Scheduled != nil && st.Scheduled.At.Before(now) {
 				st.Scheduled = nil

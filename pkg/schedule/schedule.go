@@ -145,6 +145,10 @@ func (Systemd) Via() string { return ViaSystemd }
 // Args returns the systemd-run command line for one run (see Schedule).
 func (Systemd) Args(name string, at time.Time, argv, env []string) []string {
 	unit := UnitName(name)
+	// The calendar is given in whole seconds: round up, never early.
+	if t := at.Truncate(time.Second); t.Before(at) {
+		at = t.Add(time.Second)
+	}
 	args := []string{"systemd-run", "--unit=" + unit, "--description=danehook: complete " + name + " once safe",
 		"--on-calendar=" + at.UTC().Format("2006-01-02 15:04:05") + " UTC",
 		"--timer-property=AccuracySec=1s", "--collect", "--quiet"}
@@ -187,7 +191,8 @@ var atJob = regexp.MustCompile(`(?m)^job (\d+) at `)
 
 // Schedule removes the lineage's earlier job (prev.ID, with atrm), then
 // queues the job for the minute holding at (`at -M -t CCYYMMDDhhmm`, UTC);
-// the job's command line is argv followed by --not-before TIME (RFC 3339),
+// the job's command line is argv followed by --not-before TIME (RFC 3339
+// with the fraction of a second),
 // so that it waits the remaining seconds. env is exported in the job
 // (at itself keeps the caller's environment too).
 func (a At) Schedule(ctx context.Context, name string, at time.Time, argv, env []string, prev *Entry) (*Entry, error) {
@@ -195,7 +200,7 @@ func (a At) Schedule(ctx context.Context, name string, at time.Time, argv, env [
 		exec.CommandContext(ctx, "atrm", prev.ID).Run() // gone already: fine
 	}
 	at = at.UTC()
-	cmdline := shellJoin(append(append([]string(nil), argv...), "--not-before", at.Format(time.RFC3339)))
+	cmdline := shellJoin(append(append([]string(nil), argv...), "--not-before", at.Format(time.RFC3339Nano)))
 	var script strings.Builder
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -60,7 +60,7 @@ func TestAt(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^` + first.ID + `\s`).MatchString(atq(t)) {
 		t.Fatalf("atq does not list job %s:\n%s", first.ID, atq(t))
 	}
-	due := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	due := time.Now().Add(2 * time.Second)
 	second, err := a.Schedule(t.Context(), "mail", due, []string{prog, "tick", "--config", "/etc/dane hook.toml"}, []string{"DANEHOOK_STATE_DIR=/var/lib/x y"}, first)
 	if err != nil {
 		t.Fatalf("Schedule again: %v", err)
@@ -83,7 +83,7 @@ func TestAt(t *testing.T) {
 	if line == "" {
 		t.Fatalf("the at job did not run within 90 s; atq:\n%s", atq(t))
 	}
-	want := "tick --config /etc/dane hook.toml --not-before " + due.UTC().Format(time.RFC3339) + " STATE=/var/lib/x y"
+	want := "tick --config /etc/dane hook.toml --not-before " + due.UTC().Format(time.RFC3339Nano) + " STATE=/var/lib/x y"
 	if _, rest, _ := strings.Cut(line, " "); rest != want {
 		t.Errorf("the job ran %q, want %q", rest, want)
 	}
@@ -101,7 +101,7 @@ func readFile(t *testing.T, p string) string {
 }
 
 func TestSystemdArgs(t *testing.T) {
-	at := time.Date(2026, 12, 1, 13, 20, 5, 0, time.FixedZone("CET", 3600))
+	at := time.Date(2026, 12, 1, 13, 20, 4, 300e6, time.FixedZone("CET", 3600)) // rounded up to :05
 	got := schedule.Systemd{}.Args("mail.example.org", at, []string{"/usr/bin/danectl", "tick", "--config", "/etc/danehook/danehook.toml"}, []string{"DANEHOOK_STATE_DIR=/srv/s"})
 	want := []string{"systemd-run", "--unit=danehook-complete-mail.example.org", "--description=danehook: complete mail.example.org once safe",
 		"--on-calendar=2026-12-01 12:20:05 UTC", "--timer-property=AccuracySec=1s", "--collect", "--quiet",

@@ -123,6 +123,7 @@ func tlsaTTLAt(ctx context.Context, server, owner string) ([]tlsa.Record, uint32
 // floorResult is one measured switch.
 type floorResult struct {
 	start, floor, switched time.Time
+	safeAt                 time.Time // what danehook computed (zero when not known)
 }
 
 // ratio is the switch latency over the floor, both from the renewal's start.
@@ -144,6 +145,11 @@ func TestSwitchAtFloor(t *testing.T) {
 		{"new-key-at-floor", func(w *world) {
 			r := w.switchAtFloor()
 			w.t.Logf("switch at the floor (%s, TTL %d s): latency %v, floor %v, ratio %.3f",
+				w.c.Name, w.bind.TTL, r.switched.Sub(r.start).Round(time.Millisecond), r.floor.Sub(r.start).Round(time.Millisecond), r.ratio())
+		}, ""},
+		{"rotation-commit-at-floor", func(w *world) {
+			r := w.rotationAtFloor()
+			w.t.Logf("rotation commit at the floor (%s, TTL %d s): latency %v, floor %v, ratio %.3f",
 				w.c.Name, w.bind.TTL, r.switched.Sub(r.start).Round(time.Millisecond), r.floor.Sub(r.start).Round(time.Millisecond), r.ratio())
 		}, ""},
 	})
@@ -198,8 +204,66 @@ func (w *world) switchAtFloor() floorResult {
 	if switched.Before(floor.Add(-2 * pollInterval)) {
 		t.Fatalf("switched at %s, before the floor %s (last server's first serving + 2 × TTL %d s)", clock(switched), clock(floor), p.maxTTL)
 	}
-	r := floorResult{start: start, floor: floor, switched: switched}
+	r := floorResult{start: start, floor: floor, switched: switched, safeAt: st.Pending.SafeAt}
+	if log, err := os.ReadFile(w.state + "/scheduled-tick.log"); err == nil {
+		t.Logf("scheduled-tick.log:\n%s", log)
+	}
+	t.Logf("floor %s, danehook's safe_at %s (+%v), switched %s (+%v after safe_at)", clock(floor), clock(r.safeAt),
+		r.safeAt.Sub(floor).Round(time.Millisecond), clock(switched), switched.Sub(r.safeAt).Round(time.Millisecond))
 	w.say("   switched at %s by the scheduled run; floor %s; latency ÷ floor = %.3f", clock(switched), clock(floor), r.ratio())
+	return r
+}
+
+// rotationAtFloor sets rotate_every so that one `danectl tick` stages a
+// new key, and waits, without ticking again, until the scheduled run
+// commits it; it fails when the commit came before the floor of the staged
+// key's record or no run was scheduled. It leaves rotate_every unset.
+func (w *world) rotationAtFloor() floorResult {
+	t := w.t
+	w.rotateEvery = "1s"
+	w.writeConfig(w.bind.KeyFile)
+	defer func() { w.rotateEvery = ""; w.writeConfig(w.bind.KeyFile) }()
+	p := startFloorPoller(w.servers(), w.owner())
+	defer p.stop()
+	time.Sleep(time.Second + 2*pollInterval) // the served key is older than 1 s; the RRset's TTL is seen
+	start := time.Now()
+	if r := w.danectl("tick"); r.code != 0 {
+		t.Fatalf("%v", r)
+	}
+	st := w.lineageState()
+	if st.Next == nil || !st.Next.Committed.IsZero() {
+		t.Fatalf("after the tick: next key %+v, want one staged, not committed", st.Next)
+	}
+	if st.Scheduled == nil || st.Scheduled.Via != "at" {
+		t.Fatalf("no at job scheduled for the staged key's commit: scheduled %+v, error %q", st.Scheduled, st.ScheduleErr)
+	}
+	rec, err := tlsa.Parse("3 1 1 " + st.Next.SPKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.say("   tick staged 3 1 1 %s and scheduled at job %s for %s", st.Next.SPKI, st.Scheduled.ID, clock(st.Scheduled.At))
+	deadline := time.Now().Add(time.Duration(2*w.bind.TTL)*time.Second + 90*time.Second)
+	for {
+		st = w.lineageState()
+		if st.Next != nil && !st.Next.Committed.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(w.state + "/scheduled-tick.log")
+			t.Fatalf("the scheduled run did not commit the staged key; status:\n%v\nscheduled-tick.log:\n%s", w.danectl("status"), log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	committed := st.Next.Committed
+	floor, ok := p.floor(rec)
+	if !ok {
+		t.Fatalf("the poller never saw %s at every server", rec)
+	}
+	if committed.Before(floor.Add(-2 * pollInterval)) {
+		t.Fatalf("committed at %s, before the floor %s", clock(committed), clock(floor))
+	}
+	r := floorResult{start: start, floor: floor, switched: committed}
+	w.say("   committed at %s by the scheduled run; floor %s; latency ÷ floor = %.3f", clock(committed), clock(floor), r.ratio())
 	return r
 }
 
@@ -234,6 +298,7 @@ func TestBenchSwitchFloor(t *testing.T) {
 	}
 	type row struct {
 		client string
+		kind   string
 		ttl    uint32
 		res    []floorResult
 	}
@@ -252,9 +317,16 @@ func TestBenchSwitchFloor(t *testing.T) {
 					for i := range runs {
 						steps = append(steps, step{fmt.Sprintf("new-key-%d", i+1), func(w *world) { res = append(res, w.switchAtFloor()) }, ""})
 					}
+					var rot []floorResult
+					if c.Name == "certbot" {
+						steps = append(steps, step{"rotation", func(w *world) { rot = append(rot, w.rotationAtFloor()) }, ""})
+					}
 					w.run(t, steps)
 					mu.Lock()
-					rows = append(rows, row{c.Name, ttl, res})
+					rows = append(rows, row{c.Name, "new-key renewal", ttl, res})
+					if len(rot) > 0 {
+						rows = append(rows, row{c.Name, "rotation commit", ttl, rot})
+					}
 					mu.Unlock()
 				})
 			}
@@ -263,8 +335,8 @@ func TestBenchSwitchFloor(t *testing.T) {
 	fmt.Printf("\nbench-switch: switch latency ÷ floor (floor = last authoritative server's first serving + 2 × TTL, measured by an independent poller every %v; latency from the renewal's start; completing run: an at job, no timer)\n", pollInterval)
 	for _, r := range rows {
 		for i, x := range r.res {
-			fmt.Printf("bench-switch: %-8s TTL %3d s  renewal %d: latency %7.2f s  floor %7.2f s  ratio %.3f\n",
-				r.client, r.ttl, i+1, x.switched.Sub(x.start).Seconds(), x.floor.Sub(x.start).Seconds(), x.ratio())
+			fmt.Printf("bench-switch: %-8s %-16s TTL %3d s  #%d: latency %7.2f s  floor %7.2f s  ratio %.3f\n",
+				r.client, r.kind, r.ttl, i+1, x.switched.Sub(x.start).Seconds(), x.floor.Sub(x.start).Seconds(), x.ratio())
 		}
 	}
 }

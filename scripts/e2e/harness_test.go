@@ -97,6 +97,8 @@ type world struct {
 	legoFiles bool
 	// renewCommand is the lineage's renew_command (`rotate commit --now`).
 	renewCommand []string
+	// rotateEvery is the lineage's rotate_every ("" for none).
+	rotateEvery string
 }
 
 // newWorld starts every lab for c and writes danehook's configuration.
@@ -208,6 +210,9 @@ func (w *world) writeConfig(keyFile string) {
 	if w.legoFiles {
 		cert, key, _ := w.files()
 		fmt.Fprintf(&b, "lego_cert = %q\nlego_key = %q\n", cert, key)
+	}
+	if w.rotateEvery != "" {
+		fmt.Fprintf(&b, "rotate_every = %q\n", w.rotateEvery)
 	}
 	if len(w.renewCommand) > 0 {
 		q := make([]string, len(w.renewCommand))
