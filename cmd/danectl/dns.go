@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -119,6 +120,8 @@ type planJSON struct {
 	Desired  []string     `json:"desired"`
 	Changes  []changeJSON `json:"changes"`
 	Held     []string     `json:"held,omitempty"`
+	// ZoneMessages: UPDATE messages the zone's changes take (deploy.OwnerPlan.ZoneMessages).
+	ZoneMessages int `json:"zone_update_messages,omitempty"`
 }
 
 type changeJSON struct {
@@ -165,7 +168,7 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 	if asJSON {
 		out := []planJSON{}
 		for _, p := range plans {
-			j := planJSON{Owner: p.Owner, Zone: p.Zone, Provider: p.Provider, TTL: p.TTL, Lineages: p.Lineages, Desired: []string{}, Changes: []changeJSON{}}
+			j := planJSON{Owner: p.Owner, Zone: p.Zone, Provider: p.Provider, TTL: p.TTL, Lineages: p.Lineages, Desired: []string{}, Changes: []changeJSON{}, ZoneMessages: p.ZoneMessages}
 			for _, r := range p.Desired {
 				j.Desired = append(j.Desired, r.String())
 			}
@@ -182,7 +185,13 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
+	var zones []string
+	zoneMessages := map[string]int{}
 	for _, p := range plans {
+		if _, ok := zoneMessages[p.Zone]; !ok && p.ZoneMessages > 0 {
+			zones = append(zones, p.Zone)
+			zoneMessages[p.Zone] = p.ZoneMessages
+		}
 		verb := "no change"
 		adds, removes := 0, 0
 		for _, ch := range p.Changes {
@@ -208,6 +217,20 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		}
 		for _, h := range p.Held {
 			fmt.Fprintf(w, "  held: %s (waiting for 'dane-reload' to verify the new chain)\n", h)
+		}
+	}
+	sort.Strings(zones)
+	for _, z := range zones {
+		n := zoneMessages[z]
+		sent := "to send"
+		if applied {
+			sent = "sent"
+		}
+		switch {
+		case n == 1:
+			fmt.Fprintf(w, "1 UPDATE message for zone %s (%s)\n", z, sent)
+		default:
+			fmt.Fprintf(w, "%d UPDATE messages for zone %s (%s; the changes do not fit in one DNS message: additions first, then removals)\n", n, z, sent)
 		}
 	}
 	return nil

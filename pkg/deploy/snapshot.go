@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
@@ -247,44 +248,93 @@ func (e *Engine) observeLocked(ctx context.Context, names []string, opts observe
 	return ls, s, func() { lk.Unlock() }, nil
 }
 
-// observeOwners reads every owner from its provider and from every
-// authoritative server, concurrently (bounded).
+// ownerWorkers bounds the owners read from their providers at once.
+const ownerWorkers = 32
+
+// observeOwners reads every owner from its provider (zone and RRset, up to
+// ownerWorkers owners at a time), then what every authoritative server
+// serves, zone by zone: what a zone's owners have in common (its SOA, NS
+// RRset, each server's serial) is asked once per zone, not per owner
+// (propagate.Checker.ObserveOwners).
 func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
-	sem := make(chan struct{}, 8)
-	errc := make(chan struct{}, len(ovs))
+	sem := make(chan struct{}, ownerWorkers)
+	var wg sync.WaitGroup
 	for _, ov := range ovs {
 		sem <- struct{}{}
-		go func(ov *ownerView) {
-			defer func() { <-sem; errc <- struct{}{} }()
-			e.observeOwner(ctx, ov)
-		}(ov)
+		wg.Go(func() {
+			defer func() { <-sem }()
+			e.readOwner(ctx, ov)
+		})
 	}
-	for range ovs {
-		<-errc
+	wg.Wait()
+
+	// One propagation observation per provider and zone.
+	type zoneKey struct{ provider, zone string }
+	groups := map[zoneKey][]*ownerView{}
+	var keys []zoneKey
+	for _, ov := range ovs {
+		if ov.Err != nil {
+			continue
+		}
+		k := zoneKey{ov.Provider, ov.Zone}
+		if groups[k] == nil {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], ov)
 	}
+	zsem := make(chan struct{}, 4)
+	for _, k := range keys {
+		zsem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-zsem }()
+			group := groups[k]
+			owners := make([]string, len(group))
+			for i, ov := range group {
+				owners[i] = ov.Owner
+			}
+			ck := newChecker(e.Config.Providers[k.provider], 0, false)
+			obs, err := ck.ObserveOwners(ctx, k.zone, owners)
+			for i, ov := range group {
+				if err != nil {
+					ov.Err = err
+					continue
+				}
+				ov.Obs = obs[i]
+				ov.Obs.ConfiguredTTL = ov.TTL
+			}
+		})
+	}
+	wg.Wait()
 }
 
-func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
+// ZoneReader is implemented by a Publisher that can return an owner's zone
+// and RRset with one read (*dnsupdate.RFC2136: the zone comes from the
+// authoritative TLSA answer); the engine then uses it instead of FindZone
+// followed by Records. The same contract as those two applies.
+type ZoneReader interface {
+	ZoneRecords(ctx context.Context, owner string) (zone string, rrs []dnsupdate.RR, err error)
+}
+
+var _ ZoneReader = (*dnsupdate.RFC2136)(nil)
+
+// readOwner reads ov's zone and RRset from its provider. The provider's
+// read comes first: its errors are typed (TSIG, NOTAUTH, …) and name the
+// server.
+func (e *Engine) readOwner(ctx context.Context, ov *ownerView) {
 	pub, err := e.publisher(ov.Provider)
 	if err != nil {
 		ov.Err = err
+		return
+	}
+	if zr, ok := pub.(ZoneReader); ok {
+		ov.Zone, ov.Current, ov.Err = zr.ZoneRecords(ctx, ov.Owner)
 		return
 	}
 	if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err != nil {
 		ov.Err = err
 		return
 	}
-	// The provider's read first: its errors are typed (TSIG, NOTAUTH, …)
-	// and name the server.
-	if ov.Current, err = pub.Records(ctx, ov.Owner); err != nil {
-		ov.Err = err
-		return
-	}
-	pc := e.Config.Providers[ov.Provider]
-	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
-	if ov.Obs, err = ck.Observe(ctx, ov.Zone, ov.Owner); err != nil {
-		ov.Err = err
-	}
+	ov.Current, ov.Err = pub.Records(ctx, ov.Owner)
 }
 
 // readLineage reads the lineage's chains from disk into lv.
