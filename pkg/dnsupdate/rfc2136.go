@@ -120,6 +120,9 @@ type RFC2136 struct {
 
 	updates, queries atomic.Int64
 
+	pmu  sync.Mutex
+	pipe *pipe // the TCP connection queries in flight share (pipeline.go), nil when none
+
 	// now is the clock used to sign; tests skew it. nil means time.Now.
 	now func() time.Time
 	// beforeUpdate, when set, runs after Apply's prerequisite reads and
@@ -896,7 +899,13 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	base := UpdateError{Op: op, Server: server, Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), KeyAlgorithm: p.keyAlgorithm(), Rcode: -1}
 
 	counter.Add(1)
-	r, err := exchangeContext(ctx, c, m, server)
+	var r *dns.Msg
+	var err error
+	if m.Opcode == dns.OpcodeQuery {
+		r, err = p.pipeExchange(ctx, m, server) // decision T2, pipeline.go
+	} else {
+		r, err = exchangeContext(ctx, c, m, server)
+	}
 	if r != nil {
 		base.Rcode = r.Rcode
 		if t := r.IsTsig(); t != nil && t.Error != dns.RcodeSuccess {
