@@ -91,6 +91,7 @@ type snapshot struct {
 	DNS      *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
+	byOwner  map[string]*ownerView // index of Owners (owner)
 	// Postfix is what every smtpd service is configured to read;
 	// PostfixChains the chains in those files.
 	Postfix       *postfix.Config
@@ -110,12 +111,15 @@ func (s *snapshot) lineage(name string) *lineageView {
 }
 
 func (s *snapshot) owner(o string) *ownerView {
-	for _, ov := range s.Owners {
-		if ov.Owner == o {
-			return ov
+	if len(s.byOwner) != len(s.Owners) { // built on first use, rebuilt when Owners grew
+		s.byOwner = make(map[string]*ownerView, len(s.Owners))
+		for _, ov := range s.Owners {
+			if _, ok := s.byOwner[ov.Owner]; !ok {
+				s.byOwner[ov.Owner] = ov
+			}
 		}
 	}
-	return nil
+	return s.byOwner[o]
 }
 
 // observeOpts says what a run observes beyond DNS and files.
