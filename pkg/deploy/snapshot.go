@@ -255,43 +255,30 @@ func (e *Engine) observeLocked(ctx context.Context, names []string, opts observe
 // ownerWorkers bounds the owners read from their providers at once.
 const ownerWorkers = 32
 
-// observeOwners reads every owner from its provider (zone and RRset, up to
-// ownerWorkers owners at a time), then what every authoritative server
-// serves, zone by zone: what a zone's owners have in common (its SOA, NS
-// RRset, each server's serial) is asked once per zone, not per owner
-// (propagate.Checker.ObserveOwners).
-func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
-	sem := make(chan struct{}, ownerWorkers)
-	var wg sync.WaitGroup
-	for _, ov := range ovs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			e.readOwner(ctx, ov)
-		})
-	}
-	wg.Wait()
+// observeBatch is how many owners of one zone are observed together: the
+// observation of a batch starts as soon as its owners are read, while the
+// reads of the others go on.
+const observeBatch = 200
 
-	// One propagation observation per provider and zone.
+// observeOwners reads every owner from its provider (zone and RRset, up to
+// ownerWorkers owners at a time) and, batch by batch as their zones become
+// known, what every authoritative server serves: what a zone's owners have
+// in common (its SOA, NS RRset, each server's serial) is asked once per
+// batch of up to observeBatch owners, not per owner
+// (propagate.Checker.ObserveOwners), and batches are observed while the
+// provider reads go on.
+func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	type zoneKey struct{ provider, zone string }
-	groups := map[zoneKey][]*ownerView{}
-	var keys []zoneKey
-	for _, ov := range ovs {
-		if ov.Err != nil {
-			continue
-		}
-		k := zoneKey{ov.Provider, ov.Zone}
-		if groups[k] == nil {
-			keys = append(keys, k)
-		}
-		groups[k] = append(groups[k], ov)
-	}
-	zsem := make(chan struct{}, 4)
-	for _, k := range keys {
-		zsem <- struct{}{}
-		wg.Go(func() {
+	var (
+		mu      sync.Mutex
+		groups  = map[zoneKey][]*ownerView{}
+		observe sync.WaitGroup
+		zsem    = make(chan struct{}, 4)
+	)
+	launch := func(k zoneKey, group []*ownerView) {
+		observe.Go(func() {
+			zsem <- struct{}{}
 			defer func() { <-zsem }()
-			group := groups[k]
 			owners := make([]string, len(group))
 			for i, ov := range group {
 				owners[i] = ov.Owner
@@ -308,7 +295,36 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			}
 		})
 	}
+	sem := make(chan struct{}, ownerWorkers)
+	var wg sync.WaitGroup
+	for _, ov := range ovs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			e.readOwner(ctx, ov)
+			if ov.Err != nil {
+				return
+			}
+			k := zoneKey{ov.Provider, ov.Zone}
+			mu.Lock()
+			groups[k] = append(groups[k], ov)
+			var full []*ownerView
+			if len(groups[k]) >= observeBatch {
+				full, groups[k] = groups[k], nil
+			}
+			mu.Unlock()
+			if full != nil {
+				launch(k, full)
+			}
+		})
+	}
 	wg.Wait()
+	for k, group := range groups {
+		if len(group) > 0 {
+			launch(k, group)
+		}
+	}
+	observe.Wait()
 }
 
 // ZoneReader is implemented by a Publisher that can return an owner's zone

@@ -371,11 +371,17 @@ func (c *Checker) Observe(ctx context.Context, zone, owner string) (*Observation
 // on each server.
 const OwnerWorkers = 32
 
+// pipelineMin is the number of owners from which ObserveOwners pipelines a
+// server's TLSA queries on one TCP connection (pipeline.go) instead of one
+// UDP exchange each.
+const pipelineMin = 8
+
 // ObserveOwners is Observe for many owners of one zone, in the order given:
 // what is common to the zone is asked once — the primary's SOA, the NS
 // RRset and its addresses (Servers), each server's SOA serial — and then
 // each server is asked for the TLSA RRset at every owner, up to
-// OwnerWorkers queries in flight per server, all servers at once. So n
+// OwnerWorkers queries in flight per server, all servers at once (from
+// pipelineMin owners on, pipelined on one TCP connection per server). So n
 // owners on s servers cost n × s TLSA queries plus 2 + s + 2 × (NS names)
 // others, instead of n × (2 + 3 s + 2 × NS names). Each Observation is
 // what Observe would return for its owner; the servers' serials are those
@@ -432,13 +438,20 @@ func (c *Checker) ObserveOwners(ctx context.Context, zone string, owners []strin
 				err  error
 			}
 			answers := make([]answer, len(names))
+			var pp *tcpPipe
+			if len(names) >= pipelineMin {
+				if p, err := dialPipe(ctx, s.Addr); err == nil {
+					pp = p
+					defer pp.close()
+				}
+			}
 			sem := make(chan struct{}, OwnerWorkers)
 			for i, o := range names {
 				sem <- struct{}{}
 				inner.Go(func() {
 					defer func() { <-sem }()
 					a := &answers[i]
-					a.recs, a.ttl, a.err = c.askTLSA(ctx, s.Addr, o)
+					a.recs, a.ttl, a.err = c.askTLSAOn(ctx, pp, s.Addr, o)
 				})
 			}
 			inner.Wait()
@@ -504,13 +517,22 @@ func unreachable(err error) bool {
 
 var errBadRecord = errors.New("bad TLSA record")
 
-// askTLSA asks addr for the TLSA RRset at owner and returns its records,
+// askTLSAOn asks addr for the TLSA RRset at owner and returns its records,
 // sorted by presentation form, and the RRset's TTL in seconds (the smallest
 // of the records' TTLs; 0 when there are none). NXDOMAIN and NODATA both
 // mean no records.
-func (c *Checker) askTLSA(ctx context.Context, addr, owner string) ([]tlsa.Record, uint32, error) {
+// The query is pipelined on pp when it is not nil (pipeline.go); when pp's
+// connection fails it is asked the ordinary way (exchange).
+func (c *Checker) askTLSAOn(ctx context.Context, pp *tcpPipe, addr, owner string) ([]tlsa.Record, uint32, error) {
 	q := query{name: owner, qtype: dns.TypeTLSA}
-	r, err := c.exchange(ctx, addr, q)
+	var r *dns.Msg
+	err := errPipeFailed
+	if pp != nil {
+		r, err = pp.exchange(ctx, c, addr, q)
+	}
+	if errors.Is(err, errPipeFailed) {
+		r, err = c.exchange(ctx, addr, q)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
