@@ -493,6 +493,18 @@ type unit struct {
 	changes []Change
 	remove  bool
 	guarded bool // the removals rely on kept records (P2) and Prerequisites is on
+	// rrs are the changes as RRs, built once: every message msg builds
+	// while packing reuses them (the update helpers set the same class and
+	// TTL on them each time, and each RR is in one section only).
+	rrs []dns.RR
+}
+
+func newUnit(owner string, changes []Change, remove, guarded bool) unit {
+	u := unit{owner: owner, changes: changes, remove: remove, guarded: guarded}
+	for _, c := range changes {
+		u.rrs = append(u.rrs, tlsaRR(c.RR))
+	}
+	return u
 }
 
 func changeRRs(cs []Change) []RR {
@@ -529,7 +541,7 @@ func (p *RFC2136) batches(changes []Change, zoneOf map[string]string) (map[strin
 			b.owners[o] = dns.Fqdn(c.Owner)
 		}
 		if c.Op == Add {
-			b.units = append(b.units, unit{owner: o, changes: []Change{c}})
+			b.units = append(b.units, newUnit(o, []Change{c}, false, false))
 		} else {
 			removes[zone][o] = append(removes[zone][o], c)
 		}
@@ -554,7 +566,7 @@ func (p *RFC2136) batches(changes []Change, zoneOf map[string]string) (map[strin
 		}
 		sort.Strings(owners)
 		for _, o := range owners {
-			b.units = append(b.units, unit{owner: o, changes: removes[z][o], remove: true, guarded: p.Prerequisites && len(b.keeps[o]) > 0})
+			b.units = append(b.units, newUnit(o, removes[z][o], true, p.Prerequisites && len(b.keeps[o]) > 0))
 		}
 	}
 	sort.Strings(zones)
@@ -579,16 +591,12 @@ func (b *zoneBatch) msg(units []unit, prereqs map[string][]RR) *dns.Msg {
 	}
 	for _, u := range units {
 		if u.remove {
-			for _, c := range u.changes {
-				m.Remove([]dns.RR{tlsaRR(c.RR)})
-			}
+			m.Remove(u.rrs)
 		}
 	}
 	for _, u := range units {
 		if !u.remove {
-			for _, c := range u.changes {
-				m.Insert([]dns.RR{tlsaRR(c.RR)})
-			}
+			m.Insert(u.rrs)
 		}
 	}
 	return m
@@ -659,19 +667,37 @@ func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
 			owner = o
 		}
 	}
-	parts, err := b.estimate(p, tsig) // for the error messages of a split zone
-	if err != nil {
-		return err
+	// parts is how many messages the zone takes, for the error messages of
+	// a split zone: estimated once the packing needs a second message.
+	parts := 0
+	split := func(part int) error {
+		if parts == 0 {
+			n, err := b.estimate(p, tsig)
+			if err != nil {
+				return err
+			}
+			parts = n
+		}
+		parts = max(parts, part, 2)
+		return nil
 	}
 	var prereqs map[string][]RR // nil until read
+	var err error
 	for i, part := 0, 1; i < len(b.units); part++ {
-		parts = max(parts, part)
+		if part > 1 {
+			if err := split(part); err != nil {
+				return err
+			}
+		}
 		if prereqs == nil && i < b.nAdds {
 			k := b.pack(b.units[i:b.nAdds], nil, tsig)
 			if k == 0 {
 				return b.tooLarge(p, b.units[i])
 			}
 			if i+k < b.nAdds {
+				if err := split(part); err != nil {
+					return err
+				}
 				r, err := p.send(ctx, b, b.units[i:i+k], nil, owner, 1)
 				if err == nil && r.Rcode != dns.RcodeSuccess {
 					err = p.rcodeError(r, "update", b.zone, owner, "TLSA")
@@ -694,6 +720,11 @@ func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
 			k := b.pack(b.units[i:], prereqs, tsig)
 			if k == 0 {
 				return b.tooLarge(p, b.units[i])
+			}
+			if i+k < len(b.units) {
+				if err := split(part); err != nil {
+					return err
+				}
 			}
 			units := b.units[i : i+k]
 			r, err := p.send(ctx, b, units, prereqs, owner, attempt)
