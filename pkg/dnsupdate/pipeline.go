@@ -103,6 +103,7 @@ func (p *RFC2136) register(ctx context.Context, m *dns.Msg, server string) (*pip
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		quickAck(conn)
 		pp = &pipe{conn: conn, pending: map[uint16]*call{}}
 		p.pipe = pp
 		go p.readLoop(pp)
@@ -145,6 +146,7 @@ func (p *RFC2136) readLoop(pp *pipe) {
 			p.fail(pp, err)
 			return
 		}
+		quickAck(pp.conn)
 		if len(buf) < 2 {
 			continue
 		}

@@ -44,6 +44,7 @@ func dialPipe(ctx context.Context, addr string) (*tcpPipe, error) {
 		return nil, err
 	}
 	p := &tcpPipe{conn: conn, pending: map[uint16]chan *dns.Msg{}}
+	quickAck(conn)
 	p.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	go p.read()
 	return p, nil
@@ -66,6 +67,7 @@ func (p *tcpPipe) read() {
 			p.fail(err)
 			return
 		}
+		quickAck(p.conn)
 		m := new(dns.Msg)
 		if m.Unpack(buf) != nil {
 			continue
