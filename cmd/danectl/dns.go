@@ -23,7 +23,10 @@ func planCommand() *cli.Command {
 		Description: `For every TLSA owner of the lineages (all when none is named), plan reads
 the records the provider serves and prints the difference from the desired
 RRset: "+" a record to add, "-" an owned record no chain needs any more, "="
-a record that stays (including records danehook does not own).
+a record that stays (including records danehook does not own), then per zone
+how many RFC 2136 UPDATE messages the changes take ("N UPDATE messages for
+zone Z": more than one when they do not fit in one DNS message; additions are
+sent first).
 
 Exit codes: 0 nothing to change, 1 changes pending, 2 bad input,
 3 TSIG/authentication failure, 4 refused, 5 not authoritative, 6 server failure,
@@ -40,8 +43,9 @@ func publishCommand() *cli.Command {
 		Usage:     "add the TLSA records every chain Postfix may serve needs (never removes one)",
 		ArgsUsage: "[LINEAGE...]",
 		Description: `publish sends the additions of the plan (see 'danectl plan'): one RFC 2136
-UPDATE per zone, or the provider API's calls. It is idempotent: a second run
-sends nothing. It never removes a record: 'danectl tick' removes owned records
+UPDATE per zone (as few as hold them when they do not fit in one DNS message;
+the output says how many), or the provider API's calls. It is idempotent: a
+second run sends nothing. It never removes a record: 'danectl tick' removes owned records
 no chain needs, once it has seen what Postfix presents.
 
 Exit codes: 0 ok, 2 bad input, 3 TSIG/authentication failure, 4 refused,

@@ -262,7 +262,8 @@ func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
 // owners (all when empty) and records them as owned. It never removes a
 // record: removal waits for tick, which first verifies what Postfix
 // presents. It is idempotent: a second run finds nothing to add and sends
-// nothing. Changes go per provider, one UPDATE per zone for RFC 2136. On
+// nothing. Changes go per provider, one UPDATE per zone for RFC 2136 (as
+// few as hold them when they do not fit in one DNS message). On
 // error the records already sent stay owned, so the next run repairs the
 // difference.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {

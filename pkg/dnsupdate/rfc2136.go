@@ -109,7 +109,8 @@ type RFC2136 struct {
 	// (decisions P1–P4 at the top of this file): a removal is applied only
 	// if every record the plan keeps at that owner (its Keep entries) is
 	// still served when the server processes the UPDATE; otherwise the
-	// zone's UPDATE fails with ErrPrerequisite and nothing in it changes.
+	// UPDATE message carrying the removal fails with ErrPrerequisite and
+	// nothing in it changes.
 	// Records added or removed meanwhile by others that the plan does not
 	// keep are no conflict (Apply reads again and resends). It costs one
 	// TLSA query per owner with a removal and a Keep entry.
@@ -374,7 +375,7 @@ func (p *RFC2136) learnZone(r *dns.Msg, owner, known string) string {
 }
 
 // prerequisiteAttempts bounds how often Apply re-reads an owner and sends a
-// zone's UPDATE again when the server answers NXRRSET because the RRset
+// UPDATE message again when the server answers NXRRSET because the RRset
 // changed between Apply's read and the UPDATE (decision P3).
 const prerequisiteAttempts = 4
 
