@@ -168,3 +168,43 @@ func TestPipelinedAnswersOutOfOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestZoneRecordsZoneFromAnswer: the zone comes from the TLSA answer itself
+// (SOA of a negative answer, NS of a positive one), the innermost zone
+// wins where the server serves a zone and a subzone, a CNAME owner is an
+// error, and no SOA query is sent for any of it; FindZone afterwards is
+// answered from the cache.
+func TestZoneRecordsZoneFromAnswer(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{Zones: []string{"example.test.", "sub.example.test."}})
+	l.Nsupdate(t, "update add _25._tcp.mail.example.test. 300 IN TLSA "+rec(1).String())
+	l.Nsupdate(t, "zone sub.example.test.\nupdate add _25._tcp.mx.sub.example.test. 300 IN TLSA "+rec(2).String())
+	l.Nsupdate(t, "update add _25._tcp.alias.example.test. 300 IN CNAME _25._tcp.mail.example.test.")
+	p := labProvider(t, l)
+	for _, tc := range []struct {
+		owner, zone string
+		n           int
+	}{
+		{"_25._tcp.mail.example.test.", "example.test.", 1},          // positive
+		{"_25._tcp.none.example.test.", "example.test.", 0},          // NXDOMAIN
+		{"mail.example.test.", "example.test.", 0},                   // NODATA
+		{"_25._tcp.mx.sub.example.test.", "sub.example.test.", 1},    // positive, subzone
+		{"_25._tcp.other.sub.example.test.", "sub.example.test.", 0}, // NXDOMAIN, subzone
+	} {
+		zone, rrs, err := p.ZoneRecords(t.Context(), tc.owner)
+		if err != nil || zone != tc.zone || len(rrs) != tc.n {
+			t.Errorf("ZoneRecords(%s) = %q, %d records, %v; want %q and %d", tc.owner, zone, len(rrs), err, tc.zone, tc.n)
+		}
+		if z, err := p.FindZone(t.Context(), tc.owner); err != nil || z != tc.zone {
+			t.Errorf("FindZone(%s) after ZoneRecords = %q, %v", tc.owner, z, err)
+		}
+	}
+	if _, _, err := p.ZoneRecords(t.Context(), "_25._tcp.alias.example.test."); !errors.Is(err, ErrNotAuth) {
+		t.Errorf("ZoneRecords at a CNAME: %v, want ErrNotAuth", err)
+	}
+	// One query per ZoneRecords (the TLSA read), none for FindZone: no SOA
+	// query at all.
+	if got := p.Sent().Queries; got != 6 {
+		t.Errorf("%d queries for 6 ZoneRecords and 5 FindZone, want 6 (the zone comes from the TLSA answers)", got)
+	}
+}
