@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,7 +25,10 @@ func planCommand() *cli.Command {
 		Description: `For every TLSA owner of the lineages (all when none is named), plan reads
 the records the provider serves and prints the difference from the desired
 RRset: "+" a record to add, "-" an owned record no chain needs any more, "="
-a record that stays (including records danehook does not own).
+a record that stays (including records danehook does not own), then per zone
+how many RFC 2136 UPDATE messages the changes take ("N UPDATE messages for
+zone Z": more than one when they do not fit in one DNS message; additions are
+sent first).
 
 Exit codes: 0 nothing to change, 1 changes pending, 2 bad input,
 3 TSIG/authentication failure, 4 refused, 5 not authoritative, 6 server failure,
@@ -41,8 +45,9 @@ func publishCommand() *cli.Command {
 		Usage:     "add the TLSA records every chain Postfix may serve needs (never removes one)",
 		ArgsUsage: "[LINEAGE...]",
 		Description: `publish sends the additions of the plan (see 'danectl plan'): one RFC 2136
-UPDATE per zone, or the provider API's calls. It is idempotent: a second run
-sends nothing. It never removes a record: 'danectl tick' removes owned records
+UPDATE per zone (as few as hold them when they do not fit in one DNS message;
+the output says how many), or the provider API's calls. It is idempotent: a
+second run sends nothing. It never removes a record: 'danectl tick' removes owned records
 no chain needs, once it has seen what Postfix presents.
 
 Exit codes: 0 ok, 2 bad input, 3 TSIG/authentication failure, 4 refused,
@@ -134,6 +139,8 @@ type planJSON struct {
 	Desired  []string     `json:"desired"`
 	Changes  []changeJSON `json:"changes"`
 	Held     []string     `json:"held,omitempty"`
+	// ZoneMessages: UPDATE messages the zone's changes take (deploy.OwnerPlan.ZoneMessages).
+	ZoneMessages int `json:"zone_update_messages,omitempty"`
 }
 
 type changeJSON struct {
@@ -180,7 +187,7 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 	if asJSON {
 		out := []planJSON{}
 		for _, p := range plans {
-			j := planJSON{Owner: p.Owner, Zone: p.Zone, Provider: p.Provider, TTL: p.TTL, Lineages: p.Lineages, Desired: []string{}, Changes: []changeJSON{}}
+			j := planJSON{Owner: p.Owner, Zone: p.Zone, Provider: p.Provider, TTL: p.TTL, Lineages: p.Lineages, Desired: []string{}, Changes: []changeJSON{}, ZoneMessages: p.ZoneMessages}
 			for _, r := range p.Desired {
 				j.Desired = append(j.Desired, r.String())
 			}
@@ -197,7 +204,13 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
+	var zones []string
+	zoneMessages := map[string]int{}
 	for _, p := range plans {
+		if _, ok := zoneMessages[p.Zone]; !ok && p.ZoneMessages > 0 {
+			zones = append(zones, p.Zone)
+			zoneMessages[p.Zone] = p.ZoneMessages
+		}
 		verb := "no change"
 		adds, removes := 0, 0
 		for _, ch := range p.Changes {
@@ -223,6 +236,20 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		}
 		for _, h := range p.Held {
 			fmt.Fprintf(w, "  held: %s (waiting for 'dane-reload' to verify the new chain)\n", h)
+		}
+	}
+	sort.Strings(zones)
+	for _, z := range zones {
+		n := zoneMessages[z]
+		sent := "to send"
+		if applied {
+			sent = "sent"
+		}
+		switch {
+		case n == 1:
+			fmt.Fprintf(w, "1 UPDATE message for zone %s (%s)\n", z, sent)
+		default:
+			fmt.Fprintf(w, "%d UPDATE messages for zone %s (%s; the changes do not fit in one DNS message: additions first, then removals)\n", n, z, sent)
 		}
 	}
 	return nil

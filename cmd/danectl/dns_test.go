@@ -65,10 +65,13 @@ func TestPlanPublishStatusCommands(t *testing.T) {
 	if code != exitMismatch || !strings.Contains(out, "+ _25._tcp.mail.example.test. 1 IN TLSA 3 1 1 ") {
 		t.Fatalf("plan: exit %d, want 1 with one addition\n%s%s", code, out, errs)
 	}
-	if code, out, errs = danectl(t, "publish", "--config", cfg); code != exitOK || !strings.Contains(out, "1 added") {
-		t.Fatalf("publish: exit %d\n%s%s", code, out, errs)
+	if !strings.Contains(out, "1 UPDATE message for zone example.test. (to send)") {
+		t.Errorf("plan does not say how many UPDATE messages the zone takes:\n%s", out)
 	}
-	if code, out, errs = danectl(t, "--config", cfg, "plan", "mail"); code != exitOK || !strings.Contains(out, "no change") {
+	if code, out, errs = danectl(t, "publish", "--config", cfg); code != exitOK || !strings.Contains(out, "1 added") || !strings.Contains(out, "1 UPDATE message for zone example.test. (sent)") {
+		t.Fatalf("publish: exit %d, want 1 added in 1 UPDATE message\n%s%s", code, out, errs)
+	}
+	if code, out, errs = danectl(t, "--config", cfg, "plan", "mail"); code != exitOK || !strings.Contains(out, "no change") || strings.Contains(out, "UPDATE message") {
 		t.Fatalf("plan after publish: exit %d, want 0 and no change\n%s%s", code, out, errs)
 	}
 	lab.WaitSerial(t, lab.Secondary, "example.test.", lab.Serial(t, lab.Primary, "example.test."), 10*time.Second)

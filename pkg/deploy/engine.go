@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,6 +139,65 @@ type OwnerPlan struct {
 	// Postfix presents was not verified); HeldReasons says why, in order.
 	Held        []dnsupdate.RR
 	HeldReasons []string
+	// ZoneMessages is how many UPDATE messages the changes of the run in
+	// the owner's zone take (all owners of the zone share the number): for
+	// Publish the additions it sent, for Plan its additions and removals
+	// as one run would send them. More than 1 when they do not fit in one
+	// DNS message and are split, additions first (dnsupdate.RFC2136.Apply);
+	// 0 when nothing changes there or the provider does not count messages
+	// (MessageCounter).
+	ZoneMessages int
+}
+
+// MessageCounter is implemented by a Publisher that sends a zone's changes
+// as DNS messages and can say how many a set of changes takes, per zone
+// (*dnsupdate.RFC2136.Messages).
+type MessageCounter interface {
+	Messages(ctx context.Context, changes []dnsupdate.Change) (map[string]int, error)
+}
+
+var _ MessageCounter = (*dnsupdate.RFC2136)(nil)
+
+// countMessages sets ZoneMessages on plans: the changes of each provider
+// that counts messages (only the additions when addsOnly), per zone. A
+// provider that cannot count leaves 0.
+func (e *Engine) countMessages(ctx context.Context, plans []*OwnerPlan, addsOnly bool) {
+	byProvider := map[string][]dnsupdate.Change{}
+	for _, p := range plans {
+		for _, c := range p.Changes {
+			if !addsOnly || c.Op == dnsupdate.Add {
+				byProvider[p.Provider] = append(byProvider[p.Provider], c)
+			}
+		}
+	}
+	for name, cs := range byProvider {
+		pub, err := e.publisher(name)
+		if err != nil {
+			continue
+		}
+		mc, ok := pub.(MessageCounter)
+		if !ok {
+			continue
+		}
+		n, err := mc.Messages(ctx, cs)
+		if err != nil {
+			continue
+		}
+		for _, p := range plans {
+			if p.Provider == name {
+				p.ZoneMessages = n[dnsName(p.Zone)]
+			}
+		}
+	}
+}
+
+// dnsName is a zone name as providers key it: absolute, lower case.
+func dnsName(z string) string {
+	z = strings.ToLower(z)
+	if !strings.HasSuffix(z, ".") {
+		z += "."
+	}
+	return z
 }
 
 // Plan returns the changes a run would make at every owner of the named
@@ -196,6 +256,7 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 			}
 		}
 	}
+	e.countMessages(ctx, plans, false)
 	return plans, e.Store.Save(dnsDoc, s.DNS)
 }
 
@@ -212,7 +273,8 @@ func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
 // owners (all when empty) and records them as owned. It never removes a
 // record: removal waits for tick, which first verifies what Postfix
 // presents. It is idempotent: a second run finds nothing to add and sends
-// nothing. Changes go per provider, one UPDATE per zone for RFC 2136. On
+// nothing. Changes go per provider, one UPDATE per zone for RFC 2136 (as
+// few as hold them when they do not fit in one DNS message). On
 // error the records already sent stay owned, so the next run repairs the
 // difference.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
@@ -237,6 +299,7 @@ func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, er
 	if err != nil {
 		return plans, errors.Join(err, e.save(s))
 	}
+	e.countMessages(ctx, plans, true)
 	if err := e.apply(ctx, s, plans); err != nil {
 		return plans, errors.Join(err, e.save(s))
 	}

@@ -22,13 +22,15 @@ import (
 //     removal at the same owner relies on: with RFC 2136 prerequisites
 //     the UPDATE is refused when one of them is gone (other providers
 //     ignore them). On error any
-//     subset of the changes may have been applied (one RFC 2136 UPDATE per
-//     zone is atomic, but several zones or a Cloudflare batch are not): the
+//     subset of the changes may have been applied (one RFC 2136 UPDATE
+//     message is atomic, but several zones, a zone split over several
+//     messages — additions first — or a Cloudflare batch are not): the
 //     engine records additions as owned before calling Apply and forgets
 //     removals only after it returns nil, so the next run observes what
 //     was applied and repairs the rest.
 //
 // Concurrency: while it observes, the engine calls FindZone and Records
+// (or ZoneRecords, when the Publisher is a ZoneReader)
 // for several owners at once (one Publisher per provider is shared by all
 // its owners); Apply is never called concurrently with another method of
 // the same Publisher. An implementation must allow that.

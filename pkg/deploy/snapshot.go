@@ -114,6 +114,7 @@ type snapshot struct {
 	DNS      *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
+	byOwner  map[string]*ownerView // index of Owners (owner)
 	// Postfix is what every smtpd service is configured to read;
 	// PostfixChains the chains in those files.
 	Postfix       *postfix.Config
@@ -133,12 +134,15 @@ func (s *snapshot) lineage(name string) *lineageView {
 }
 
 func (s *snapshot) owner(o string) *ownerView {
-	for _, ov := range s.Owners {
-		if ov.Owner == o {
-			return ov
+	if len(s.byOwner) != len(s.Owners) { // built on first use, rebuilt when Owners grew
+		s.byOwner = make(map[string]*ownerView, len(s.Owners))
+		for _, ov := range s.Owners {
+			if _, ok := s.byOwner[ov.Owner]; !ok {
+				s.byOwner[ov.Owner] = ov
+			}
 		}
 	}
-	return nil
+	return s.byOwner[o]
 }
 
 // observeOpts says what a run observes beyond DNS and files.
@@ -274,42 +278,111 @@ func (e *Engine) observeLocked(ctx context.Context, names []string, opts observe
 	return ls, s, func() { lk.Unlock() }, nil
 }
 
-// observeOwners reads every owner from its provider and from every
-// authoritative server, concurrently (bounded).
+// ownerWorkers bounds the owners read from their providers at once.
+const ownerWorkers = 32
+
+// observeBatch is how many owners of one zone are observed together: the
+// observation of a batch starts as soon as its owners are read, while the
+// reads of the others go on.
+const observeBatch = 200
+
+// observeOwners reads every owner from its provider (zone and RRset, up to
+// ownerWorkers owners at a time) and, batch by batch as their zones become
+// known, what every authoritative server serves: what a zone's owners have
+// in common (its SOA, NS RRset, each server's serial) is asked once per
+// batch of up to observeBatch owners, not per owner
+// (propagate.Checker.ObserveOwners), and batches are observed while the
+// provider reads go on.
 func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
-	sem := make(chan struct{}, 8)
-	errc := make(chan struct{}, len(ovs))
+	type zoneKey struct{ provider, zone string }
+	var (
+		mu      sync.Mutex
+		groups  = map[zoneKey][]*ownerView{}
+		observe sync.WaitGroup
+		zsem    = make(chan struct{}, 4)
+	)
+	launch := func(k zoneKey, group []*ownerView) {
+		observe.Go(func() {
+			zsem <- struct{}{}
+			defer func() { <-zsem }()
+			owners := make([]string, len(group))
+			for i, ov := range group {
+				owners[i] = ov.Owner
+			}
+			ck := newChecker(e.Config.Providers[k.provider], 0, false)
+			obs, err := ck.ObserveOwners(ctx, k.zone, owners)
+			for i, ov := range group {
+				if err != nil {
+					ov.Err = err
+					continue
+				}
+				ov.Obs = obs[i]
+				ov.Obs.ConfiguredTTL = ov.TTL
+			}
+		})
+	}
+	sem := make(chan struct{}, ownerWorkers)
+	var wg sync.WaitGroup
 	for _, ov := range ovs {
 		sem <- struct{}{}
-		go func(ov *ownerView) {
-			defer func() { <-sem; errc <- struct{}{} }()
-			e.observeOwner(ctx, ov)
-		}(ov)
+		wg.Go(func() {
+			defer func() { <-sem }()
+			e.readOwner(ctx, ov)
+			if ov.Err != nil {
+				return
+			}
+			k := zoneKey{ov.Provider, ov.Zone}
+			mu.Lock()
+			groups[k] = append(groups[k], ov)
+			var full []*ownerView
+			if len(groups[k]) >= observeBatch {
+				full, groups[k] = groups[k], nil
+			}
+			mu.Unlock()
+			if full != nil {
+				launch(k, full)
+			}
+		})
 	}
-	for range ovs {
-		<-errc
+	wg.Wait()
+	for k, group := range groups {
+		if len(group) > 0 {
+			launch(k, group)
+		}
 	}
+	observe.Wait()
 }
 
-func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
+// ZoneReader is implemented by a Publisher that can return an owner's zone
+// and RRset with one read (*dnsupdate.RFC2136: the zone comes from the
+// authoritative TLSA answer); the engine then uses it instead of FindZone
+// followed by Records. The same contract as those two applies.
+type ZoneReader interface {
+	ZoneRecords(ctx context.Context, owner string) (zone string, rrs []dnsupdate.RR, err error)
+}
+
+var _ ZoneReader = (*dnsupdate.RFC2136)(nil)
+
+// readOwner reads ov's zone and RRset from its provider. The provider's
+// read comes first: its errors are typed (TSIG, NOTAUTH, …) and name the
+// server.
+func (e *Engine) readOwner(ctx context.Context, ov *ownerView) {
 	pub, err := e.publisher(ov.Provider)
 	if err != nil {
 		ov.Err = err
 		return
 	}
 	for hops := 0; ; hops++ {
-		if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err != nil {
-			if len(ov.Aliases) > 0 {
-				err = fmt.Errorf("owner %s is a CNAME to %s, which provider %q does not manage: %w (publish the TLSA records at %s with the provider of its zone, or remove the CNAME)",
-					ov.Aliases[0], ov.Owner, ov.Provider, err, ov.Owner)
-			}
-			ov.Err = err
-			return
+		if zr, ok := pub.(ZoneReader); ok {
+			ov.Zone, ov.Current, err = zr.ZoneRecords(ctx, ov.Owner)
+		} else if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err == nil {
+			ov.Current, err = pub.Records(ctx, ov.Owner)
 		}
-		// The provider's read first: its errors are typed (TSIG, NOTAUTH, …)
-		// and name the server.
-		ov.Current, err = pub.Records(ctx, ov.Owner)
 		var alias *dnsupdate.AliasError
+		if err != nil && len(ov.Aliases) > 0 && !errors.As(err, &alias) {
+			err = fmt.Errorf("owner %s is a CNAME to %s, which provider %q does not manage: %w (publish the TLSA records at %s with the provider of its zone, or remove the CNAME)",
+				ov.Aliases[0], ov.Owner, ov.Provider, err, ov.Owner)
+		}
 		if errors.As(err, &alias) && hops < maxAliasHops {
 			// Follow the CNAME: the records live at its target, and an
 			// addition beside the CNAME would be ignored or refused.
@@ -326,13 +399,7 @@ func (e *Engine) observeOwner(ctx context.Context, ov *ownerView) {
 	if reg := e.registry(ov.Provider); reg != nil {
 		if ov.Claims, err = reg.Claims(ctx, ov.Owner); err != nil {
 			ov.Err = fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err)
-			return
 		}
-	}
-	pc := e.Config.Providers[ov.Provider]
-	ck := newChecker(pc, ov.TTL, ov.RequireDNSSEC)
-	if ov.Obs, err = ck.Observe(ctx, ov.Zone, ov.Owner); err != nil {
-		ov.Err = err
 	}
 }
 

@@ -10,7 +10,8 @@
 // removes, so records of other writers survive; it is idempotent, so
 // sending a plan again after any failure is safe; when it fails, what it
 // leaves behind is provider-specific and documented on each Apply (RFC 2136:
-// each zone's UPDATE is atomic, zones before the failing one stay changed;
+// each UPDATE message is atomic, a zone's additions go before its removals,
+// zones before the failing one stay changed;
 // Cloudflare and Libdns: adds before removes, a *CloudflareApplyError or
 // *LibdnsApplyError lists what was applied); after a lost answer, read again. Only RFC2136 can guard removals
 // against concurrent writers (RFC2136.Prerequisites, driven by a plan's Keep

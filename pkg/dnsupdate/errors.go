@@ -29,7 +29,9 @@ var (
 	// ErrPrerequisite: an RFC 2136 §2.4 prerequisite failed (NXRRSET,
 	// YXRRSET, NXDOMAIN, YXDOMAIN): another writer removed a record the
 	// plan keeps (RFC2136.Prerequisites) or kept changing the RRset. Nothing
-	// in the failing zone was changed; re-run to recompute the plan.
+	// in the failing UPDATE message was changed (in a zone split over several
+	// messages, UpdateError.Part says which; the additions before it were
+	// applied); re-run to recompute the plan.
 	ErrPrerequisite = errors.New("prerequisite failed")
 )
 
@@ -70,6 +72,12 @@ type UpdateError struct {
 	LocalTime, ServerTime time.Time
 	Fudge                 uint16
 
+	// Part and Parts are set when a zone's changes were split over several
+	// UPDATE messages (RFC2136.Apply, decision S1): the failing message's
+	// number, from 1, and how many the zone takes. The messages before Part
+	// were applied. Both 0 for a zone sent in one message.
+	Part, Parts int
+
 	Err error // transport or TSIG verification error, nil otherwise
 }
 
@@ -78,6 +86,9 @@ type UpdateError struct {
 func (e *UpdateError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
+	if e.Parts > 1 {
+		fmt.Fprintf(&b, " (message %d of %d; the messages before it were applied)", e.Part, e.Parts)
+	}
 	if e.Owner != "" {
 		fmt.Fprintf(&b, " %q", e.Owner)
 	}

@@ -67,8 +67,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,7 +109,8 @@ type RFC2136 struct {
 	// (decisions P1–P4 at the top of this file): a removal is applied only
 	// if every record the plan keeps at that owner (its Keep entries) is
 	// still served when the server processes the UPDATE; otherwise the
-	// zone's UPDATE fails with ErrPrerequisite and nothing in it changes.
+	// UPDATE message carrying the removal fails with ErrPrerequisite and
+	// nothing in it changes.
 	// Records added or removed meanwhile by others that the plan does not
 	// keep are no conflict (Apply reads again and resends). It costs one
 	// TLSA query per owner with a removal and a Keep entry.
@@ -117,6 +120,9 @@ type RFC2136 struct {
 	zones map[string]string // lower-case owner -> zone
 
 	updates, queries atomic.Int64
+
+	pmu  sync.Mutex
+	pipe *pipe // the TCP connection queries in flight share (pipeline.go), nil when none
 
 	// now is the clock used to sign; tests skew it. nil means time.Now.
 	now func() time.Time
@@ -261,10 +267,50 @@ func (e *AliasError) Error() string {
 // Records returns the TLSA records served at owner, read by a direct TLSA
 // query to Server over TCP with recursion desired off (never a zone
 // transfer). NXDOMAIN and NODATA give an empty slice. A CNAME at owner is an
-// ErrNotAuth error wrapping an *AliasError naming the target, because
-// records added there would be ignored (RFC 2136 §3.4.2.2). Errors are
-// *UpdateError.
+// ErrNotAuth error, because records added there would be ignored (RFC 2136
+// §3.4.1.2). Errors are *UpdateError.
 func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
+	_, rrs, err := p.read(ctx, owner)
+	return rrs, err
+}
+
+// ZoneRecords returns the zone that holds owner and the TLSA records served
+// there, with one TLSA query in the usual case instead of FindZone's SOA
+// query followed by Records' TLSA query. The zone is taken from the
+// authoritative answer itself (RFC 1034 §4.3.2, RFC 2308 §2): the SOA in the
+// authority section of a NODATA or NXDOMAIN answer, or the zone's NS RRset in
+// the authority section of a positive answer. Only a record whose owner
+// encloses owner counts, so a zone cut below a zone the server also serves is
+// honoured (the answer comes from the innermost zone). When the answer names
+// no zone (a server that sends minimal responses), ZoneRecords falls back to
+// FindZone. The zone is cached per owner, as FindZone's; the records are
+// never cached. An explicit Zone skips zone discovery (an owner outside it is
+// an ErrNotAuth error). Errors are those of FindZone and Records.
+func (p *RFC2136) ZoneRecords(ctx context.Context, owner string) (string, []RR, error) {
+	if p.Zone != "" {
+		zone, err := p.FindZone(ctx, owner)
+		if err != nil {
+			return "", nil, err
+		}
+		rrs, err := p.Records(ctx, owner)
+		return zone, rrs, err
+	}
+	zone, rrs, err := p.read(ctx, owner)
+	if err != nil {
+		return "", nil, err
+	}
+	if zone == "" {
+		if zone, err = p.FindZone(ctx, owner); err != nil {
+			return "", nil, err
+		}
+	}
+	return zone, rrs, nil
+}
+
+// read queries the TLSA RRset at owner and returns it with the zone the
+// answer names (see ZoneRecords; "" when it names none), remembering that
+// zone for owner.
+func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) {
 	owner = dns.Fqdn(owner)
 	q := new(dns.Msg)
 	q.SetQuestion(owner, dns.TypeTLSA)
@@ -279,16 +325,16 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 	}
 	r, err := p.exchange(ctx, q, "query TLSA at", zone, owner, "TLSA", &p.queries)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	switch {
 	case r.Rcode == dns.RcodeNameError && r.Authoritative:
-		return []RR{}, nil
+		return p.learnZone(r, owner, zone), []RR{}, nil
 	case r.Rcode == dns.RcodeRefused || (r.Rcode == dns.RcodeSuccess && !r.Authoritative) || (r.Rcode == dns.RcodeNameError && !r.Authoritative):
-		return nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
+		return "", nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 			Rcode: r.Rcode, KeyName: p.keyName(), Err: errors.New("the server is not authoritative for the owner (no AA bit or REFUSED)")}
 	case r.Rcode != dns.RcodeSuccess:
-		return nil, p.rcodeError(r, "query TLSA at", zone, owner, "TLSA")
+		return "", nil, p.rcodeError(r, "query TLSA at", zone, owner, "TLSA")
 	}
 	out := []RR{}
 	for _, rr := range r.Answer {
@@ -297,29 +343,59 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 		}
 		switch v := rr.(type) {
 		case *dns.CNAME:
-			return nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
+			return "", nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 				Rcode: r.Rcode, KeyName: p.keyName(),
 				Err: &AliasError{Owner: owner, Target: dns.Fqdn(v.Target)}}
 		case *dns.TLSA:
 			data, err := hex.DecodeString(v.Certificate)
 			if err != nil {
-				return nil, &UpdateError{Class: ErrServer, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
+				return "", nil, &UpdateError{Class: ErrServer, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 					Rcode: r.Rcode, KeyName: p.keyName(), Err: fmt.Errorf("bad TLSA data: %w", err)}
 			}
 			out = append(out, RR{Owner: owner, TTL: v.Hdr.Ttl, Record: tlsa.Record{
 				Usage: v.Usage, Selector: v.Selector, MatchingType: v.MatchingType, Data: data}})
 		}
 	}
-	return out, nil
+	return p.learnZone(r, owner, zone), out, nil
+}
+
+// learnZone returns the zone an authoritative TLSA answer r for owner names
+// (known when not ""), and caches it for owner: the enclosing SOA of a
+// negative answer, else the enclosing NS RRset of the authority section.
+func (p *RFC2136) learnZone(r *dns.Msg, owner, known string) string {
+	if known != "" {
+		return known
+	}
+	z := enclosingSOA(r, owner)
+	if z == "" && len(r.Answer) > 0 {
+		for _, rr := range r.Ns {
+			if ns, ok := rr.(*dns.NS); ok && dns.IsSubDomain(ns.Hdr.Name, owner) {
+				z = dns.CanonicalName(ns.Hdr.Name)
+				break
+			}
+		}
+	}
+	if z != "" {
+		p.mu.Lock()
+		if p.zones == nil {
+			p.zones = map[string]string{}
+		}
+		p.zones[dns.CanonicalName(owner)] = z
+		p.mu.Unlock()
+	}
+	return z
 }
 
 // prerequisiteAttempts bounds how often Apply re-reads an owner and sends a
-// zone's UPDATE again when the server answers NXRRSET because the RRset
+// UPDATE message again when the server answers NXRRSET because the RRset
 // changed between Apply's read and the UPDATE (decision P3).
 const prerequisiteAttempts = 4
 
-// Apply sends the Add and Remove changes as one RFC 2136 UPDATE message per
-// zone, TSIG-signed, over TCP.
+// Apply sends the Add and Remove changes as RFC 2136 UPDATE messages,
+// TSIG-signed, over TCP: one message per zone when the zone's changes fit in
+// one DNS message (65535 bytes, TSIG included, RFC 1035 §4.2.2), else as few
+// messages as hold them, all additions before all removals (decision S1
+// below; Messages says how many a plan takes).
 //
 // What it changes: a removal deletes only that exact record (class NONE,
 // RFC 2136 §2.5.4), never the RRset, so records owned by others survive and
@@ -327,32 +403,38 @@ const prerequisiteAttempts = 4
 // record (§2.5.1; adding a record already served is a no-op). Keep entries
 // change nothing; with Prerequisites they name what the removals at their
 // owner rely on. Nothing is sent when there is nothing to add or remove.
-// Zones are found first (FindZone, up to 8 owners at a time).
+// Zones are found first (FindZone, cached per owner; up to readWorkers
+// owners at a time).
 //
-// What a failure leaves behind: the changes of one zone are one UPDATE,
-// which the server applies atomically, all or none (RFC 2136 §3.4, §3.7).
-// Zones are updated one after the other in name order; when one fails, the
-// zones before it stay changed, the zones after it are not attempted, and
-// the error names the failing zone. When the answer is lost (timeout,
-// connection reset after sending, a truncated answer) the zone's UPDATE may
-// or may not have been applied: read the records again. Apply is idempotent,
-// so sending the same plan again after any failure is safe.
-//
-// Every owner that gets an addition carries the prerequisite "no CNAME
-// RRset" (RFC 2136 §2.4.3): an owner that became an alias refuses the
-// zone's UPDATE with ErrPrerequisite instead of the addition being
-// silently ignored (§3.4.2.2).
+// What a failure leaves behind: each UPDATE message is applied atomically by
+// the server, all or none (RFC 2136 §3.4, §3.7). A zone whose changes fit in
+// one message is changed all or not at all. A zone split over several
+// messages is changed message by message: the messages carrying additions go
+// first, so a failure leaves at worst some records added and none of that
+// zone's removals past the failing message applied — never a removal without
+// the additions of the same plan (the error says which UPDATE of how many
+// failed). Zones are updated one after the other in name order; when one
+// fails, the zones before it stay changed, the zones after it are not
+// attempted, and the error names the failing zone. When the answer is lost
+// (timeout, connection reset after sending, a truncated answer) the message
+// may or may not have been applied: read the records again. Apply is
+// idempotent, so sending the same plan again after any failure is safe.
 //
 // Prerequisites (decisions P1–P4 at the top of this file): at every owner
 // where the plan removes a record and keeps at least one (Keep entries at
-// that owner), the UPDATE applies only if every kept record is still served
-// when the server processes it, so a removal never goes through after
-// another writer removed a record it relied on; the whole zone's UPDATE then
-// fails with ErrPrerequisite and nothing in that zone changes. Concurrent
+// that owner), the UPDATE carrying that owner's removals applies only if
+// every kept record is still served when the server processes it, so a
+// removal never goes through after another writer removed a record it relied
+// on; that message then fails with ErrPrerequisite and nothing in it
+// changes. All removals of one owner travel in one message with their
+// prerequisite, read after the messages before it were applied. Concurrent
 // additions, and concurrent removals of records the plan does not keep, are
 // not conflicts: Apply reads the owner again and resends (up to
-// prerequisiteAttempts UPDATEs per zone). Removals at an owner where the
-// plan keeps nothing carry no prerequisite (additions only the "no CNAME" one).
+// prerequisiteAttempts sends per message). Removals at an owner where the
+// plan keeps nothing carry no prerequisite; additions only "no CNAME RRset
+// at the owner" (RFC 2136 §2.4.3): an owner that became an alias refuses
+// the message with ErrPrerequisite instead of the addition being silently
+// ignored (§3.4.2.2).
 //
 // Concurrency: Apply may be called from several goroutines on one *RFC2136.
 // Other writers (other hosts, nsupdate, other tools) may change the same
@@ -362,19 +444,98 @@ const prerequisiteAttempts = 4
 // Errors are *UpdateError wrapping ErrTSIG, ErrRefused, ErrNotAuth,
 // ErrServer (with ErrTruncated for an answer truncated even over TCP) or
 // ErrPrerequisite.
+//
+// S1. Splitting (why adds first): DESIGN §3 wants a removal only once the
+// records that replace it are served. Within one message the server applies
+// everything at once; across messages it applies them in the order sent, so
+// every message holding an addition is sent before any message holding only
+// removals (the last addition message may also carry the first removals: it
+// is atomic). The changes are packed in that order, each message as full as
+// it can be (its exact wire size with name compression and the TSIG record
+// is measured), an owner's removals and its prerequisite never split.
 func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
-	type batch struct {
-		zone          string
-		adds, removes []Change
-		keeps         map[string][]Change // lower-case owner -> kept records
-		owners        map[string]bool
-		firstOwner    string
-	}
 	zoneOf, err := p.findZones(ctx, changes)
 	if err != nil {
 		return err
 	}
-	batches := map[string]*batch{}
+	batches, zones := p.batches(changes, zoneOf)
+	tsig := p.tsigLen()
+	for _, z := range zones {
+		if err := p.applyZone(ctx, batches[z], tsig); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Messages returns, per zone (absolute, lower case), how many UPDATE
+// messages Apply would send for changes: 1 for a zone whose changes fit in
+// one DNS message, more when they must be split (decision S1). Prerequisites
+// are sized from the plan's own Keep and Remove entries (the RRset as the
+// plan read it); a concurrent writer can change that by a few records.
+// Zones with nothing to add or remove are absent. It finds zones like Apply
+// (cached); errors are FindZone's.
+func (p *RFC2136) Messages(ctx context.Context, changes []Change) (map[string]int, error) {
+	zoneOf, err := p.findZones(ctx, changes)
+	if err != nil {
+		return nil, err
+	}
+	batches, zones := p.batches(changes, zoneOf)
+	tsig := p.tsigLen()
+	out := map[string]int{}
+	for _, z := range zones {
+		if out[z], err = batches[z].estimate(p, tsig); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// zoneBatch is the changes of one zone, as the units that travel in UPDATE
+// messages: one unit per added record (plan order), then one per owner with
+// removals (name order).
+type zoneBatch struct {
+	zone   string
+	units  []unit
+	nAdds  int               // units[:nAdds] are additions
+	keeps  map[string][]RR   // lower-case owner -> kept records (P2), only at owners with removals
+	owners map[string]string // lower-case owner -> owner as given
+}
+
+// unit is what one UPDATE message carries together: one added record, or
+// every removal at one owner (with that owner's prerequisite when guarded).
+type unit struct {
+	owner   string // lower case
+	changes []Change
+	remove  bool
+	guarded bool // the removals rely on kept records (P2) and Prerequisites is on
+	// rrs are the changes as RRs, built once: every message msg builds
+	// while packing reuses them (the update helpers set the same class and
+	// TTL on them each time, and each RR is in one section only).
+	rrs []dns.RR
+}
+
+func newUnit(owner string, changes []Change, remove, guarded bool) unit {
+	u := unit{owner: owner, changes: changes, remove: remove, guarded: guarded}
+	for _, c := range changes {
+		u.rrs = append(u.rrs, tlsaRR(c.RR))
+	}
+	return u
+}
+
+func changeRRs(cs []Change) []RR {
+	out := make([]RR, len(cs))
+	for i, c := range cs {
+		out[i] = c.RR
+	}
+	return out
+}
+
+// batches groups the Add and Remove changes by zone (zoneOf: lower-case
+// owner -> zone) and returns them with the zones in name order.
+func (p *RFC2136) batches(changes []Change, zoneOf map[string]string) (map[string]*zoneBatch, []string) {
+	batches := map[string]*zoneBatch{}
+	removes := map[string]map[string][]Change{} // zone -> owner -> removals
 	var keeps []Change
 	for _, c := range changes {
 		if c.Op == Keep {
@@ -384,17 +545,21 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 		if c.Op != Add && c.Op != Remove {
 			continue
 		}
-		zone := zoneOf[dns.CanonicalName(c.Owner)]
+		o := dns.CanonicalName(c.Owner)
+		zone := zoneOf[o]
 		b := batches[zone]
 		if b == nil {
-			b = &batch{zone: zone, owners: map[string]bool{}, keeps: map[string][]Change{}, firstOwner: dns.Fqdn(c.Owner)}
+			b = &zoneBatch{zone: zone, keeps: map[string][]RR{}, owners: map[string]string{}}
 			batches[zone] = b
+			removes[zone] = map[string][]Change{}
 		}
-		b.owners[dns.CanonicalName(c.Owner)] = true
+		if _, ok := b.owners[o]; !ok {
+			b.owners[o] = dns.Fqdn(c.Owner)
+		}
 		if c.Op == Add {
-			b.adds = append(b.adds, c)
+			b.units = append(b.units, newUnit(o, []Change{c}, false, false))
 		} else {
-			b.removes = append(b.removes, c)
+			removes[zone][o] = append(removes[zone][o], c)
 		}
 	}
 	// A Keep counts only at an owner where the same plan removes a record
@@ -402,145 +567,352 @@ func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
 	for _, c := range keeps {
 		o := dns.CanonicalName(c.Owner)
 		if z, ok := zoneOf[o]; ok {
-			b := batches[z]
-			b.keeps[o] = append(b.keeps[o], c)
+			if _, removing := removes[z][o]; removing {
+				batches[z].keeps[o] = append(batches[z].keeps[o], c.RR)
+			}
 		}
 	}
 	zones := make([]string, 0, len(batches))
-	for z := range batches {
+	for z, b := range batches {
 		zones = append(zones, z)
+		b.nAdds = len(b.units)
+		var owners []string
+		for o := range removes[z] {
+			owners = append(owners, o)
+		}
+		sort.Strings(owners)
+		for _, o := range owners {
+			b.units = append(b.units, newUnit(o, removes[z][o], true, p.Prerequisites && len(b.keeps[o]) > 0))
+		}
 	}
 	sort.Strings(zones)
-	for _, z := range zones {
-		b := batches[z]
-		owner := ""
-		if len(b.owners) == 1 {
-			owner = b.firstOwner
-		}
-		// The owners whose removals rely on kept records (P2), in name order.
-		var guarded []string
-		if p.Prerequisites {
-			removing := map[string]bool{}
-			for _, c := range b.removes {
-				removing[dns.CanonicalName(c.Owner)] = true
+	return batches, zones
+}
+
+// msg builds the UPDATE carrying units: the prerequisites of its guarded
+// units (RFC 2136 §2.4.2, the whole RRset as read), then removals (§2.5.4),
+// then additions (§2.5.1).
+func (b *zoneBatch) msg(units []unit, prereqs map[string][]RR) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetUpdate(b.zone)
+	m.Compress = true
+	for _, u := range units {
+		if u.guarded {
+			rrs := make([]dns.RR, 0, len(prereqs[u.owner]))
+			for _, rr := range prereqs[u.owner] {
+				rrs = append(rrs, tlsaRR(rr))
 			}
-			for o := range b.keeps {
-				if removing[o] {
-					guarded = append(guarded, o)
-				}
-			}
-			sort.Strings(guarded)
+			m.Used(rrs)
 		}
-		for attempt := 1; ; attempt++ {
-			m := new(dns.Msg)
-			m.SetUpdate(z)
-			m.Compress = true
-			for _, o := range guarded {
-				prereq, err := p.prerequisite(ctx, z, o, b.keeps[o])
-				if err != nil {
+	}
+	for _, u := range units {
+		if u.remove {
+			m.Remove(u.rrs)
+		}
+	}
+	for _, u := range units {
+		if !u.remove {
+			m.Insert(u.rrs)
+		}
+	}
+	// Never add beside a CNAME: each owner that gets an addition must have
+	// no CNAME RRset (RFC 2136 §2.4.3), so an owner that became an alias
+	// since it was read refuses the message (YXRRSET) instead of the
+	// addition being silently ignored (§3.4.2.2).
+	guarded := map[string]bool{}
+	for _, u := range units {
+		if !u.remove && !guarded[u.owner] {
+			guarded[u.owner] = true
+			m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: b.owners[u.owner], Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}})
+		}
+	}
+	return m
+}
+
+// aliasError is the error of an UPDATE refused with YXRRSET: an owner
+// that gets an addition is a CNAME now (the "no CNAME" prerequisite).
+func (p *RFC2136) aliasError(b *zoneBatch, owner string, r *dns.Msg, part, parts int) error {
+	return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: b.zone, Owner: owner, Type: "TLSA",
+		KeyName: p.keyName(), Rcode: r.Rcode, Part: part, Parts: parts,
+		Err: errors.New("an owner that gets an addition is now a CNAME (alias): nothing in this message was changed; re-run to publish at the CNAME's target")}
+}
+
+// pack returns how many of units, from the first, one UPDATE message can
+// carry: its exact wire size (name compression on) plus tsig bytes of TSIG
+// record must stay within dns.MaxMsgSize (65535, the most a TCP length
+// prefix allows, RFC 1035 §4.2.2). 0 means the first unit alone is too large.
+func (b *zoneBatch) pack(units []unit, prereqs map[string][]RR, tsig int) int {
+	fits := func(n int) bool { return b.msg(units[:n], prereqs).Len()+tsig <= dns.MaxMsgSize }
+	if fits(len(units)) {
+		return len(units)
+	}
+	lo, hi := 0, len(units) // fits(lo), !fits(hi); the size grows with n
+	for n := 1; n < hi; n *= 2 {
+		if !fits(n) {
+			hi = n
+			break
+		}
+		lo = n
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+func (b *zoneBatch) tooLarge(p *RFC2136, u unit) error {
+	n := b.msg([]unit{u}, nil).Len()
+	return &UpdateError{Class: ErrServer, Op: "update", Server: p.server(), Zone: b.zone, Owner: b.owners[u.owner], Type: "TLSA", Rcode: -1,
+		KeyName: p.keyName(), Err: fmt.Errorf("the %d changes at this owner and its prerequisite make an UPDATE of more than %d bytes (%d without the prerequisite), more than one DNS message can carry: remove records at the owner in smaller steps", len(u.changes), dns.MaxMsgSize, n)}
+}
+
+// tsigLen returns the size in bytes of the TSIG record the key adds to a
+// message (RFC 8945 §4.2; 0 unsigned), measured by signing an empty UPDATE.
+func (p *RFC2136) tsigLen() int {
+	if p.Key == nil {
+		return 0
+	}
+	m := new(dns.Msg)
+	m.SetUpdate(".")
+	unsigned, err := m.Pack()
+	if err != nil {
+		return 512
+	}
+	m.SetTsig(p.keyName(), p.Key.dnsAlgorithm(), tsigFudge, p.clock().Unix())
+	signed, _, err := dns.TsigGenerate(m, p.Key.Secret, "", false)
+	if err != nil {
+		return 512 // larger than any TSIG record of a supported algorithm
+	}
+	return len(signed) - len(unsigned)
+}
+
+// applyZone sends one zone's changes (decision S1): while the remaining
+// additions need more than one message, messages of additions only; then,
+// after reading the prerequisites (P3) of the removals, the rest, each
+// message as full as it can be.
+func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
+	owner := ""
+	if len(b.owners) == 1 {
+		for _, o := range b.owners {
+			owner = o
+		}
+	}
+	// parts is how many messages the zone takes, for the error messages of
+	// a split zone: estimated once the packing needs a second message.
+	parts := 0
+	split := func(part int) error {
+		if parts == 0 {
+			n, err := b.estimate(p, tsig)
+			if err != nil {
+				return err
+			}
+			parts = n
+		}
+		parts = max(parts, part, 2)
+		return nil
+	}
+	var prereqs map[string][]RR // nil until read
+	var err error
+	for i, part := 0, 1; i < len(b.units); part++ {
+		if part > 1 {
+			if err := split(part); err != nil {
+				return err
+			}
+		}
+		if prereqs == nil && i < b.nAdds {
+			k := b.pack(b.units[i:b.nAdds], nil, tsig)
+			if k == 0 {
+				return b.tooLarge(p, b.units[i])
+			}
+			if i+k < b.nAdds {
+				if err := split(part); err != nil {
 					return err
 				}
-				m.Used(prereq)
+				r, err := p.send(ctx, b, b.units[i:i+k], nil, owner, 1)
+				if err == nil && r.Rcode == dns.RcodeYXRrset {
+					return p.aliasError(b, owner, r, part, parts)
+				}
+				if err == nil && r.Rcode != dns.RcodeSuccess {
+					err = p.rcodeError(r, "update", b.zone, owner, "TLSA")
+				}
+				if err != nil {
+					return numbered(p.diagnose(ctx, err), part, parts) // D1–D3 in diagnose.go
+				}
+				i += k
+				continue
 			}
-			for _, c := range b.removes {
-				m.Remove([]dns.RR{tlsaRR(c.RR)})
+		}
+		if prereqs == nil {
+			// The remaining additions fit in one message: read what the
+			// removals rely on now, after the messages before were applied.
+			if prereqs, err = p.prerequisites(ctx, b, b.units[i:]); err != nil {
+				return numbered(err, part, parts)
 			}
-			for _, c := range b.adds {
-				m.Insert([]dns.RR{tlsaRR(c.RR)})
+		}
+		for attempt := 1; ; attempt++ {
+			k := b.pack(b.units[i:], prereqs, tsig)
+			if k == 0 {
+				return b.tooLarge(p, b.units[i])
 			}
-			// Never add beside a CNAME: each owner that gets an addition
-			// must have no CNAME RRset (RFC 2136 §2.4.3), so an owner that
-			// became an alias since it was read refuses the whole UPDATE
-			// (YXRRSET) instead of silently ignoring the addition (§3.4.2.2).
-			for _, o := range aliasGuards(b.adds) {
-				m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: o, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}})
+			if i+k < len(b.units) {
+				if err := split(part); err != nil {
+					return err
+				}
 			}
-			if n := m.Len() + 200; n > dns.MaxMsgSize {
-				return &UpdateError{Class: ErrServer, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA", Rcode: -1,
-					KeyName: p.keyName(), Err: fmt.Errorf("%d changes make a %d-byte UPDATE, more than one DNS message can carry (%d bytes); apply them in smaller plans", len(b.adds)+len(b.removes), n, dns.MaxMsgSize)}
-			}
-			if p.beforeUpdate != nil {
-				p.beforeUpdate(attempt)
-			}
-			r, err := p.exchange(ctx, m, "update", z, owner, "TLSA", &p.updates)
+			units := b.units[i : i+k]
+			r, err := p.send(ctx, b, units, prereqs, owner, attempt)
 			if err != nil {
-				return p.diagnose(ctx, err) // D1–D3 in diagnose.go
+				return numbered(p.diagnose(ctx, err), part, parts) // D1–D3 in diagnose.go
 			}
-			if r.Rcode == dns.RcodeNXRrset && len(guarded) > 0 {
-				// P3: the RRset changed between our read and the UPDATE;
+			if r.Rcode == dns.RcodeYXRrset && slices.ContainsFunc(units, func(u unit) bool { return !u.remove }) {
+				return p.aliasError(b, owner, r, part, parts)
+			}
+			guarded := slices.ContainsFunc(units, func(u unit) bool { return u.guarded })
+			if r.Rcode == dns.RcodeNXRrset && guarded {
+				// P3: an RRset changed between our read and the UPDATE;
 				// read again, and give up only when a kept record is gone
 				// (prerequisite) or the owner keeps changing.
 				if attempt < prerequisiteAttempts {
+					again, err := p.prerequisites(ctx, b, units)
+					if err != nil {
+						return numbered(err, part, parts)
+					}
+					maps.Copy(prereqs, again)
 					continue
 				}
-				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA",
-					KeyName: p.keyName(), Rcode: r.Rcode, Err: fmt.Errorf("the TLSA RRset changed between reading it and the UPDATE %d times in a row (another writer is busy there)", attempt)}
-			}
-			if r.Rcode == dns.RcodeYXRrset && len(b.adds) > 0 {
-				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: z, Owner: owner, Type: "TLSA",
-					KeyName: p.keyName(), Rcode: r.Rcode, Err: errors.New("an owner that gets an addition is now a CNAME (alias): nothing was changed in the zone; re-run to publish at the CNAME's target")}
+				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: b.zone, Owner: owner, Type: "TLSA",
+					KeyName: p.keyName(), Rcode: r.Rcode, Part: part, Parts: parts,
+					Err: fmt.Errorf("the TLSA RRset changed between reading it and the UPDATE %d times in a row (another writer is busy there)", attempt)}
 			}
 			if r.Rcode != dns.RcodeSuccess {
-				return p.diagnose(ctx, p.rcodeError(r, "update", z, owner, "TLSA"))
+				return numbered(p.diagnose(ctx, p.rcodeError(r, "update", b.zone, owner, "TLSA")), part, parts)
 			}
+			// What this message added is part of the RRsets the later
+			// messages' prerequisites name (else each would fail once).
+			for _, u := range units {
+				if rrs, ok := prereqs[u.owner]; ok && !u.remove && !slices.ContainsFunc(rrs, func(rr RR) bool { return rr.Record.Equal(u.changes[0].Record) }) {
+					prereqs[u.owner] = append(rrs, u.changes[0].RR)
+				}
+			}
+			i += k
 			break
 		}
 	}
 	return nil
 }
 
-// aliasGuards returns the owners of adds, once each, in name order: the
-// names whose UPDATE carries the "no CNAME" prerequisite.
-func aliasGuards(adds []Change) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range adds {
-		o := dns.Fqdn(c.Owner)
-		if !seen[dns.CanonicalName(o)] {
-			seen[dns.CanonicalName(o)] = true
-			out = append(out, o)
+// send sends the UPDATE carrying units and returns the server's answer.
+func (p *RFC2136) send(ctx context.Context, b *zoneBatch, units []unit, prereqs map[string][]RR, owner string, attempt int) (*dns.Msg, error) {
+	m := b.msg(units, prereqs)
+	if p.beforeUpdate != nil {
+		p.beforeUpdate(attempt)
+	}
+	return p.exchange(ctx, m, "update", b.zone, owner, "TLSA", &p.updates)
+}
+
+// estimate returns how many UPDATE messages b takes, sizing prerequisites
+// from the plan's Keep and Remove entries (the RRset as the plan read it).
+func (b *zoneBatch) estimate(p *RFC2136, tsig int) (int, error) {
+	prereqs := map[string][]RR{}
+	for _, u := range b.units {
+		if u.guarded {
+			prereqs[u.owner] = append(slices.Clone(b.keeps[u.owner]), changeRRs(u.changes)...)
 		}
 	}
-	sort.Strings(out)
-	return out
+	n := 0
+	for i := 0; i < len(b.units); n++ {
+		k := b.pack(b.units[i:], prereqs, tsig)
+		if k == 0 {
+			return 0, b.tooLarge(p, b.units[i])
+		}
+		i += k
+	}
+	return n, nil
+}
+
+// numbered sets the message number on an *UpdateError of a split zone.
+func numbered(err error, part, parts int) error {
+	var ue *UpdateError
+	if parts > 1 && errors.As(err, &ue) {
+		ue.Part, ue.Parts = part, parts
+	}
+	return err
+}
+
+// prerequisites reads, up to readWorkers at a time, the TLSA RRset at every
+// guarded owner of units (P3) and returns them by lower-case owner, after
+// checking that the records each owner's removals rely on are in it (P2).
+// It returns an empty, non-nil map when no unit is guarded. Errors are those
+// of prerequisite, the first in unit order.
+func (p *RFC2136) prerequisites(ctx context.Context, b *zoneBatch, units []unit) (map[string][]RR, error) {
+	var owners []string
+	for _, u := range units {
+		if u.guarded {
+			owners = append(owners, u.owner)
+		}
+	}
+	rrsets := make([][]RR, len(owners))
+	errs := make([]error, len(owners))
+	forEach(len(owners), readWorkers, func(i int) {
+		rrsets[i], errs[i] = p.prerequisite(ctx, b.zone, b.owners[owners[i]], b.keeps[owners[i]])
+	})
+	out := make(map[string][]RR, len(owners))
+	for i, o := range owners {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out[o] = rrsets[i]
+	}
+	return out, nil
 }
 
 // prerequisite reads the TLSA RRset at owner (in zone) from the server and
-// returns it as the value-dependent prerequisite "RRset exists" (RFC 2136
+// returns it, the value-dependent prerequisite "RRset exists" (RFC 2136
 // §2.4.2), after checking that every kept record is in it (P2). A kept record
 // that is no longer served is an ErrPrerequisite error naming it.
-func (p *RFC2136) prerequisite(ctx context.Context, zone, owner string, keeps []Change) ([]dns.RR, error) {
+func (p *RFC2136) prerequisite(ctx context.Context, zone, owner string, keeps []RR) ([]RR, error) {
 	served, err := p.Records(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range keeps {
-		found := false
-		for _, rr := range served {
-			if rr.Record.Equal(k.Record) {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(served, func(rr RR) bool { return rr.Record.Equal(k.Record) }) {
 			return nil, &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: zone, Owner: dns.Fqdn(owner), Type: "TLSA",
 				KeyName: p.keyName(), Rcode: -1,
 				Err: fmt.Errorf("TLSA %s, which the planned removal relies on, is no longer served (another writer removed it since the plan was read)", k.Record)}
 		}
 	}
-	out := make([]dns.RR, 0, len(served))
-	for _, rr := range served {
-		out = append(out, tlsaRR(rr))
-	}
-	return out, nil
+	return served, nil
 }
 
-// discoveryWorkers bounds the concurrent SOA queries of zone discovery.
-const discoveryWorkers = 8
+// readWorkers bounds the queries an RFC2136 has in flight at once for one
+// call (zone discovery, prerequisite reads): enough to hide the round trip
+// of each TCP query, few enough not to look like a flood to the server.
+const readWorkers = 32
+
+// forEach runs f(0) … f(n-1), up to workers at a time, and waits for all.
+func forEach(n, workers int, f func(i int)) {
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
 
 // findZones returns the zone of every owner that changes, keyed by lower-case
-// owner, running up to discoveryWorkers FindZone calls at a time. On failure
-// it returns the error of the first failing owner in plan order.
+// owner, running up to readWorkers FindZone calls at a time (owners whose
+// zone is cached cost nothing). On failure it returns the error of the first
+// failing owner in plan order.
 func (p *RFC2136) findZones(ctx context.Context, changes []Change) (map[string]string, error) {
 	var owners []string
 	seen := map[string]bool{}
@@ -553,18 +925,9 @@ func (p *RFC2136) findZones(ctx context.Context, changes []Change) (map[string]s
 	}
 	zones := make([]string, len(owners))
 	errs := make([]error, len(owners))
-	sem := make(chan struct{}, discoveryWorkers)
-	var wg sync.WaitGroup
-	for i, o := range owners {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			zones[i], errs[i] = p.FindZone(ctx, o)
-		}()
-	}
-	wg.Wait()
+	forEach(len(owners), readWorkers, func(i int) {
+		zones[i], errs[i] = p.FindZone(ctx, owners[i])
+	})
 	out := make(map[string]string, len(owners))
 	for i, o := range owners {
 		if errs[i] != nil {
@@ -608,7 +971,13 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	base := UpdateError{Op: op, Server: server, Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), KeyAlgorithm: p.keyAlgorithm(), Rcode: -1}
 
 	counter.Add(1)
-	r, err := exchangeContext(ctx, c, m, server)
+	var r *dns.Msg
+	var err error
+	if m.Opcode == dns.OpcodeQuery {
+		r, err = p.pipeExchange(ctx, m, server) // decision T2, pipeline.go
+	} else {
+		r, err = exchangeContext(ctx, c, m, server)
+	}
 	if r != nil {
 		base.Rcode = r.Rcode
 		if t := r.IsTsig(); t != nil && t.Error != dns.RcodeSuccess {

@@ -243,3 +243,57 @@ func TestBindDNSSEC(t *testing.T) {
 		}
 	})
 }
+
+// TestBindObserveOwnersMatchesObserve: ObserveOwners of 40 owners (their
+// TLSA queries pipelined on one TCP connection per server) reports, owner by
+// owner and server by server, what Observe of each owner alone (UDP) does —
+// owners with one record, two records, none, and one whose secondary lags.
+func TestBindObserveOwnersMatchesObserve(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{TTL: labTTL})
+	var owners []string
+	var script strings.Builder
+	for i := 0; i < 40; i++ {
+		o := fmt.Sprintf("_25._tcp.h%02d.example.test.", i)
+		owners = append(owners, o)
+		for j := 0; j < i%3; j++ { // 0, 1 or 2 records
+			r := labRecord(t, byte(i*3+j))
+			fmt.Fprintf(&script, "update add %s %d IN TLSA %s\n", o, labTTL, r)
+		}
+	}
+	l.Nsupdate(t, script.String())
+	l.WaitSerial(t, l.Secondary, labZone, l.Serial(t, l.Primary, labZone), 10*time.Second)
+	l.BlockTransfers(t)
+	l.Nsupdate(t, fmt.Sprintf("update add %s %d IN TLSA %s\n", owners[0], labTTL, labRecord(t, 200)))
+	c := checker(l)
+	many, err := c.ObserveOwners(t.Context(), labZone, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range owners {
+		one, err := c.Observe(t.Context(), labZone, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := describe(many[i]), describe(one); got != want {
+			t.Errorf("owner %s:\nObserveOwners %s\nObserve       %s", o, got, want)
+		}
+	}
+	if got := describe(many[0]); !strings.Contains(got, "lagging") {
+		t.Errorf("owner %s: %s; want the secondary lagging", owners[0], got)
+	}
+}
+
+// describe is what an observation says, server by server.
+func describe(o *propagate.Observation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s serial %d:", o.Owner, o.PrimarySerial)
+	for _, s := range o.Servers {
+		fmt.Fprintf(&b, " [%s ok=%v serial=%d ttl=%d %v", s.Addr, s.OK(), s.Serial, s.TTL, s.Records)
+		if s.Lagging {
+			b.WriteString(" lagging")
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package dnsupdate
+
+import "net"
+
+// quickAck does nothing outside Linux (see quickack_linux.go).
+func quickAck(net.Conn) {}
