@@ -46,35 +46,51 @@ func (e *Engine) watchPublished(ctx context.Context, s *snapshot, adds []dnsupda
 	}
 	todo := map[string][]tlsa.Record{}
 	for _, c := range adds {
-		if c.Op == dnsupdate.Add {
-			todo[c.Owner] = append(todo[c.Owner], c.Record)
+		if c.Op != dnsupdate.Add {
+			continue
+		}
+		// Keyed by the snapshot's name of the owner (the CNAME target when
+		// the owner is an alias).
+		if ov := s.owner(c.Owner); ov != nil {
+			todo[ov.Owner] = append(todo[ov.Owner], c.Record)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	type zoneKey struct{ provider, zone string }
 	for len(todo) > 0 {
-		for owner, recs := range todo {
+		// One observation per zone and round (propagate.ObserveOwners):
+		// the zone's SOA and NS once, then the owners' TLSA queries.
+		groups := map[zoneKey][]*ownerView{}
+		for owner := range todo {
 			ov := s.owner(owner)
-			if ov == nil || ov.Zone == "" {
+			if ov == nil || ov.Zone == "" || e.Config.Providers[ov.Provider] == nil {
 				delete(todo, owner)
 				continue
 			}
-			pc := e.Config.Providers[ov.Provider]
-			if pc == nil {
-				delete(todo, owner)
-				continue
+			k := zoneKey{ov.Provider, ov.Zone}
+			groups[k] = append(groups[k], ov)
+		}
+		for k, ovs := range groups {
+			owners := make([]string, len(ovs))
+			for i, ov := range ovs {
+				owners[i] = ov.Owner
 			}
-			obs, err := newChecker(pc, ov.TTL, ov.RequireDNSSEC).Observe(ctx, ov.Zone, ov.Owner)
+			obs, err := newChecker(e.Config.Providers[k.provider], 0, false).ObserveOwners(ctx, k.zone, owners)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
 				continue
 			}
-			s.DNS.Seen.Update(obs, e.now())
-			ov.Obs = obs
-			if servedEverywhere(obs, recs) {
-				delete(todo, owner)
+			now := e.now()
+			for i, ov := range ovs {
+				obs[i].ConfiguredTTL = ov.TTL
+				s.DNS.Seen.Update(obs[i], now)
+				ov.Obs = obs[i]
+				if servedEverywhere(obs[i], todo[ov.Owner]) {
+					delete(todo, ov.Owner)
+				}
 			}
 		}
 		if len(todo) == 0 {
