@@ -53,5 +53,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // run executes danectl with args and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	return cliapp.Run(newApp(stdout, stderr), args, stderr)
+	app := newApp(stdout, stderr)
+	// The command line as given, for errors raised before flags are parsed
+	// (check --plugin answers a bad option as a monitoring plugin).
+	app.Metadata = map[string]any{"args": args}
+	return cliapp.Run(app, args, stderr)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/danehook/danehook/cmd/internal/cliapp"
@@ -136,6 +138,17 @@ record, or an endpoint does not answer; 2 bad input; 3 TSIG/authentication
 failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
 run holds the lock. With --plugin: 0-3 as above.`,
 		Flags: append([]cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag}, pluginFlags...),
+		// A monitoring plugin answers a bad option with UNKNOWN (exit 3) and
+		// one status line (Monitoring Plugins guidelines, "Plugin Return
+		// Codes"), not with urfave's usage error.
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			args, _ := c.App.Metadata["args"].([]string)
+			if slices.ContainsFunc(args, func(a string) bool { return a == "--plugin" || a == "-plugin" || strings.HasPrefix(a, "--plugin=") }) {
+				fmt.Fprint(c.App.Writer, pluginResult{State: pluginUnknown, Problems: []pluginProblem{{pluginUnknown, "bad option: " + err.Error()}}})
+				return cliapp.Silent(pluginUnknown)
+			}
+			return err
+		},
 		Action: func(c *cli.Context) error {
 			if c.Bool("plugin") {
 				return pluginAction(c)
