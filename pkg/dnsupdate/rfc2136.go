@@ -824,6 +824,14 @@ func (b *zoneBatch) estimate(p *RFC2136, tsig int) (int, error) {
 			prereqs[u.owner] = append(slices.Clone(b.keeps[u.owner]), changeRRs(u.changes)...)
 		}
 	}
+	// By the time a removal goes, the owner's additions were sent in an
+	// earlier message or go in the same one: its prerequisite names them
+	// too (as applyZone's does).
+	for _, u := range b.units {
+		if rrs, ok := prereqs[u.owner]; ok && !u.remove {
+			prereqs[u.owner] = append(rrs, changeRRs(u.changes)...)
+		}
+	}
 	n := 0
 	for i := 0; i < len(b.units); n++ {
 		k := b.pack(b.units[i:], prereqs, tsig)
