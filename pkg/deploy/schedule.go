@@ -16,10 +16,11 @@ import (
 // This file holds what brings a switch to its physical floor (issue 15):
 // after an UPDATE the run keeps observing every authoritative server until
 // each serves the new records (watchPublished), so that first sightings are
-// recorded when they happen; and before saving, each lineage whose switch,
-// staged rotation or held removal becomes possible at a known time gets a
-// run scheduled at that time (scheduleRuns), instead of waiting for the
-// timer's next tick.
+// recorded when they happen; and before saving, each lineage whose pending
+// switch (or, with rotate_every, staged key's commit) becomes possible at a
+// known time gets a run scheduled at that time (scheduleRuns), instead of
+// waiting for the timer's next tick. Removals need no schedule: the run that
+// switches removes, once it verified the switch.
 
 // watchInterval is the pause between two observations of watchPublished:
 // NOTIFY and IXFR usually bring a record to a secondary within 100 ms.
