@@ -911,7 +911,9 @@ func algorithmOf(lv *lineageView) string {
 // timeout passes (one try when timeout is 0).
 func waitPresented(ctx context.Context, addr, host string, want *chain.Chain, timeout time.Duration) ([]*x509.Certificate, error) {
 	deadline := time.Now().Add(timeout)
-	delay := 100 * time.Millisecond
+	// After `postfix reload` an old smtpd may still take a connection or
+	// two before it exits: ask again soon, then less often.
+	delay := 50 * time.Millisecond
 	var last []*x509.Certificate
 	for {
 		certs, err := presentAlg(ctx, addr, host, want.Algorithm())
@@ -933,7 +935,7 @@ func waitPresented(ctx context.Context, addr, host string, want *chain.Chain, ti
 			return last, ctx.Err()
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, time.Second)
+		delay = min(delay*3/2, 500*time.Millisecond)
 	}
 }
 
