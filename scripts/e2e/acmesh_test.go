@@ -147,7 +147,7 @@ func (w *world) acmeShForceNewKey() {
 		t.Fatalf("Postfix switched to the new key %s at once; want a pending switch", short(got.Digest))
 	}
 	w.waitRecords(old.Record, fresh.Record)
-	w.tickUntilServed(fresh, switchTimeout)
+	w.tickUntilServed(fresh, w.switchWait())
 	w.waitRecords(fresh.Record)
 	w.verifyLive()
 

@@ -168,6 +168,11 @@ func TestBenchHooksSetup(t *testing.T) {
 		}
 		benchReport(t, kind, export)
 	}
+	if d, err := time.ParseDuration(os.Getenv("DANEHOOK_BENCH_HOLD")); err == nil {
+		// Keep the lab up for commands by hand (env file above).
+		fmt.Printf("bench-hooks: holding the lab for %v; env file %s\n", d, env)
+		time.Sleep(d)
+	}
 	hyperfine("same-key renewal", "renew")
 	// The benchmark must not have broken anything, and every danehook run
 	// installed its renewal.

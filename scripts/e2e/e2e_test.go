@@ -29,6 +29,12 @@ var newKeyFlags = map[string]string{
 // ticks come every second.
 const switchTimeout = 20 * time.Second
 
+// switchWait bounds the ticks of a switch in this world: switchTimeout plus
+// 3 × the zone's TTL (the record ages 2 × TTL after the last server serves it).
+func (w *world) switchWait() time.Duration {
+	return switchTimeout + 3*time.Duration(w.bind.TTL)*time.Second
+}
+
 // TestClients runs every scenario against each ACME client, the clients in
 // parallel (each has its own BIND, Postfix, Pebble and state), the steps of
 // one client in order: first issuance, same-key renewal, new-key renewal,
@@ -127,7 +133,7 @@ func (w *world) firstIssuance() {
 		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(issued.Digest), st)
 	}
 
-	ticks := w.tickUntilServed(issued, switchTimeout)
+	ticks := w.tickUntilServed(issued, w.switchWait())
 	switched := time.Now()
 	w.explainSafe(issued.Record)
 	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the issued key 3 1 1 %s", ticks, clock(switched), issued.Digest)
@@ -198,7 +204,7 @@ func (w *world) renewNewKey(sample bool) {
 	}
 	w.say("   danectl status at this moment (exit %d):\n%s", st.code, indent(st.out, "     | "))
 
-	ticks := w.tickUntilServed(fresh, switchTimeout)
+	ticks := w.tickUntilServed(fresh, w.switchWait())
 	switched := time.Now()
 	w.explainSafe(fresh.Record)
 	w.say("   danectl tick (%d runs, one a second) switched at %s: Postfix now serves the new key 3 1 1 %s", ticks, clock(switched), fresh.Digest)
@@ -252,7 +258,7 @@ func (w *world) secondaryLagging() {
 	w.bind.UnblockTransfers(t)
 	unblocked := time.Now()
 	w.bind.WaitSerial(t, w.bind.Secondary, zone, w.serial(), 10*time.Second)
-	w.tickUntilServed(fresh, switchTimeout)
+	w.tickUntilServed(fresh, w.switchWait())
 	if seen, ok := w.dnsState().Seen.FirstSeen(w.owner(), fresh.Record, w.bind.Secondary); !ok {
 		t.Errorf("no first-seen time of %s at the secondary in the state", short(fresh.Digest))
 	} else if installed := w.lineageState().Installed; installed.Before(seen.Add(time.Duration(2*w.bind.TTL) * time.Second)) {
@@ -297,7 +303,7 @@ func (w *world) updateRefused() {
 		t.Fatalf("dane-deploy with the right key: %v", r)
 	}
 	w.waitRecords(old.Record, fresh.Record)
-	w.tickUntilServed(fresh, switchTimeout)
+	w.tickUntilServed(fresh, w.switchWait())
 	w.waitRecords(fresh.Record)
 	w.verifyLive()
 }
