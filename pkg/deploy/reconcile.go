@@ -289,6 +289,7 @@ func (e *Engine) recordPending(lv *lineageView, cand *chain.Chain, dec SwitchDec
 	}
 	p := lv.State.Pending
 	p.SPKI, p.Leaf, p.SafeAt, p.Blocking = spkiHex(cand), describeLeaf(cand), dec.SafeAt, dec.Blocking
+	lv.Decided = true
 	return nil
 }
 

@@ -125,13 +125,17 @@ func servedEverywhere(obs *propagate.Observation, recs []tlsa.Record) bool {
 }
 
 // dueAt returns when lv's next step becomes possible and what it is: the
-// pending switch's SafeAt, or (with rotate_every) the time the staged key's
-// records are aged at every owner, whichever comes first; zero when
+// pending switch's SafeAt as this run decided it, or (with rotate_every)
+// the time the staged key's records are aged at every owner, whichever
+// comes first; zero when
 // nothing waits for a known time (a blocked server: the timer retries).
 func (e *Engine) dueAt(s *snapshot, lv *lineageView) (time.Time, string) {
 	var due time.Time
 	var what string
-	if p := lv.State.Pending; p != nil && !p.SafeAt.IsZero() {
+	// The safe time of a switch this run decided, never one the state
+	// remembers from an earlier run (Publish and rotate stage do not decide
+	// switches).
+	if p := lv.State.Pending; p != nil && lv.Decided && !p.SafeAt.IsZero() {
 		due, what = p.SafeAt, "switch to 3 1 1 "+p.SPKI
 	}
 	if n := lv.State.Next; n != nil && n.Committed.IsZero() && lv.L.RotateEvery > 0 {

@@ -34,7 +34,7 @@ func TestScheduleRuns(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	rs := &recordingScheduler{}
 	e := &Engine{Config: &config.Config{}, Now: func() time.Time { return now }, Scheduler: rs, TickCommand: []string{"/usr/bin/danectl", "tick"}}
-	lv := &lineageView{L: &config.Lineage{Name: "mail"}, State: &LineageState{}}
+	lv := &lineageView{L: &config.Lineage{Name: "mail"}, State: &LineageState{}, Decided: true}
 	s := &snapshot{Lineages: []*lineageView{lv}, Now: now, DNS: &DNSState{}}
 	safe := now.Add(10*time.Second + 300*time.Millisecond)
 	lv.State.Pending = &Pending{SPKI: "ab", SafeAt: safe}
@@ -67,6 +67,14 @@ func TestScheduleRuns(t *testing.T) {
 	e.scheduleRuns(s)
 	if lv.State.ScheduleErr == "" || lv.State.Scheduled != nil {
 		t.Errorf("failed scheduling: error %q, scheduled %+v", lv.State.ScheduleErr, lv.State.Scheduled)
+	}
+	// A pending switch this run did not decide (Publish, rotate stage): its
+	// remembered safe time schedules nothing.
+	lv.State.Pending.SafeAt, lv.Decided, rs.err = now.Add(40*time.Second), false, nil
+	n0 := len(rs.calls)
+	e.scheduleRuns(s)
+	if len(rs.calls) != n0 {
+		t.Errorf("a remembered safe time was scheduled: %v", rs.calls[n0:])
 	}
 	// No pending switch, no rotate_every: nothing is scheduled.
 	rs.err = nil

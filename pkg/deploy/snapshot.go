@@ -45,6 +45,10 @@ type lineageView struct {
 	L     *config.Lineage
 	State *LineageState
 	Refs  []ownerRef
+	// Decided is set when this run decided the pending switch again
+	// (recordPending): only then is State.Pending.SafeAt this run's, and a
+	// completing run may be scheduled from it.
+	Decided bool
 	// Installed is the chain file as it is on disk (l.ChainFile), without a
 	// trust anchor added: what Postfix loads at its next smtpd start. Nil
 	// when the file does not exist.
