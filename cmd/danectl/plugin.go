@@ -221,6 +221,11 @@ func evaluatePlugin(r *statusReport, live *liveReport, verr error, th thresholds
 		if l.Error != "" {
 			add(pluginWarning, "lineage %s: %s", l.Name, l.Error)
 		}
+		// A stale issuer set: the next switch (onto an issuer outside the
+		// set) will wait for DNS, or the set no longer covers the CA.
+		for _, wr := range l.WarningReasons {
+			add(pluginWarning, "lineage %s: %s", l.Name, wr)
+		}
 		if l.DaysUntilExpiry != nil {
 			d := *l.DaysUntilExpiry
 			if math.IsNaN(minDays) || d < minDays {
