@@ -272,7 +272,7 @@ func statusAction(c *cli.Context) error {
 		if len(domains) != c.Args().Len() {
 			return fail(exitUsage, fmt.Errorf("status: give lineages or domains, not both"), "run 'danectl status LINEAGE...' and 'danectl status DOMAIN...' separately")
 		}
-		return mxStatus(c, e, ctx, domains)
+		return mxStatus(c, e, ctx, domains, exitMismatch)
 	}
 	st, err := e.Status(ctx, c.Args().Slice()...)
 	if err != nil {
@@ -295,7 +295,10 @@ func statusAction(c *cli.Context) error {
 }
 
 // mxStatus is "danectl status DOMAIN...": every MX host of each domain.
-func mxStatus(c *cli.Context, e *deploy.Engine, ctx context.Context, domains []string) error {
+// It exits failing when a host's chain matches none of its TLSA records or
+// it refuses STARTTLS (what DANE senders defer on), exitMismatch for any
+// other host that is not OK.
+func mxStatus(c *cli.Context, e *deploy.Engine, ctx context.Context, domains []string, failing int) error {
 	var reps []*deploy.MXReport
 	for _, d := range domains {
 		rep, err := e.MX(ctx, d, c.Int("smtp-port"))
@@ -314,11 +317,19 @@ func mxStatus(c *cli.Context, e *deploy.Engine, ctx context.Context, domains []s
 	} else {
 		writeMX(w, reps)
 	}
-	var bad []string
+	var bad, failed []string
 	for _, r := range reps {
 		if !r.OK() {
 			bad = append(bad, r.Domain)
 		}
+		for _, h := range r.Hosts {
+			if h.State == deploy.MXMismatch || h.State == deploy.MXNoSTARTTLS {
+				failed = append(failed, h.Host)
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fail(failing, fmt.Errorf("danectl: DANE senders defer mail to %s: a presented chain matches none of the TLSA records, or STARTTLS is missing", strings.Join(failed, ", ")), "")
 	}
 	if len(bad) > 0 {
 		return fail(exitMismatch, fmt.Errorf("danectl: MX hosts of %s do not all match their TLSA records", strings.Join(bad, ", ")), "")

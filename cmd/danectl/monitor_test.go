@@ -132,6 +132,10 @@ func TestPluginEvaluate(t *testing.T) {
 		{name: "live handshake does not match", state: "CRITICAL", text: "live STARTTLS check",
 			verr: fmt.Errorf("lineage \"mail\": live chain at 127.0.0.1:25 matches no aged record: %w", deploy.ErrVerify)},
 		{name: "another run holds the lock", state: "UNKNOWN", verr: fmt.Errorf("lock: %w", state.ErrLocked)},
+		{name: "stale issuer set", state: "WARNING", text: `lineage mail: the chain is issued by "CN=E7", which is not in the issuer set`,
+			edit: func(st *deploy.Status) {
+				st.Lineages[0].Warnings = []string{`the chain is issued by "CN=E7", which is not in the issuer set`}
+			}},
 		{name: "pending switch cannot become safe before expiry", state: "CRITICAL", text: "before the served certificate expires",
 			edit: func(st *deploy.Status) {
 				pend(st, time.Hour, mNow.Add(2*time.Hour))

@@ -77,6 +77,9 @@ type thresholds struct {
 	WarnExpiry, CritExpiry       *float64 // days
 	WarnLagging, CritLagging     *int
 	WarnUnmatched, CritUnmatched *int
+	// The MX view (check --plugin DOMAIN).
+	WarnMXUnreachable, CritMXUnreachable *int
+	WarnMXNoTLSA, CritMXNoTLSA           *int
 }
 
 // parseThresholds reads the threshold flags; an error names the flag.
@@ -122,7 +125,9 @@ func parseThresholds(c *cli.Context) (thresholds, error) {
 		dur("warning-pending", &th.WarnPending), dur("critical-pending", &th.CritPending),
 		days("warning-expiry", &th.WarnExpiry), days("critical-expiry", &th.CritExpiry),
 		count("warning-lagging", &th.WarnLagging), count("critical-lagging", &th.CritLagging),
-		count("warning-unmatched", &th.WarnUnmatched), count("critical-unmatched", &th.CritUnmatched))
+		count("warning-unmatched", &th.WarnUnmatched), count("critical-unmatched", &th.CritUnmatched),
+		count("warning-mx-unreachable", &th.WarnMXUnreachable), count("critical-mx-unreachable", &th.CritMXUnreachable),
+		count("warning-mx-without-tlsa", &th.WarnMXNoTLSA), count("critical-mx-without-tlsa", &th.CritMXNoTLSA))
 }
 
 // pluginProblem is one finding and the state it raises.
@@ -215,6 +220,11 @@ func evaluatePlugin(r *statusReport, live *liveReport, verr error, th thresholds
 		}
 		if l.Error != "" {
 			add(pluginWarning, "lineage %s: %s", l.Name, l.Error)
+		}
+		// A stale issuer set: the next switch (onto an issuer outside the
+		// set) will wait for DNS, or the set no longer covers the CA.
+		for _, wr := range l.WarningReasons {
+			add(pluginWarning, "lineage %s: %s", l.Name, wr)
 		}
 		if l.DaysUntilExpiry != nil {
 			d := *l.DaysUntilExpiry
@@ -410,6 +420,18 @@ func pluginAction(c *cli.Context) error {
 			return unknown("timed out after %s while %s", timeout, what)
 		}
 		return unknown("%s: %v", what, err)
+	}
+	domains, err := splitDomains(e, c.Args().Slice())
+	if err != nil {
+		return unknown("%v", err)
+	}
+	if len(domains) > 0 {
+		res := pluginMX(c, e, ctx, timeout, th, domains)
+		fmt.Fprint(w, res)
+		if res.State == pluginOK {
+			return nil
+		}
+		return cliapp.Silent(res.State)
 	}
 	st, err := e.Status(ctx, c.Args().Slice()...)
 	if err != nil {

@@ -112,7 +112,7 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "check DNS at every authoritative server and the live STARTTLS chain, changing nothing",
-		ArgsUsage: "[LINEAGE...]",
+		ArgsUsage: "[LINEAGE...] | DOMAIN...",
 		Description: `check is a local danecheck: 'danectl status' plus a STARTTLS handshake to
 every configured endpoint, matched against the records the provider serves.
 --json prints the report described in README.md ("JSON output").
@@ -129,15 +129,27 @@ Perfdata: seconds_until_aged, days_until_expiry (served leaf),
 seconds_pending, servers_lagging, servers_unreachable,
 records_unowned_unmatched.
 
+With DOMAIN arguments (names that are not lineages) check reports every MX
+host of each domain as 'danectl status DOMAIN' does; --plugin then goes
+CRITICAL when a host with TLSA records presents a chain that matches none of
+them or offers no STARTTLS (DANE senders defer mail to it), WARNING when more
+than --warning-mx-unreachable hosts cannot be reached or more than
+--warning-mx-without-tlsa hosts have no TLSA records, or a TLSA lookup or
+handshake failed; the lineages here that manage an MX host are evaluated as
+above. Perfdata: mx_hosts, mx_hosts_ok, mx_hosts_failing,
+mx_hosts_unreachable, mx_hosts_without_tlsa (then the lineages' figures).
+
 A lineage configured before its first issuance is reported as not issued
 yet and does not change the exit code.
 
 Exit codes: 0 all good; 1 something waits (a pending switch, a record not
 aged yet, a reload pending); 8 the live STARTTLS chain does not match an aged
-record, or an endpoint does not answer; 2 bad input; 3 TSIG/authentication
+record, or an endpoint does not answer (with DOMAIN: an MX host presents a
+chain that matches none of its TLSA records or offers no STARTTLS; 1 for
+other findings); 2 bad input; 3 TSIG/authentication
 failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
 run holds the lock. With --plugin: 0-3 as above.`,
-		Flags: append([]cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag}, pluginFlags...),
+		Flags: append(append([]cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag}, pluginFlags...), mxPluginFlags...),
 		// A monitoring plugin answers a bad option with UNKNOWN (exit 3) and
 		// one status line (Monitoring Plugins guidelines, "Plugin Return
 		// Codes"), not with urfave's usage error.
@@ -159,6 +171,13 @@ run holds the lock. With --plugin: 0-3 as above.`,
 			}
 			ctx, cancel := cliapp.Context(c, 2*time.Minute)
 			defer cancel()
+			domains, err := splitDomains(e, c.Args().Slice())
+			if err != nil {
+				return fail(exitUsage, fmt.Errorf("check: %w", err), "run 'danectl check LINEAGE...' and 'danectl check DOMAIN...' separately")
+			}
+			if len(domains) > 0 {
+				return checkDomains(c, e, ctx, domains)
+			}
 			st, err := e.Status(ctx, c.Args().Slice()...)
 			if err != nil {
 				return cliapp.Classify(err)

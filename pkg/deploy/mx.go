@@ -50,10 +50,45 @@ type MXHost struct {
 	Addrs  []string  `json:"addresses"`
 	Chains []MXChain `json:"chains,omitempty"`
 	// OK is true when the host has TLSA records and every chain it
-	// presents matches them; Problem says why not.
+	// presents matches them (State "ok"); Problem says why not.
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
+	// State is the gravest finding, one of the MXState values: what a
+	// DANE sender meets at this host.
+	State MXState `json:"state"`
 }
+
+// MXState classifies an MX host by what a DANE sender (RFC 7672) meets
+// there, gravest first: a sender that finds usable TLSA records requires
+// STARTTLS and a chain matching one of them, and defers mail otherwise
+// (RFC 7672 §2.2, §3.1); a host it cannot reach or whose TLSA RRset it
+// cannot look up it skips for the next MX; a host without TLSA records
+// gets mail without DANE authentication.
+type MXState string
+
+// The values of MXState.
+const (
+	// MXMismatch: the host has TLSA records and a chain it presents (RSA or
+	// ECDSA) matches none of them. DANE senders defer mail to it.
+	MXMismatch MXState = "mismatch"
+	// MXNoSTARTTLS: the host has TLSA records and answers SMTP without
+	// offering STARTTLS (or refuses it). DANE senders defer mail to it.
+	MXNoSTARTTLS MXState = "no_starttls"
+	// MXLookupFailed: the TLSA query for the host failed (SERVFAIL, no
+	// answer), so its DANE status is unknown.
+	MXLookupFailed MXState = "tlsa_lookup_failed"
+	// MXUnreachable: the host has no address, or no TCP connection to its
+	// first address succeeded.
+	MXUnreachable MXState = "unreachable"
+	// MXHandshakeFailed: a STARTTLS handshake failed after connecting (a
+	// TLS error, no RSA or ECDSA certificate) while no chain mismatched.
+	MXHandshakeFailed MXState = "handshake_failed"
+	// MXNoTLSA: no TLSA records at the owner: senders do not use DANE for
+	// the host.
+	MXNoTLSA MXState = "no_tlsa"
+	// MXOK: TLSA records exist and every chain the host presents matches.
+	MXOK MXState = "ok"
+)
 
 // MXChain is what one STARTTLS handshake of one key algorithm saw.
 type MXChain struct {
@@ -190,7 +225,7 @@ func (e *Engine) mxHost(ctx context.Context, srv mxServer, mx *dns.MX, port int)
 	h := MXHost{Preference: mx.Preference, Host: host, TLSA: []string{}, Addrs: []string{}}
 	var err error
 	if h.Owner, err = tlsa.Owner(25, host); err != nil {
-		h.Problem = fmt.Sprintf("MX target %q: %v", mx.Mx, err)
+		h.Problem, h.State = fmt.Sprintf("MX target %q: %v", mx.Mx, err), MXUnreachable
 		return h
 	}
 	for _, name := range e.Config.LineageNames() {
@@ -208,7 +243,7 @@ func (e *Engine) mxHost(ctx context.Context, srv mxServer, mx *dns.MX, port int)
 	for hops := 0; hops <= maxAliasHops && name != ""; hops++ {
 		r, err := mxAsk(ctx, srv, name, dns.TypeTLSA)
 		if err != nil {
-			h.Problem = err.Error()
+			h.Problem, h.State = err.Error(), MXLookupFailed
 			return h
 		}
 		cname := map[string]string{}
@@ -252,11 +287,13 @@ func (e *Engine) mxHost(ctx context.Context, srv mxServer, mx *dns.MX, port int)
 		}
 	}
 	if len(h.Addrs) == 0 {
-		h.Problem = fmt.Sprintf("no A or AAAA record for %s at %s", host, srv.Addr)
+		h.Problem, h.State = fmt.Sprintf("no A or AAAA record for %s at %s", host, srv.Addr), MXUnreachable
 		return h
 	}
 	addr := net.JoinHostPort(h.Addrs[0], strconv.Itoa(port))
-	served, matched := 0, 0
+	served, matched, unreachable := 0, 0, 0
+	var mismatched, noTLS, failed []string
+	var firstErr string
 	for _, alg := range []postfix.Algorithm{postfix.RSA, postfix.ECDSA} {
 		c := MXChain{Algorithm: string(alg), Addr: addr}
 		certs, err := postfix.Present(ctx, addr, host, alg)
@@ -265,31 +302,47 @@ func (e *Engine) mxHost(ctx context.Context, srv mxServer, mx *dns.MX, port int)
 		case err != nil:
 			c.Served, c.Err = true, err.Error()
 			served++
+			if firstErr == "" {
+				firstErr = err.Error()
+			}
+			var oe *net.OpError
+			switch {
+			case errors.Is(err, postfix.ErrNoSTARTTLS):
+				noTLS = append(noTLS, c.Algorithm)
+			case errors.As(err, &oe) && oe.Op == "dial":
+				unreachable++
+			default:
+				failed = append(failed, c.Algorithm)
+			}
 		default:
 			c.Served, c.Leaf = true, describeCert(certs)
 			c.Matches = len(recs) > 0 && postfix.Evaluate(certs, host, recs, time.Now()).OK()
 			served++
 			if c.Matches {
 				matched++
+			} else {
+				mismatched = append(mismatched, c.Algorithm)
 			}
 		}
 		h.Chains = append(h.Chains, c)
 	}
 	switch {
+	case served > 0 && unreachable == served:
+		h.State, h.Problem = MXUnreachable, "no connection to "+addr+": "+firstErr
 	case len(recs) == 0:
-		h.Problem = "no TLSA records at " + h.Owner + ": senders do not use DANE for this host"
+		h.State, h.Problem = MXNoTLSA, "no TLSA records at "+h.Owner+": senders do not use DANE for this host"
+	case len(mismatched) > 0:
+		h.State = MXMismatch
+		h.Problem = fmt.Sprintf("the %s chain presented at %s matches none of the TLSA records: DANE senders defer mail to this host", strings.Join(mismatched, " and "), addr)
+	case len(noTLS) > 0:
+		h.State = MXNoSTARTTLS
+		h.Problem = fmt.Sprintf("%s: %s: DANE senders defer mail to this host (it has TLSA records)", addr, firstErr)
+	case len(failed) > 0 || unreachable > 0:
+		h.State, h.Problem = MXHandshakeFailed, "STARTTLS handshake at "+addr+" failed: "+firstErr
 	case served == 0:
-		h.Problem = "the host presented no RSA or ECDSA certificate at " + addr
-	case matched < served:
-		var bad []string
-		for _, c := range h.Chains {
-			if c.Served && !c.Matches {
-				bad = append(bad, c.Algorithm)
-			}
-		}
-		h.Problem = fmt.Sprintf("the %s chain presented at %s matches none of the TLSA records: DANE senders defer mail to this host", strings.Join(bad, " and "), addr)
+		h.State, h.Problem = MXHandshakeFailed, "the host presented no RSA or ECDSA certificate at "+addr
 	default:
-		h.OK = true
+		h.State, h.OK = MXOK, true
 	}
 	return h
 }

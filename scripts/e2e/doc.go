@@ -10,7 +10,10 @@
 // TestClients runs issuance, renewals and faults per client; TestRotate runs
 // `danectl rotate` (stage, status, commit, commit --now) with certbot and
 // lego v5 and prints each rotation's latency against its floor as
-// "rotation latency: X s, floor Y s, ratio Z". TestLabWalkthrough (run by
+// "rotation latency: X s, floor Y s, ratio Z". TestIssuerSetSwitch runs
+// ta = "issuer-set" with lego v5 against three Pebbles (three
+// intermediates): a renewal onto a member and one onto a non-member, judged
+// throughout. TestLabWalkthrough (run by
 // scripts/lab.sh) tells the story of one key rotation on stdout;
 // TestBenchHooksSetup (run by scripts/bench-hooks.sh) measures the hooks
 // against a hand-written shell pipeline with hyperfine. Outside CI a missing

@@ -99,6 +99,9 @@ type world struct {
 	renewCommand []string
 	// rotateEvery is the lineage's rotate_every ("" for none).
 	rotateEvery string
+	// lineageExtra are more lines of the lineage's table (TOML), e.g.
+	// usages, ta and issuer_set.
+	lineageExtra string
 }
 
 // newWorld starts every lab for c and writes danehook's configuration.
@@ -214,6 +217,7 @@ func (w *world) writeConfig(keyFile string) {
 	if w.rotateEvery != "" {
 		fmt.Fprintf(&b, "rotate_every = %q\n", w.rotateEvery)
 	}
+	b.WriteString(w.lineageExtra)
 	if len(w.renewCommand) > 0 {
 		q := make([]string, len(w.renewCommand))
 		for i, a := range w.renewCommand {
