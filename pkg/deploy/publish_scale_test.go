@@ -79,7 +79,8 @@ func TestPublishManyOwnersOneZone(t *testing.T) {
 			// Two per batch of observeBatch owners (the zone's serial at the
 			// primary, as primary and as one of the servers), none per owner;
 			// plus the secondary's: after each UPDATE's NOTIFY it asks the
-			// primary's SOA (RFC 1996 §3.11), counted at the primary too.
+			// primary's SOA as when its refresh timer expires (RFC 1996),
+			// counted at the primary too.
 			if got, most := after.Queries["SOA"]-before.Queries["SOA"], uint64(2*((tc.owners+observeBatch-1)/observeBatch)+2+tc.messages); got > most {
 				t.Errorf("primary answered %d SOA queries for one zone, want at most %d (not one per owner)", got, most)
 			}
