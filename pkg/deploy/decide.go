@@ -443,7 +443,7 @@ func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][
 			}
 			recs = append(recs, r)
 		}
-		for _, c := range []*chain.Chain{e.withTA(l, lv.Installed), next[l.Name], lv.Pending, lv.Source, lv.Renewal} {
+		for i, c := range []*chain.Chain{e.withTA(l, lv.Installed), next[l.Name], lv.Pending, lv.Source, lv.Renewal} {
 			if c == nil {
 				continue
 			}
@@ -451,18 +451,44 @@ func (e *Engine) wanted(s *snapshot, next map[string]*chain.Chain) (map[string][
 			if err != nil {
 				return nil, err
 			}
-			recs = appendUnique(recs, r...)
 			set, err := issuerSetRecords(l, lv.IssuerSet, c, s.Now)
 			if err != nil {
 				return nil, err
 			}
-			recs = appendUnique(recs, set...)
+			r = append(r, set...)
+			if i == 0 {
+				// The installed chain is what Postfix serves now. When the
+				// usages give no record that matches it (a self-signed or
+				// foreign chain with usages = ["2 1 1"]), publishing the
+				// others alone would make DANE senders fail on it: its
+				// DANE-EE 3 1 1 (RFC 7671 §5.1) covers it until the switch.
+				if ee, ok := bridgeRecord(l, c, r, s.Now); ok {
+					r = append(r, ee)
+				}
+			}
+			recs = appendUnique(recs, r...)
 		}
 		for _, r := range lv.Refs {
 			out[r.Owner] = appendUnique(out[r.Owner], recs...)
 		}
 	}
 	return out, nil
+}
+
+// bridgeRecord returns the 3 1 1 record of c's key when c, served for any
+// of l's hosts, matches none of recs (postfix.Evaluate, a sender's DANE
+// semantics), and false when recs cover it or c has no leaf.
+func bridgeRecord(l *config.Lineage, c *chain.Chain, recs []tlsa.Record, now time.Time) (tlsa.Record, bool) {
+	if c == nil || c.Leaf == nil {
+		return tlsa.Record{}, false
+	}
+	for _, h := range l.Hosts {
+		if !covered(c.Served(), h, recs, now) {
+			ee, err := tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
+			return ee, err == nil
+		}
+	}
+	return tlsa.Record{}, false
 }
 
 // issuerSetRecords returns the DANE-TA 2 1 1 records (RFC 7671 §5.2.2) of

@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -171,4 +173,78 @@ func TestIssuerSetWarnings(t *testing.T) {
 		t.Errorf("warnings = %q, want the ACME client's non-member issuer named", w)
 	}
 	_ = s
+}
+
+// selfSigned returns a chain of one self-signed leaf for tHost (what
+// Postfix serves before danehook's first switch: Debian's snakeoil, a
+// panel's certificate).
+func selfSigned(t *testing.T) *chain.Chain {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: tHost}, DNSNames: []string{tHost},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &chain.Chain{Key: k, Leaf: leaf}
+}
+
+// TestWantedCoversServedChain: the records wanted at an owner always match
+// the chain Postfix serves now, whatever the usages; publishing only the
+// records of the chain to come (2 1 1 of an issuer set, say) while Postfix
+// serves a chain none of them matches makes every DANE sender fail until
+// the switch. The served chain's 3 1 1 is wanted exactly when the usages
+// give no record that matches it.
+func TestWantedCoversServedChain(t *testing.T) {
+	caA, caB := newCA(t), newCA(t)
+	snake := selfSigned(t)
+	onA := taOf(memChain(t, caA, nil, 0))
+	onB := taOf(memChain(t, caB, nil, time.Hour))
+	for _, tc := range []struct {
+		name      string
+		usages    []string
+		installed *chain.Chain
+		next      *chain.Chain
+		want311   *chain.Chain // the chain whose 3 1 1 is wanted, nil for none
+	}{
+		{name: "2 1 1 only, Postfix serves a self-signed chain: its 3 1 1 bridges", usages: []string{"2 1 1"}, installed: snake, next: onA, want311: snake},
+		{name: "2 1 1 only, no renewal yet: the self-signed chain's 3 1 1", usages: []string{"2 1 1"}, installed: snake, want311: snake},
+		{name: "2 1 1 only, Postfix serves a member's chain: nothing more", usages: []string{"2 1 1"}, installed: onA, next: onB},
+		{name: "2 1 1 only, a chain from outside the set: its own 2 1 1 covers it", usages: []string{"2 1 1"}, installed: taOf(memChain(t, newCA(t), nil, 0)), next: onA, want311: nil},
+		{name: "3 1 1: the served key's record, once", usages: []string{"3 1 1"}, installed: snake, next: onA, want311: snake},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, lv := world(t, tc.installed, 60, nil, nil)
+			s.Now = time.Now()
+			lv.L.Usages = tc.usages
+			if containsUsage(lv.L, "2 1 1") {
+				lv.L.TA, lv.IssuerSet = chain.TAIssuerSet, &chain.IssuerSet{Source: "set", Certs: []*x509.Certificate{caA.cert, caB.cert}}
+			}
+			want, err := (&Engine{}).wanted(s, map[string]*chain.Chain{"mail": tc.next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !covered(tc.installed.Served(), tHost, want[tOwner], s.Now) {
+				t.Fatalf("wanted %v matches nothing Postfix serves now", want[tOwner])
+			}
+			got := containsRecord(want[tOwner], rec311(t, tc.installed))
+			if tc.want311 != nil && !got {
+				t.Errorf("wanted %v lacks the served chain's 3 1 1", want[tOwner])
+			}
+			if tc.want311 == nil && got {
+				t.Errorf("wanted %v holds a 3 1 1 the usages do not ask for, for a chain its 2 1 1 covers", want[tOwner])
+			}
+			n := 0
+			for _, r := range want[tOwner] {
+				if r.Equal(rec311(t, tc.installed)) {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Errorf("the served chain's 3 1 1 is wanted %d times", n)
+			}
+		})
+	}
 }
