@@ -147,7 +147,9 @@ func (m *memRegistry) Apply(_ context.Context, cs []dnsupdate.Change) error {
 	m.plain++
 	return m.err
 }
-func (m *memRegistry) Claims(context.Context, string) ([]dnsupdate.Claim, error) { return m.claims, nil }
+func (m *memRegistry) Claims(context.Context, string) ([]dnsupdate.Claim, error) {
+	return m.claims, nil
+}
 func (m *memRegistry) ApplyClaims(_ context.Context, _ uint32, add, remove []dnsupdate.Claim) error {
 	m.claims = append(m.claims, add...)
 	return nil
