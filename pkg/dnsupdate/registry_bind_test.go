@@ -7,6 +7,7 @@ import (
 
 	"github.com/danehook/danehook/internal/bindlab"
 	"github.com/danehook/danehook/pkg/tlsa"
+	"github.com/libdns/rfc2136"
 )
 
 // claimLine is the nsupdate line that adds host's claim of r at owner.
@@ -125,4 +126,45 @@ func TestApplyClaimedHonoursReadClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertServed(t, a, owner, r3)
+}
+
+// TestLibdnsClaimsAgainstBIND: claims written through libdns/rfc2136 are
+// the registry's TXT records (RFC2136.Claims reads them), a rerun sends
+// nothing, removal deletes only that claim, and ApplyClaimed keeps a
+// removal another host claims (read right before DeleteRecords).
+func TestLibdnsClaimsAgainstBIND(t *testing.T) {
+	const owner = "_25._tcp.mail.example.test."
+	l := bindlab.Start(t, bindlab.Options{TTL: 1})
+	rp := labProvider(t, l)
+	lp := &rfc2136.Provider{KeyName: l.KeyName, KeyAlg: l.KeyAlgorithm, Key: l.KeySecret(), Server: l.Primary}
+	ld := &Libdns{Name: "rfc2136", Provider: lp, Reader: labProvider(t, l)}
+	ctx := t.Context()
+	a, b := Claim{Owner: owner, Host: "mxa", Record: rec(1)}, Claim{Owner: owner, Host: "mxa", Record: rec(2)}
+	if err := ld.ApplyClaims(ctx, 60, []Claim{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rp.Claims(ctx, owner)
+	if err != nil || len(got) != 2 || got[0].Text() != a.Text() || got[1].Text() != b.Text() {
+		t.Fatalf("claims read by RFC2136 = %v, %v; want %v and %v", got, err, a, b)
+	}
+	serial := l.Serial(t, l.Primary, "example.test.")
+	if err := ld.ApplyClaims(ctx, 60, []Claim{a}, []Claim{{Owner: owner, Host: "mxa", Record: rec(9)}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Serial(t, l.Primary, "example.test."); s != serial {
+		t.Errorf("a rerun changed the serial %d → %d", serial, s)
+	}
+	if err := ld.ApplyClaims(ctx, 60, nil, []Claim{b}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ld.Claims(ctx, owner); len(got) != 1 || got[0].Text() != a.Text() {
+		t.Fatalf("after removing b: %v", got)
+	}
+	// mxb claims rec(1); mxa removes rec(1) and rec(3).
+	l.Nsupdate(t, fmt.Sprintf("update add %s 60 IN TLSA %s\nupdate add %s 60 IN TLSA %s\n", owner, rec(1), owner, rec(3))+claimLine(owner, "mxb", rec(1)))
+	conflicts, err := ld.ApplyClaimed(ctx, "mxa", Plan{{Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: rec(1)}}, {Op: Remove, RR: RR{Owner: owner, TTL: 60, Record: rec(3)}}})
+	if err != nil || len(conflicts) != 1 || !conflicts[0].Change.Record.Equal(rec(1)) {
+		t.Fatalf("ApplyClaimed = %v, %v; want rec(1) kept for mxb", conflicts, err)
+	}
+	assertServed(t, rp, owner, rec(1))
 }
