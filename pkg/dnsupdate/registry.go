@@ -109,7 +109,14 @@ func parseClaims(owner string, rrs []dns.RR) []Claim {
 	var out []Claim
 	for _, rr := range rrs {
 		if t, ok := rr.(*dns.TXT); ok {
-			if c, ok := ParseClaim(owner, strings.Join(t.Txt, "")); ok {
+			// One character string as danehook writes it, or (a provider
+			// that stored the text unquoted, as zone-file text) one
+			// string per word: joined with spaces again.
+			c, ok := ParseClaim(owner, strings.Join(t.Txt, ""))
+			if !ok {
+				c, ok = ParseClaim(owner, strings.Join(t.Txt, " "))
+			}
+			if ok {
 				out = append(out, c)
 			}
 		}
