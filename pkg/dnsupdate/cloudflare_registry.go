@@ -138,7 +138,7 @@ func (c *Cloudflare) ApplyClaims(ctx context.Context, ttl uint32, add, remove []
 		if containsClaim(r.claims, cl) {
 			continue
 		}
-		body := map[string]any{"type": "TXT", "name": cfName(RegistryName(cl.Owner)), "ttl": max(int(min(ttl, 86400)), 1), "content": cfQuote(cl.Text())}
+		body := map[string]any{"type": "TXT", "name": cfName(RegistryName(cl.Owner)), "ttl": cfClaimTTL(ttl), "content": cfQuote(cl.Text())}
 		_, err = c.do(ctx, cfRequest{op: "add claim", method: http.MethodPost, path: "/zones/" + url.PathEscape(r.zone.ID) + "/dns_records",
 			body: body, zone: cfAbs(r.zone.Name), owner: cfAbs(RegistryName(cl.Owner))}, nil)
 		var ce *CloudflareError
@@ -164,6 +164,16 @@ func (c *Cloudflare) ApplyClaims(ctx context.Context, ttl uint32, add, remove []
 		}
 	}
 	return nil
+}
+
+// cfClaimTTL is the TTL a claim is created with: ttl within the API's
+// bounds (30–86400 s), else 1 (automatic). Nothing caches claims for long:
+// they are read by the API.
+func cfClaimTTL(ttl uint32) int {
+	if ttl < 30 || ttl > 86400 {
+		return 1
+	}
+	return int(ttl)
 }
 
 func containsClaim(cs []cfClaim, cl Claim) bool {

@@ -171,3 +171,23 @@ func mustZone(t *testing.T, c *Cloudflare) cfZone {
 	}
 	return z
 }
+
+// TestCloudflareClaimTTL: a TTL the API refuses (below 30 s) becomes
+// automatic (1) instead of a failed claim.
+func TestCloudflareClaimTTL(t *testing.T) {
+	f, c, _ := cfSetup(t)
+	for _, tc := range []struct {
+		ttl  uint32
+		want int
+	}{{5, 1}, {300, 300}, {100000, 1}} {
+		cl := Claim{Owner: cfOwner, Host: "mx1", Record: rec(byte(tc.ttl))}
+		if err := c.ApplyClaims(t.Context(), tc.ttl, []Claim{cl}, nil); err != nil {
+			t.Fatalf("ttl %d: %v", tc.ttl, err)
+		}
+		for _, r := range cfTXT(f, RegistryName(cfOwner)) {
+			if strings.Contains(r.Content, cl.Text()) && r.TTL != tc.want {
+				t.Errorf("ttl %d: created with %d, want %d", tc.ttl, r.TTL, tc.want)
+			}
+		}
+	}
+}
