@@ -74,6 +74,7 @@ func libdnsHost(t *testing.T, lab *bindlab.Lab, id string) (*Engine, *hookedAny)
 // read again right before DeleteRecords keep the record (no prerequisite
 // exists on this path). All converge.
 func TestSharedOwnerLibdns(t *testing.T) {
+	t.Parallel() // mostly waits for records to age
 	lab := bindlab.Start(t, bindlab.Options{TTL: 1})
 	a, ha := libdnsHost(t, lab, "mx1")
 	b, _ := libdnsHost(t, lab, "mx2")

@@ -159,6 +159,7 @@ func switchTo(t *testing.T, lab *bindlab.Lab, e *Engine, ca *testCA, k crypto.Si
 // control) the same interleaving removes the record B serves. With and
 // without prerequisites = true.
 func TestRegistryRaceClaimBetweenObserveAndAct(t *testing.T) {
+	t.Parallel() // mostly waits for records to age
 	for _, tc := range []struct {
 		name              string
 		prereq, unguarded bool
@@ -225,6 +226,7 @@ func TestRegistryRaceClaimBetweenObserveAndAct(t *testing.T) {
 // (and its hook does not fail), publishes r1 again in the next, and
 // switches once it is aged. The chain B serves always has its record.
 func TestRegistryRaceRemoveBetweenObserveAndClaim(t *testing.T) {
+	t.Parallel() // mostly waits for records to age
 	for _, prereq := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "prerequisites"}[prereq], func(t *testing.T) {
 			lab := bindlab.Start(t, bindlab.Options{TTL: 1})
@@ -283,6 +285,7 @@ func TestRegistryRaceRemoveBetweenObserveAndClaim(t *testing.T) {
 // between). After every step each host's served record is at the owner,
 // and all converge on exactly the records they serve.
 func TestRegistryRaceThreeHosts(t *testing.T) {
+	t.Parallel() // mostly waits for records to age
 	for _, prereq := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "prerequisites"}[prereq], func(t *testing.T) {
 			lab := bindlab.Start(t, bindlab.Options{TTL: 1})
