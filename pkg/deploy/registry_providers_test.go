@@ -164,3 +164,50 @@ func TestCloudflareOwnerCNAME(t *testing.T) {
 		})
 	}
 }
+
+// useLibdns replaces e's lab provider by libdns/rfc2136 against the same
+// server (reads by direct query).
+func useLibdns(t *testing.T, e *Engine, rp *dnsupdate.RFC2136) *dnsupdate.Libdns {
+	t.Helper()
+	spec, err := libdnsprov.Lookup("rfc2136")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := spec.New(libdnsprov.Settings{Server: rp.Server, Key: rp.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &dnsupdate.Libdns{Name: "rfc2136", Provider: prov, Reader: &dnsupdate.RFC2136{Server: rp.Server, Key: rp.Key, Timeout: 5 * time.Second}, Timeout: 5 * time.Second}
+	e.Publishers["lab"] = l
+	return l
+}
+
+// TestCNAMEOwnerLibdns: through a libdns provider a CNAME owner is
+// followed (the direct TLSA query shows the alias): the record goes to the
+// target, nothing beside the CNAME; a target outside the zones the
+// query_server serves is refused naming both names.
+func TestCNAMEOwnerLibdns(t *testing.T) {
+	const target = "_25._tcp.mail.other.test."
+	e, _, rp := cnameEngine(t, target, "example.test.", "other.test.")
+	useLibdns(t, e, rp)
+	ca := newCA(t)
+	k, c, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k, c)
+	if _, err := e.Publish(t.Context()); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if _, err := rp.Records(t.Context(), owner); !errors.As(err, new(*dnsupdate.AliasError)) {
+		t.Errorf("Records at the alias = %v, want still an AliasError (no TLSA beside the CNAME)", err)
+	}
+	if got, err := rp.Records(t.Context(), target); err != nil || len(got) != 1 || got[0].Record.String() != "3 1 1 "+spkiOf(t, c) {
+		t.Fatalf("target serves %v (%v), want the lineage's 3 1 1", got, err)
+	}
+
+	e2, _, rp2 := cnameEngine(t, "_25._tcp.mail.example.org.", "example.test.")
+	useLibdns(t, e2, rp2)
+	writeFile(t, e2.Config.Lineages["mail"].ChainFile, k, c)
+	_, err := e2.Publish(t.Context())
+	if err == nil || !strings.Contains(err.Error(), owner) || !strings.Contains(err.Error(), "_25._tcp.mail.example.org.") || !strings.Contains(err.Error(), "does not manage") {
+		t.Fatalf("Publish = %v, want a refusal naming %s and its target", err, owner)
+	}
+}
