@@ -149,7 +149,9 @@ func configCheck(c *cli.Context) error {
 			checkProvider(k, cfg.Providers[n], used[n])
 		}
 		if cfg.HostID != "" && used[n] && cfg.Providers[n].Type != "rfc2136" {
-			k.warn("provider."+n+".type", cfg.Providers[n].Type, "keeps no ownership registry: host_id = %q has no effect at its owners, so another host sharing an owner there is not protected from this host's cleanup", cfg.HostID)
+			// Cloudflare and libdns keep the registry too, but cannot make
+			// a removal conditional on it in the same request.
+			k.warn("provider."+n+".type", cfg.Providers[n].Type, "keeps the ownership registry of host_id = %q without prerequisites: a claim another host writes between this host's last read of the registry and its removal is not seen (a window of about one API call); where hosts share an owner, type = \"rfc2136\" closes it", cfg.HostID)
 		}
 	}
 	for _, n := range cfg.LineageNames() {

@@ -126,6 +126,13 @@ func TestConfigCheck(t *testing.T) {
 		}, exitUsage, []string{`warning: provider.desec.api_token_env = "DANEHOOK_TEST_UNSET_DESEC": not set in this environment`,
 			"error:   provider.hz.api_token_file = ", "(mode 0644)",
 			`error:   provider.aws.name = "route66": libdns provider "route66" is not compiled in`}, ": 2 error(s)"},
+		{"host_id with a cloudflare lineage", func(t *testing.T, w *checkWorld) {
+			w.edit(t, "state_dir = ", "host_id = \"mx1\"\nstate_dir = ")
+			w.edit(t, `provider = "primary"`, `provider = "cf"`)
+		}, exitOK, []string{`warning: provider.cf.type = "cloudflare": keeps the ownership registry of host_id = "mx1" without prerequisites`}, ""},
+		{"host_id with an rfc2136 lineage: no registry warning", func(t *testing.T, w *checkWorld) {
+			w.edit(t, "state_dir = ", "host_id = \"mx1\"\nstate_dir = ")
+		}, exitOK, []string{"config check: ", ": ok, 1 warning(s)"}, ""},
 		{"chain directory missing", func(t *testing.T, w *checkWorld) {
 			os.Remove(w.chainDir)
 		}, exitUsage, []string{"error:   lineage.mail.chain_file = ", "does not exist: install -d -m 0700 CHAINDIR"}, ""},

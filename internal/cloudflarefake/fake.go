@@ -545,6 +545,22 @@ func (f *Fake) createRecord(w http.ResponseWriter, r *http.Request, z zone) {
 		}
 		rec.Content = body.Content
 	}
+	// A CNAME shares its name with no other record (RFC 1034 §3.6.2,
+	// RFC 2181 §10.1): the API refuses either order (README).
+	const sameName = " For more details, refer to <https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/>."
+	for _, o := range f.records {
+		if o.ZoneID != z.ID || o.Name != rec.Name {
+			continue
+		}
+		if rec.Type == "CNAME" {
+			fail(w, http.StatusBadRequest, apiError{Code: 81053, Message: "An A, AAAA, or CNAME record with that host already exists." + sameName})
+			return
+		}
+		if o.Type == "CNAME" {
+			fail(w, http.StatusBadRequest, apiError{Code: 81054, Message: "A CNAME record with that host already exists." + sameName})
+			return
+		}
+	}
 	for _, o := range f.records {
 		if o.ZoneID == z.ID && o.Type == rec.Type && o.Name == rec.Name && strings.EqualFold(o.Content, rec.Content) {
 			fail(w, http.StatusBadRequest, apiError{Code: 81058, Message: "An identical record already exists."})

@@ -47,8 +47,9 @@ type Config struct {
 	// StateDir holds per-lineage state, locks and staged keys.
 	StateDir string `toml:"state_dir"`
 	// HostID, when set, names this installation in the ownership registry
-	// beside every owner (a TXT RRset at _danehook.<owner>, RFC 2136
-	// providers only): hosts that share an owner claim the records their
+	// beside every owner (a TXT RRset at _danehook.<owner>, with every
+	// provider type; only rfc2136 makes a removal conditional on it in the
+	// same UPDATE): hosts that share an owner claim the records their
 	// chains rely on there, and no host removes a record another claims.
 	// Letters, digits, '.', '-' and '_', at most 63.
 	HostID string `toml:"host_id"`

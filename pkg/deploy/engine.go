@@ -139,6 +139,9 @@ type OwnerPlan struct {
 	// Postfix presents was not verified); HeldReasons says why, in order.
 	Held        []dnsupdate.RR
 	HeldReasons []string
+	// keepClaims leaves this host's claims at the owner as they are (a
+	// plan whose Desired is not the owner's desired RRset: Prune).
+	keepClaims bool
 	// ZoneMessages is how many UPDATE messages the changes of the run in
 	// the owner's zone take (all owners of the zone share the number): for
 	// Publish the additions it sent, for Plan its additions and removals

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -361,14 +362,20 @@ func (ov *ownerView) plan(want []tlsa.Record) *OwnerPlan {
 // removals are forgotten only once sent, and saved by the caller's save. A
 // Remove of a record no server serves is only forgotten.
 //
-// Then, with host_id set, it brings this host's claims in the ownership
+// With host_id set, it first brings this host's claims in the ownership
 // registry in step with each plan's desired records (syncClaims), even
-// when no record changed.
+// when no record changes — claim first, then publish and rely —, and
+// every removal is then conditional on the registry (Registry.ApplyClaimed):
+// one another host claims is kept, owned, and noted in s.Conflicts and the
+// plan's Held with the reason. A removal-only batch refused by an UPDATE
+// prerequisite (prerequisites = true: a kept record is gone) is no error
+// either: its removals are noted the same way and the next run decides
+// again.
 func (e *Engine) apply(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
-	if err := e.applyRecords(ctx, s, plans); err != nil {
+	if err := e.syncClaims(ctx, s, plans); err != nil {
 		return err
 	}
-	return e.syncClaims(ctx, s, plans)
+	return e.applyRecords(ctx, s, plans)
 }
 
 func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
@@ -411,14 +418,45 @@ func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPl
 			errs = append(errs, err)
 			continue
 		}
-		if err := pub.Apply(ctx, byProvider[name]); err != nil {
+		changes := byProvider[name]
+		var conflicts []dnsupdate.Conflict
+		if reg := e.registry(name); reg != nil {
+			conflicts, err = reg.ApplyClaimed(ctx, s.HostID, changes)
+		} else {
+			err = pub.Apply(ctx, changes)
+		}
+		if err != nil && !slices.ContainsFunc(changes, func(c dnsupdate.Change) bool { return c.Op == dnsupdate.Add }) && errors.Is(err, dnsupdate.ErrPrerequisite) {
+			// A conditional removal refused: what it relied on changed
+			// under it. Nothing is lost (the records stay, owned); the
+			// next run observes again and decides again.
+			for _, c := range changes {
+				if c.Op == dnsupdate.Remove && !isConflict(conflicts, c) {
+					conflicts = append(conflicts, dnsupdate.Conflict{Change: c,
+						Reason: "not removed: the UPDATE's prerequisite failed (another writer changed the owner since this run read it): kept, decided again next run: " + err.Error()})
+				}
+			}
+			err = nil
+		}
+		s.Conflicts = append(s.Conflicts, conflicts...)
+		for _, c := range conflicts {
+			for _, p := range plans {
+				if p.Provider == name && strings.EqualFold(p.Owner, c.Change.Owner) {
+					p.Held = append(p.Held, c.Change.RR)
+					p.HeldReasons = append(p.HeldReasons, c.Reason)
+				}
+			}
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("provider %q: %w", name, err))
 			continue
 		}
-		defer e.watchPublished(ctx, s, byProvider[name])
-		for _, c := range byProvider[name] {
+		defer e.watchPublished(ctx, s, changes)
+		for _, c := range changes {
 			switch c.Op {
 			case dnsupdate.Remove:
+				if isConflict(conflicts, c) {
+					continue
+				}
 				dns.disown(c.Owner, c.Record)
 			case dnsupdate.Add:
 				// The provider serves it now: later decisions of this run
@@ -434,6 +472,13 @@ func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPl
 	// crash before that leaves a removed record owned, which the next run
 	// only forgets (apply of a Remove no server serves).
 	return errors.Join(errs...)
+}
+
+// isConflict reports whether the removal c is one of conflicts.
+func isConflict(conflicts []dnsupdate.Conflict, c dnsupdate.Change) bool {
+	return slices.ContainsFunc(conflicts, func(x dnsupdate.Conflict) bool {
+		return strings.EqualFold(x.Change.Owner, c.Owner) && x.Change.Record.Equal(c.Record)
+	})
 }
 
 // save writes every lineage's state and the DNS state, once per run.
@@ -660,6 +705,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	rplans := e.removals(s, want, next, verified, nil, res)
 	err = e.apply(ctx, s, rplans)
+	settleConflicts(s, &res.Removed, &res.Held)
 	e.retire(s)
 	return res, errors.Join(err, e.save(s))
 }
@@ -1029,6 +1075,7 @@ func (e *Engine) Prune(ctx context.Context, names ...string) (*PruneResult, erro
 			}
 		}
 		op := ov.plan(nil)
+		op.keepClaims = true
 		for _, rec := range unmatched(s, ov) {
 			rr := dnsupdate.RR{Owner: ov.Owner, TTL: ov.TTL, Record: rec}
 			if len(blocked) > 0 {
@@ -1041,6 +1088,7 @@ func (e *Engine) Prune(ctx context.Context, names ...string) (*PruneResult, erro
 		plans = append(plans, op)
 	}
 	err = e.apply(ctx, s, plans)
+	settleConflicts(s, &res.Removed, &res.Kept)
 	return res, errors.Join(err, e.save(s))
 }
 

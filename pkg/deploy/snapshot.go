@@ -126,6 +126,10 @@ type snapshot struct {
 	PostfixErr    error
 	// PostfixRead is true when the run read Postfix's configuration.
 	PostfixRead bool
+	// Conflicts are the removals of this run that the provider did not
+	// send (another host claims the record, or an UPDATE's prerequisite
+	// failed): the records stay owned and the next run decides again.
+	Conflicts []dnsupdate.Conflict
 }
 
 func (s *snapshot) lineage(name string) *lineageView {

@@ -15,7 +15,11 @@
 // Cloudflare and Libdns: adds before removes, a *CloudflareApplyError or
 // *LibdnsApplyError lists what was applied); after a lost answer, read again. Only RFC2136 can guard removals
 // against concurrent writers (RFC2136.Prerequisites, driven by a plan's Keep
-// entries). Both are safe for concurrent use.
+// entries). All three keep the ownership registry of hosts that share an
+// owner (registry.go: Claims, ApplyClaims, ApplyClaimed); only RFC2136 makes
+// a removal conditional on it inside the UPDATE (decisions R1–R4), the
+// others read the claims again right before removing. All are safe for
+// concurrent use.
 package dnsupdate
 
 import (

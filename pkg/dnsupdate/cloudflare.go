@@ -313,40 +313,68 @@ func (c *Cloudflare) Records(ctx context.Context, owner string) ([]RR, error) {
 	return rrs, nil
 }
 
+// listTLSA lists the TLSA records at owner. It asks for every record at
+// the name (GET …/dns_records?name=<owner>, one listing), so that a CNAME
+// there is seen too: then the error wraps an *AliasError naming the target
+// (TLSA records beside a CNAME are not served, RFC 2181 §10.1, and
+// Cloudflare refuses them, code 81054: internal/cloudflarefake/README.md).
 func (c *Cloudflare) listTLSA(ctx context.Context, z cfZone, owner string) ([]cfServed, error) {
-	name := cfName(owner)
+	recs, err := c.listRecords(ctx, z, owner, "")
+	if err != nil {
+		return nil, err
+	}
 	var served []cfServed
+	for _, r := range recs {
+		switch {
+		case strings.EqualFold(r.Type, "CNAME"):
+			return nil, &CloudflareError{Op: "list records", Zone: cfAbs(z.Name), Owner: cfAbs(owner),
+				Message: "the owner is a CNAME", class: ErrCloudflareRequest,
+				Err: &AliasError{Owner: cfAbs(owner), Target: cfAbs(r.Content)}}
+		case !strings.EqualFold(r.Type, "TLSA"):
+			continue
+		}
+		rec, err := r.tlsa()
+		if err != nil {
+			return nil, &CloudflareError{Op: "list records", Zone: cfAbs(z.Name), Owner: cfAbs(owner),
+				Message: fmt.Sprintf("record %q: %v", r.ID, err), class: ErrCloudflareRequest}
+		}
+		served = append(served, cfServed{ID: r.ID, RR: RR{Owner: cfAbs(r.Name), TTL: cfTTL(r.TTL), Record: rec}})
+	}
+	return served, nil
+}
+
+// listRecords lists the records named name in zone z, of type typ (every
+// type when ""), following pagination.
+func (c *Cloudflare) listRecords(ctx context.Context, z cfZone, name, typ string) ([]cloudflareRecord, error) {
+	n := cfName(name)
+	var out []cloudflareRecord
 	for page := 1; page <= cfMaxPages; page++ {
 		q := url.Values{
-			"type":     {"TLSA"},
-			"name":     {name},
+			"name":     {n},
 			"page":     {strconv.Itoa(page)},
 			"per_page": {strconv.Itoa(cfPerPage)},
 		}
+		if typ != "" {
+			q.Set("type", typ)
+		}
 		var recs []cloudflareRecord
 		env, err := c.do(ctx, cfRequest{op: "list records", method: http.MethodGet, path: "/zones/" + url.PathEscape(z.ID) + "/dns_records",
-			query: q, zone: cfAbs(z.Name), owner: cfAbs(owner)}, &recs)
+			query: q, zone: cfAbs(z.Name), owner: cfAbs(name)}, &recs)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range recs {
 			// Defensive: keep only what was asked for, whatever the filter did.
-			if !strings.EqualFold(r.Type, "TLSA") || cfName(r.Name) != name {
-				continue
+			if cfName(r.Name) == n && (typ == "" || strings.EqualFold(r.Type, typ)) {
+				out = append(out, r)
 			}
-			rec, err := r.tlsa()
-			if err != nil {
-				return nil, &CloudflareError{Op: "list records", Zone: cfAbs(z.Name), Owner: cfAbs(owner),
-					Message: fmt.Sprintf("record %q: %v", r.ID, err), class: ErrCloudflareRequest}
-			}
-			served = append(served, cfServed{ID: r.ID, RR: RR{Owner: cfAbs(r.Name), TTL: cfTTL(r.TTL), Record: rec}})
 		}
 		ri := env.ResultInfo
 		if ri == nil || len(recs) == 0 || page >= ri.TotalPages {
 			break
 		}
 	}
-	return served, nil
+	return out, nil
 }
 
 func cfTTL(ttl int) uint32 {
@@ -493,21 +521,30 @@ func (e *CloudflareApplyError) Unwrap() error { return e.Err }
 // record is already gone is a no-op; a record someone else added meanwhile
 // is never deleted (deletes name a record id read just before).
 func (c *Cloudflare) Apply(ctx context.Context, changes []Change) error {
+	_, err := c.apply(ctx, changes, nil)
+	return err
+}
+
+// apply is Apply; with reg set, the claims at each owner with removals are
+// read again after the additions, right before the removals, and a removal
+// another host claims is not sent but returned as a Conflict
+// (ApplyClaimed).
+func (c *Cloudflare) apply(ctx context.Context, changes []Change, reg *registryGuard) ([]Conflict, error) {
 	var work []Change
 	for _, ch := range changes {
 		if ch.Op != Add && ch.Op != Remove {
 			continue
 		}
 		if cfName(ch.Owner) == "" {
-			return fmt.Errorf("cloudflare: change %q has no owner: %w", ch.String(), ErrCloudflareRequest)
+			return nil, fmt.Errorf("cloudflare: change %q has no owner: %w", ch.String(), ErrCloudflareRequest)
 		}
 		if len(ch.Record.Data) == 0 {
-			return fmt.Errorf("cloudflare: change %q has no certificate association data: %w", ch.String(), ErrCloudflareRequest)
+			return nil, fmt.Errorf("cloudflare: change %q has no certificate association data: %w", ch.String(), ErrCloudflareRequest)
 		}
 		work = append(work, ch)
 	}
 	if len(work) == 0 {
-		return nil
+		return nil, nil
 	}
 
 	// Read every owner once.
@@ -523,11 +560,11 @@ func (c *Cloudflare) Apply(ctx context.Context, changes []Change) error {
 		}
 		z, err := c.findZone(ctx, ch.Owner)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		served, err := c.listTLSA(ctx, z, ch.Owner)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		owners[name] = &ownerState{zone: z, served: served}
 	}
@@ -542,20 +579,39 @@ func (c *Cloudflare) Apply(ctx context.Context, changes []Change) error {
 		}
 	}
 	var applied []Change
+	var conflicts []Conflict
+	claims := map[string][]Claim{} // owner -> claims read right before its first removal
 	for i, ch := range ordered {
 		st := owners[cfName(ch.Owner)]
 		var err error
 		if ch.Op == Add {
 			err = c.add(ctx, st.zone, st.served, ch)
 		} else {
-			err = c.remove(ctx, st.zone, st.served, ch)
+			if reg != nil {
+				key := cfName(ch.Owner)
+				cs, ok := claims[key]
+				if !ok {
+					if cs, err = c.Claims(ctx, ch.Owner); err == nil {
+						claims[key] = cs
+					}
+				}
+				if hosts := othersClaiming(cs, reg.host, ch.Record); err == nil && len(hosts) > 0 {
+					conflicts = append(conflicts, Conflict{Change: ch, Hosts: hosts,
+						Reason: fmt.Sprintf("host %s claimed it in the ownership registry %s since this run decided (read right before the removal): kept, decided again next run",
+							strings.Join(hosts, ", "), RegistryName(ch.Owner))})
+					continue
+				}
+			}
+			if err == nil {
+				err = c.remove(ctx, st.zone, st.served, ch)
+			}
 		}
 		if err != nil {
-			return &CloudflareApplyError{Applied: applied, Failed: ch, Pending: append([]Change(nil), ordered[i+1:]...), Err: err}
+			return conflicts, &CloudflareApplyError{Applied: applied, Failed: ch, Pending: append([]Change(nil), ordered[i+1:]...), Err: err}
 		}
 		applied = append(applied, ch)
 	}
-	return nil
+	return conflicts, nil
 }
 
 func (c *Cloudflare) add(ctx context.Context, z cfZone, served []cfServed, ch Change) error {

@@ -287,21 +287,30 @@ func (l *Libdns) timeout(n int) time.Duration {
 // Because adds go first, a removal is never applied while an add of the
 // same plan is missing.
 func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
+	_, err := l.apply(ctx, changes, nil)
+	return err
+}
+
+// apply is Apply; with reg set, after the additions and right before the
+// first DeleteRecords, the claims at every owner with a removal are read
+// again (Reader) and a removal another host claims is not sent but returned
+// as a Conflict (ApplyClaimed).
+func (l *Libdns) apply(ctx context.Context, changes []Change, reg *registryGuard) ([]Conflict, error) {
 	var work []Change
 	for _, ch := range changes {
 		if ch.Op != Add && ch.Op != Remove {
 			continue
 		}
 		if strings.TrimSuffix(ch.Owner, ".") == "" {
-			return fmt.Errorf("libdns %s: change %q has no owner: %w", l.Name, ch.String(), ErrProviderRequest)
+			return nil, fmt.Errorf("libdns %s: change %q has no owner: %w", l.Name, ch.String(), ErrProviderRequest)
 		}
 		if len(ch.Record.Data) == 0 {
-			return fmt.Errorf("libdns %s: change %q has no certificate association data: %w", l.Name, ch.String(), ErrProviderRequest)
+			return nil, fmt.Errorf("libdns %s: change %q has no certificate association data: %w", l.Name, ch.String(), ErrProviderRequest)
 		}
 		work = append(work, ch)
 	}
 	if len(work) == 0 {
-		return nil
+		return nil, nil
 	}
 	zones := map[string]string{}
 	served := map[string][]RR{}
@@ -313,11 +322,11 @@ func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
 		}
 		z, err := l.Reader.FindZone(ctx, ch.Owner)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rrs, err := l.Reader.Records(ctx, ch.Owner)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		zones[key], served[key] = z, rrs
 		if !containsString(zoneOrder, z) {
@@ -332,16 +341,11 @@ func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
 		}
 		return false
 	}
-	type batch struct {
-		op      Op
-		zone    string
-		changes []Change
-	}
-	var batches []batch
+	var batches []libdnsBatch
 	var applied []Change
 	for _, op := range []Op{Add, Remove} {
 		for _, z := range zoneOrder {
-			b := batch{op: op, zone: z}
+			b := libdnsBatch{op: op, zone: z}
 			for _, ch := range work {
 				if ch.Op != op || zones[strings.ToLower(ch.Owner)] != z {
 					continue
@@ -357,7 +361,27 @@ func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
 			}
 		}
 	}
-	for i, b := range batches {
+	var conflicts []Conflict
+	checked := false
+	for i := 0; i < len(batches); i++ {
+		b := batches[i]
+		if b.op == Remove && reg != nil && !checked {
+			// Right before the first removal: the claims as they are now.
+			checked = true
+			var err error
+			if conflicts, err = l.dropClaimed(ctx, reg, batches[i:]); err != nil {
+				var pending []Change
+				for _, rest := range batches[i+1:] {
+					pending = append(pending, rest.changes...)
+				}
+				return nil, &LibdnsApplyError{Provider: l.Name, Applied: applied, Failed: b.changes, Pending: pending,
+					Err: fmt.Errorf("read the ownership registry before removing: %w", err)}
+			}
+			b = batches[i]
+			if len(b.changes) == 0 {
+				continue
+			}
+		}
 		done, err := l.call(ctx, b.op, b.zone, b.changes)
 		if err != nil {
 			var pending []Change
@@ -365,11 +389,19 @@ func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
 				pending = append(pending, rest.changes...)
 			}
 			failed := b.changes[done:]
-			return &LibdnsApplyError{Provider: l.Name, Applied: append(applied, b.changes[:done]...), Failed: failed, Pending: pending, Err: err}
+			return conflicts, &LibdnsApplyError{Provider: l.Name, Applied: append(applied, b.changes[:done]...), Failed: failed, Pending: pending, Err: err}
 		}
 		applied = append(applied, b.changes...)
 	}
-	return nil
+	return conflicts, nil
+}
+
+// libdnsBatch is one provider call of Apply: additions or removals in one
+// zone.
+type libdnsBatch struct {
+	op      Op
+	zone    string
+	changes []Change
 }
 
 // call sends one AppendRecords or DeleteRecords with changes, all in zone.
@@ -384,6 +416,12 @@ func (l *Libdns) call(ctx context.Context, op Op, zone string, changes []Change)
 			owners = append(owners, ch.Owner)
 		}
 	}
+	return l.callRecords(ctx, op, zone, owners, recs)
+}
+
+// callRecords sends one AppendRecords (op Add) or DeleteRecords with recs,
+// all in zone, at owners (for the error).
+func (l *Libdns) callRecords(ctx context.Context, op Op, zone string, owners []string, recs []libdns.Record) (done int, err error) {
 	name := "append records"
 	if op == Remove {
 		name = "delete records"
@@ -404,12 +442,12 @@ func (l *Libdns) call(ctx context.Context, op Op, zone string, changes []Change)
 		}
 	}()
 	if err == nil {
-		return len(changes), nil
+		return len(recs), nil
 	}
 	if ctx.Err() != nil {
 		return 0, fmt.Errorf("libdns %s: %s in zone %q: %w", l.Name, name, zone, ctx.Err())
 	}
-	done = min(len(got), len(changes))
+	done = min(len(got), len(recs))
 	return done, l.wrap(ctx, cctx, name, zone, owners, len(recs), err)
 }
 

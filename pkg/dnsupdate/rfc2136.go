@@ -454,18 +454,31 @@ const prerequisiteAttempts = 4
 // it can be (its exact wire size with name compression and the TSIG record
 // is measured), an owner's removals and its prerequisite never split.
 func (p *RFC2136) Apply(ctx context.Context, changes []Change) error {
+	_, err := p.apply(ctx, changes, nil)
+	return err
+}
+
+// apply is Apply; with reg set, every removal is also conditional on the
+// ownership registry (ApplyClaimed, decisions R1–R4 in registry.go), and
+// the removals it did not send are returned.
+func (p *RFC2136) apply(ctx context.Context, changes []Change, reg *registryGuard) ([]Conflict, error) {
 	zoneOf, err := p.findZones(ctx, changes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	batches, zones := p.batches(changes, zoneOf)
 	tsig := p.tsigLen()
+	var conflicts []Conflict
 	for _, z := range zones {
-		if err := p.applyZone(ctx, batches[z], tsig); err != nil {
-			return err
+		b := batches[z]
+		b.reg = reg
+		err := p.applyZone(ctx, b, tsig)
+		conflicts = append(conflicts, b.conflicts...)
+		if err != nil {
+			return conflicts, err
 		}
 	}
-	return nil
+	return conflicts, nil
 }
 
 // Messages returns, per zone (absolute, lower case), how many UPDATE
@@ -500,6 +513,13 @@ type zoneBatch struct {
 	nAdds  int               // units[:nAdds] are additions
 	keeps  map[string][]RR   // lower-case owner -> kept records (P2), only at owners with removals
 	owners map[string]string // lower-case owner -> owner as given
+	// reg, when set, makes every removal unit conditional on the ownership
+	// registry (R1–R4 in registry.go); regs holds the registry RRsets read
+	// for them (lower-case owner -> TXT RRs, empty when none), conflicts
+	// the removals dropped because another host claims them.
+	reg       *registryGuard
+	regs      map[string][]dns.RR
+	conflicts []Conflict
 }
 
 // unit is what one UPDATE message carries together: one added record, or
@@ -603,6 +623,9 @@ func (b *zoneBatch) msg(units []unit, prereqs map[string][]RR) *dns.Msg {
 				rrs = append(rrs, tlsaRR(rr))
 			}
 			m.Used(rrs)
+		}
+		if u.remove && b.reg != nil {
+			b.registryPrerequisite(m, u.owner)
 		}
 	}
 	for _, u := range units {
@@ -753,8 +776,12 @@ func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
 			if prereqs, err = p.prerequisites(ctx, b, b.units[i:]); err != nil {
 				return numbered(err, part, parts)
 			}
+			if _, err := p.readRegistries(ctx, b, i, b.units[i:]); err != nil {
+				return numbered(err, part, parts)
+			}
 		}
-		for attempt := 1; ; attempt++ {
+		redo := false
+		for attempt := 1; i < len(b.units); attempt++ {
 			k := b.pack(b.units[i:], prereqs, tsig)
 			if k == 0 {
 				return b.tooLarge(p, b.units[i])
@@ -769,21 +796,49 @@ func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
 			if err != nil {
 				return numbered(p.diagnose(ctx, err), part, parts) // D1–D3 in diagnose.go
 			}
+			claimed := b.reg != nil && slices.ContainsFunc(units, func(u unit) bool { return u.remove })
+			if r.Rcode == dns.RcodeYXRrset && claimed {
+				// R2: a registry read empty has claims now ("RRset does
+				// not exist" failed), or an owner became a CNAME.
+				changed, err := p.readRegistries(ctx, b, i, units)
+				if err != nil {
+					return numbered(err, part, parts)
+				}
+				if changed && attempt < prerequisiteAttempts {
+					continue
+				}
+				if changed {
+					b.giveUp(i, i+k, attempt)
+					redo = true
+					break
+				}
+			}
 			if r.Rcode == dns.RcodeYXRrset && slices.ContainsFunc(units, func(u unit) bool { return !u.remove }) {
 				return p.aliasError(b, owner, r, part, parts)
 			}
 			guarded := slices.ContainsFunc(units, func(u unit) bool { return u.guarded })
-			if r.Rcode == dns.RcodeNXRrset && guarded {
+			if r.Rcode == dns.RcodeNXRrset && (guarded || claimed) {
 				// P3: an RRset changed between our read and the UPDATE;
 				// read again, and give up only when a kept record is gone
-				// (prerequisite) or the owner keeps changing.
+				// (prerequisite) or the owner keeps changing. R2: the same
+				// for the registry; a removal another host claims now is
+				// dropped (a Conflict), and when the registry keeps
+				// changing the removals wait for the next run.
 				if attempt < prerequisiteAttempts {
 					again, err := p.prerequisites(ctx, b, units)
 					if err != nil {
 						return numbered(err, part, parts)
 					}
 					maps.Copy(prereqs, again)
+					if _, err := p.readRegistries(ctx, b, i, units); err != nil {
+						return numbered(err, part, parts)
+					}
 					continue
+				}
+				if claimed {
+					b.giveUp(i, i+k, attempt)
+					redo = true
+					break
 				}
 				return &UpdateError{Class: ErrPrerequisite, Op: "update", Server: p.server(), Zone: b.zone, Owner: owner, Type: "TLSA",
 					KeyName: p.keyName(), Rcode: r.Rcode, Part: part, Parts: parts,
@@ -801,6 +856,9 @@ func (p *RFC2136) applyZone(ctx context.Context, b *zoneBatch, tsig int) error {
 			}
 			i += k
 			break
+		}
+		if redo {
+			part-- // the same message again, without the dropped removals
 		}
 	}
 	return nil

@@ -189,3 +189,40 @@ func TestDesecPartialProgress(t *testing.T) {
 	assertServed(t, l, dOwner, a)
 	assertServed(t, l, oOwner, b)
 }
+
+// The ownership registry through libdns/desec: claims are one TXT RRset at
+// the registry name (libdns/desec quotes the text for deSEC), read back by
+// direct query; a rerun sends nothing; removing one claim keeps the
+// other's; ApplyClaimed keeps a removal another host claims.
+func TestDesecClaims(t *testing.T) {
+	f, l := desecSetup(t)
+	ctx := t.Context()
+	r1, r2 := rec(t), rec(t)
+	a := dnsupdate.Claim{Owner: dOwner, Host: "mx1", Record: r1}
+	b := dnsupdate.Claim{Owner: dOwner, Host: "mx2", Record: r2}
+	if err := l.ApplyClaims(ctx, 3600, []dnsupdate.Claim{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Claims(ctx, dOwner)
+	if err != nil || len(got) != 2 || got[0].Text() != a.Text() || got[1].Text() != b.Text() {
+		t.Fatalf("Claims = %v, %v; want %v and %v", got, err, a, b)
+	}
+	n := len(f.Log())
+	if err := l.ApplyClaims(ctx, 3600, []dnsupdate.Claim{a}, nil); err != nil || len(f.Log()) != n {
+		t.Fatalf("rerun: %v, %d requests; want none", err, len(f.Log())-n)
+	}
+	if err := l.Apply(ctx, []dnsupdate.Change{add(dOwner, 3600, r1), add(dOwner, 3600, r2)}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts, err := l.ApplyClaimed(ctx, "mx1", []dnsupdate.Change{remove(dOwner, r1), remove(dOwner, r2)})
+	if err != nil || len(conflicts) != 1 || !conflicts[0].Change.Record.Equal(r2) {
+		t.Fatalf("ApplyClaimed = %v, %v; want r2 kept for mx2", conflicts, err)
+	}
+	assertServed(t, l, dOwner, r2)
+	if err := l.ApplyClaims(ctx, 3600, nil, []dnsupdate.Claim{a}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Claims(ctx, dOwner); len(got) != 1 || got[0].Host != "mx2" {
+		t.Fatalf("after removing mx1's claim: %v", got)
+	}
+}

@@ -92,7 +92,7 @@ func (a *hetznerAdapter) DeleteRecords(ctx context.Context, zone string, recs []
 	for _, r := range recs {
 		rr := r.RR()
 		for _, h := range all {
-			if !strings.EqualFold(h.Type, rr.Type) || !sameHetznerName(h.Name, rr.Name, zone) || !sameRData(h.Value, rr.Data) {
+			if !strings.EqualFold(h.Type, rr.Type) || !sameHetznerName(h.Name, rr.Name, zone) || !sameRData(rr.Type, h.Value, rr.Data) {
 				continue
 			}
 			if err := a.c.DeleteRecord(ctx, h.ID); err != nil {
@@ -116,9 +116,15 @@ func sameHetznerName(served, want, zone string) bool {
 	return n(served) == n(want)
 }
 
-// sameRData compares "3 1 1 ABCD…" forms: numbers as numbers, the hex
-// field without spaces and case.
-func sameRData(a, b string) bool {
+// sameRData compares values of type typ: TLSA "3 1 1 ABCD…" forms with
+// numbers as numbers and the hex field without spaces and case; other
+// types (the ownership registry's TXT claims) exactly, but for the quotes
+// the API may keep around a TXT value.
+func sameRData(typ, a, b string) bool {
+	if !strings.EqualFold(typ, "TLSA") {
+		unq := func(s string) string { return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), `"`), `"`) }
+		return unq(a) == unq(b)
+	}
 	fa, fb := strings.Fields(a), strings.Fields(b)
 	if len(fa) < 4 || len(fb) < 4 {
 		return strings.EqualFold(strings.Join(fa, " "), strings.Join(fb, " "))

@@ -180,3 +180,44 @@ func (p failAfter) AppendRecords(ctx context.Context, zone string, recs []libdns
 	p.f.FailAfter(2, 503)
 	return p.LibdnsProvider.AppendRecords(ctx, zone, recs)
 }
+
+// The ownership registry through the Hetzner adapter: claims are TXT
+// records created by upstream's AppendRecords (stored unquoted, served by
+// the fake's name servers as one string per word, which the reader joins
+// again), read by direct query, and removed by the adapter's value match;
+// a rerun sends nothing; ApplyClaimed keeps a removal another host claims.
+func TestHetznerClaims(t *testing.T) {
+	f, l := hetznerSetup(t)
+	ctx := t.Context()
+	r1, r2 := rec(t), rec(t)
+	a := dnsupdate.Claim{Owner: hOwner, Host: "mx1", Record: r1}
+	b := dnsupdate.Claim{Owner: hOwner, Host: "mx2", Record: r2}
+	if err := l.ApplyClaims(ctx, 300, []dnsupdate.Claim{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Claims(ctx, hOwner)
+	if err != nil || len(got) != 2 || got[0].Text() != a.Text() || got[1].Text() != b.Text() {
+		t.Fatalf("Claims = %v, %v; want %v and %v", got, err, a, b)
+	}
+	posts, deletes := f.Requests("POST"), f.Requests("DELETE")
+	if err := l.ApplyClaims(ctx, 300, []dnsupdate.Claim{a}, nil); err != nil || f.Requests("POST") != posts {
+		t.Fatalf("rerun: %v, %d POST; want none", err, f.Requests("POST")-posts)
+	}
+	if err := l.Apply(ctx, []dnsupdate.Change{add(hOwner, 300, r1), add(hOwner, 300, r2)}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts, err := l.ApplyClaimed(ctx, "mx1", []dnsupdate.Change{remove(hOwner, r1), remove(hOwner, r2)})
+	if err != nil || len(conflicts) != 1 || !conflicts[0].Change.Record.Equal(r2) {
+		t.Fatalf("ApplyClaimed = %v, %v; want r2 kept for mx2", conflicts, err)
+	}
+	assertServed(t, l, hOwner, r2)
+	if err := l.ApplyClaims(ctx, 300, nil, []dnsupdate.Claim{a}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Claims(ctx, hOwner); len(got) != 1 || got[0].Host != "mx2" {
+		t.Fatalf("after removing mx1's claim: %v", got)
+	}
+	if f.Requests("DELETE") != deletes+2 {
+		t.Errorf("%d DELETE, want 2 (r1, then mx1's claim)", f.Requests("DELETE")-deletes)
+	}
+}
