@@ -55,6 +55,21 @@ func covered(certs []*x509.Certificate, host string, recs []tlsa.Record, now tim
 	return postfix.Evaluate(certs, host, recs, now).OK()
 }
 
+// coveredAt tells whether certs match one of recs for every host whose
+// TLSA owner is ov (ov.Host and the hosts of its aliases): DANE-TA
+// records also need the name (RFC 7672 §3.2.3).
+func coveredAt(ov *ownerView, certs []*x509.Certificate, recs []tlsa.Record, now time.Time) bool {
+	if !covered(certs, ov.Host, recs, now) {
+		return false
+	}
+	for _, a := range ov.Aliases {
+		if !covered(certs, hostOf(a), recs, now) {
+			return false
+		}
+	}
+	return true
+}
+
 // touches reports whether rec's data names any certificate (or key) of
 // certs, whatever its usage: a record a chain may rely on.
 func touches(rec tlsa.Record, certs []*x509.Certificate) bool {
@@ -251,11 +266,13 @@ type Held struct {
 
 // decideRemovals applies "safe to remove" (DESIGN §2) to the records
 // danehook owns at ov that it no longer wants: a record is removed only
-// when no chain that Postfix may serve (for any lineage at the owner, or
-// for every lineage at an owner only the state remembers) relies on it, and
-// what every such lineage's endpoints present was observed in this run. A
-// record a chain relies on stays; so removing a record never uncovers a
-// chain that matched an aged record before. A record another host claims
+// when every chain that Postfix may serve (for any lineage at the owner,
+// or for every lineage at an owner only the state remembers) and that it
+// matches still matches an aged record that stays (a wanted one), and
+// what every such lineage's endpoints present was observed in this run.
+// So removing a record never uncovers a chain that matched an aged record
+// before, and a record dropped from the usages goes even while the key it
+// names is reused. A record another host claims
 // in the ownership registry (ov.Claims) stays too: that host still serves
 // a chain that relies on it. verified says, per lineage,
 // whether this run saw its endpoints present the installed chain (and why
@@ -295,6 +312,15 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 	if len(ov.Lineages) == 0 {
 		return decideRetire(s, ov, chains, blockedBy)
 	}
+	// What stays and is aged: a chain that a record to remove matches may
+	// lose it when these still cover it.
+	aged, _ := agedAt(ov, s.DNS.Seen, s.Now)
+	var keep []tlsa.Record
+	for _, r := range aged {
+		if containsRecord(want, r) {
+			keep = append(keep, r)
+		}
+	}
 	for _, rec := range s.DNS.owned(ov.Owner) {
 		if containsRecord(want, rec) {
 			continue
@@ -313,7 +339,7 @@ func decideRemovals(s *snapshot, ov *ownerView, want []tlsa.Record, next map[str
 		}
 		reason := ""
 		for _, certs := range chains {
-			if touches(rec, certs) {
+			if touches(rec, certs) && !coveredAt(ov, certs, keep, s.Now) {
 				reason = fmt.Sprintf("a chain Postfix may serve relies on it (leaf %s)", certs[0].Subject)
 				break
 			}

@@ -361,3 +361,52 @@ func TestRetiredOwner(t *testing.T) {
 		t.Errorf("retired owner with a foreign record left unmatched: remove %v, held %v; want danehook's record held", remove, held)
 	}
 }
+
+// TestDecideRemovalsUsageDropped: a record the usages no longer give (3 1 1
+// dropped for 2 1 1) goes while the key it names is still served, once
+// every chain it matches is covered by an aged record that stays — for
+// every host whose owner it is (DANE-TA needs the name) — and is held
+// until then.
+func TestDecideRemovalsUsageDropped(t *testing.T) {
+	ca := newCA(t)
+	cur := taOf(memChain(t, ca, nil, time.Hour))
+	for _, tc := range []struct {
+		name   string
+		ta     servedRec
+		alias  string // an alias whose host the leaf does not name
+		remove bool
+	}{
+		{name: "2 1 1 aged at both servers: the 3 1 1 goes", ta: servedRec{rec: rec211(t, ca), since: time.Hour}, remove: true},
+		{name: "2 1 1 not aged yet: the 3 1 1 stays", ta: servedRec{rec: rec211(t, ca), since: 10 * time.Second}},
+		{name: "2 1 1 aged on the primary only: the 3 1 1 stays", ta: servedRec{rec: rec211(t, ca), since: time.Hour, on: []string{srvA}}},
+		{name: "2 1 1 aged, but an alias's host is not among the leaf's names: the 3 1 1 stays", ta: servedRec{rec: rec211(t, ca), since: time.Hour}, alias: "_25._tcp.other.example.test."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, lv := world(t, cur, 60, []servedRec{{rec: rec311(t, cur), since: time.Hour}, tc.ta}, nil)
+			s.Now = time.Now()
+			// Sightings relative to the real clock (the fixture CA's validity).
+			for k, by := range s.DNS.Seen.Owners[tOwner] {
+				for a, at := range by {
+					s.DNS.Seen.Owners[tOwner][k][a] = s.Now.Add(at.Sub(tNow))
+				}
+			}
+			lv.L.Usages, lv.L.TA = []string{"2 1 1"}, chain.TAIssuer
+			lv.Presented = map[string][]*x509.Certificate{"127.0.0.1:25": cur.Served()}
+			if tc.alias != "" {
+				s.Owners[0].Aliases = []string{tc.alias}
+			}
+			s.DNS.own(tOwner, rec311(t, cur), "lab")
+			s.DNS.own(tOwner, rec211(t, ca), "lab")
+			remove, held := decideRemovals(s, s.Owners[0], []tlsa.Record{rec211(t, ca)}, nil, map[string]string{"mail": ""}, nil)
+			if got := containsRR(remove, rec311(t, cur)); got != tc.remove {
+				t.Fatalf("3 1 1 removed = %v, want %v (remove %v, held %v)", got, tc.remove, remove, held)
+			}
+			if containsRR(remove, rec211(t, ca)) {
+				t.Fatal("removes the wanted 2 1 1")
+			}
+			if !tc.remove && len(held) != 1 {
+				t.Errorf("held %v, want the 3 1 1 with its reason", held)
+			}
+		})
+	}
+}
