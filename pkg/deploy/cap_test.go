@@ -119,3 +119,59 @@ func TestCapOwnerRefusesAgainstBIND(t *testing.T) {
 		t.Fatalf("served %v, want 12 with the lineage's 3 1 1", got)
 	}
 }
+
+// TestCapRemovalsMakeRoom: at an owner that holds 12 records, 11 of them
+// danehook's and no longer wanted, a run whose addition the cap refuses
+// still removes those records (they are what makes room) and fails with
+// the TooManyRecordsError; the next run publishes the record. Before, the
+// refusal stopped the run before its removals, so every later run failed
+// the same way: measured in bench-hooks' new-key round, where each pending
+// key superseded the last while the secondary lagged.
+func TestCapRemovalsMakeRoom(t *testing.T) {
+	e, _, rp := bindEngine(t, "")
+	ca := newCA(t)
+	path := e.Config.Lineages["mail"].ChainFile
+	install := func() []byte {
+		k, c, _ := ca.issue(t, nil)
+		writeFile(t, path, k, c)
+		// As if Postfix had been reloaded onto it (no endpoints here).
+		d, _ := fileDigest(path)
+		if err := e.Store.Save("mail", &LineageState{VerifiedChain: d}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var first []byte
+	for i := 0; i < MaxRecordsPerOwner; i++ {
+		c := install()
+		if i == 0 {
+			first = c
+		}
+		if _, err := e.Publish(t.Context()); err != nil {
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+	}
+	if got := servedRecords(t, e); len(got) != MaxRecordsPerOwner {
+		t.Fatalf("served %d records, want %d", len(got), MaxRecordsPerOwner)
+	}
+	last := install()
+	_, err := e.Reload(t.Context())
+	var tm *TooManyRecordsError
+	if !errors.As(err, &tm) {
+		t.Fatalf("Reload = %v, want the TooManyRecordsError", err)
+	}
+	got := servedRecords(t, e)
+	if has(got, spkiOf(t, first)) || len(got) >= MaxRecordsPerOwner {
+		t.Fatalf("after the refused addition served %d records %v: danehook's unwanted records stayed", len(got), got)
+	}
+	before := rp.Sent().Updates
+	if _, err := e.Reload(t.Context()); err != nil {
+		t.Fatalf("the run after the removals: %v", err)
+	}
+	if got := servedRecords(t, e); !has(got, spkiOf(t, last)) {
+		t.Fatalf("served %v, want the new key's record", got)
+	}
+	if rp.Sent().Updates == before {
+		t.Fatal("the run after the removals sent no UPDATE")
+	}
+}

@@ -591,10 +591,11 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	if err != nil {
 		return res, err
 	}
-	plans, oerr := e.addPlans(s, want, nil)
-	if oerr != nil {
-		errs = append(errs, oerr)
-	}
+	// An owner that could not be observed, or whose additions the record
+	// cap refused, fails the run but blocks nothing else: no switch relies
+	// on records not published, and removals (decideRemovals) are decided
+	// per owner — at a capped owner they are what makes room.
+	plans, planErr := e.addPlans(s, want, nil)
 	for _, p := range plans {
 		for _, c := range p.Changes {
 			res.Published = append(res.Published, c.RR.String())
@@ -602,7 +603,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	if err := e.apply(ctx, s, plans); err != nil {
 		// Nothing is switched or removed on a failed publication.
-		return res, errors.Join(append(errs, err, e.save(s))...)
+		return res, errors.Join(append(errs, planErr, err, e.save(s))...)
 	}
 
 	// Switch what is safe.
@@ -667,7 +668,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	}
 	if len(stale) > 0 {
 		if err := e.postfixReloadOnce(ctx, s, notYet); err != nil {
-			return res, errors.Join(append(errs, err)...)
+			return res, errors.Join(append(errs, planErr, err)...)
 		}
 		res.Reloaded = true
 		crashpoint("reload:reloaded")
@@ -695,7 +696,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return res, errors.Join(append(errs, e.save(s))...)
+		return res, errors.Join(append(errs, planErr, e.save(s))...)
 	}
 
 	// Every served chain is verified: remove owned records nobody needs,
@@ -707,7 +708,7 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	err = e.apply(ctx, s, rplans)
 	settleConflicts(s, &res.Removed, &res.Held)
 	e.retire(s)
-	return res, errors.Join(err, e.save(s))
+	return res, errors.Join(planErr, err, e.save(s))
 }
 
 // removals returns, per owner, the removals decideRemovals allows, and
