@@ -969,7 +969,8 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 		timeout = DefaultTimeout
 	}
 	c := &dns.Client{Net: "tcp", Timeout: timeout}
-	if p.Key != nil {
+	signed := p.Key != nil && !isUnsigned(ctx)
+	if signed {
 		c.TsigSecret = map[string]string{p.keyName(): p.Key.Secret}
 		m.SetTsig(p.keyName(), p.Key.dnsAlgorithm(), tsigFudge, p.clock().Unix())
 	}
@@ -1032,14 +1033,14 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 		}
 		return nil, &e
 	}
-	if p.Key != nil && r.Rcode == dns.RcodeNotAuth && r.IsTsig() == nil && m.Opcode == dns.OpcodeQuery {
+	if signed && r.Rcode == dns.RcodeNotAuth && r.IsTsig() == nil && m.Opcode == dns.OpcodeQuery {
 		// D3 (diagnose.go): NOTAUTH to a signed query is a TSIG failure
 		// (RFC 8945 §5.2); PowerDNS sends it without a TSIG record.
 		e := base
 		e.Class, e.Err = ErrTSIG, errUntoldTSIG
 		return nil, &e
 	}
-	if p.Key != nil && r.Rcode == dns.RcodeSuccess && r.IsTsig() == nil {
+	if signed && r.Rcode == dns.RcodeSuccess && r.IsTsig() == nil {
 		e := base
 		e.Class, e.Err = ErrTSIG, errors.New("the server's NOERROR answer to a signed request is not signed")
 		return nil, &e
