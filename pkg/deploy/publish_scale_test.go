@@ -77,9 +77,21 @@ func TestPublishManyOwnersOneZone(t *testing.T) {
 				t.Errorf("server counted %d UPDATEs, provider sent %d; want %d", got, rp.Sent().Updates, tc.messages)
 			}
 			// Two per batch of observeBatch owners (the zone's serial at the
-			// primary, as primary and as one of the servers), none per owner.
-			if got, most := after.Queries["SOA"]-before.Queries["SOA"], uint64(2*((tc.owners+observeBatch-1)/observeBatch)+2); got > most {
+			// primary, as primary and as one of the servers) and two for the
+			// zone's view check (sharedread.go), none per owner.
+			if got, most := after.Queries["SOA"]-before.Queries["SOA"], uint64(2*((tc.owners+observeBatch-1)/observeBatch)+4); got > most {
 				t.Errorf("primary answered %d SOA queries for one zone, want at most %d (not one per owner)", got, most)
+			}
+			// The primary's RRset is read once per owner, shared by the plan
+			// and the propagation check, and unsigned: the signed requests
+			// are the UPDATEs, the view check's SOA query and the
+			// secondary's (a signed SOA query and IXFR per NOTIFY at most),
+			// where reading signed made one per owner.
+			if got := after.Queries["TLSA"] - before.Queries["TLSA"]; got != uint64(tc.owners) {
+				t.Errorf("primary answered %d TLSA queries for %d owners, want one each", got, tc.owners)
+			}
+			if got, most := after.Server["requests with TSIG received"]-before.Server["requests with TSIG received"], uint64(3*tc.messages+1); got > most {
+				t.Errorf("primary received %d signed requests, want at most %d (the UPDATEs, one SOA query, the secondary's transfers)", got, most)
 			}
 			added := 0
 			for _, p := range plans {
