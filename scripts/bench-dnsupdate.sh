@@ -20,6 +20,9 @@
 #   floor+xfr    the floor, then polling the secondary (dig, every 10 ms)
 #                until it serves each zone's new serial: what danectl's
 #                watch waits for
+#   libdns       `danectl publish` through type = "libdns", name = "rfc2136"
+#                (github.com/libdns/rfc2136, publish_wait = "0s"): compare
+#                with danectl-nowait
 #   per-owner    one `nsupdate -k` process per owner, as hand-written hook
 #                scripts do (timed once from 1,000 owners on)
 #
@@ -104,8 +107,8 @@ done
 POLL
 chmod +x "$t/caught-up.sh"
 
-printf '| owners | zones | danectl publish | danectl, publish_wait 0s | floor: nsupdate, fewest messages | floor + secondary caught up | per owner | danectl / (floor + caught up) | danectl 0s / floor | per owner / floor | UPDATEs (danectl, floor) | rerun UPDATEs |\n' > "$t/table.md"
-printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
+printf '| owners | zones | danectl publish | danectl, publish_wait 0s | floor: nsupdate, fewest messages | floor + secondary caught up | per owner | libdns/rfc2136, 0s | danectl / (floor + caught up) | danectl 0s / floor | libdns / floor | per owner / floor | UPDATEs (danectl, floor, libdns) | rerun UPDATEs |\n' > "$t/table.md"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
 
 for z in $zones; do
   for n in $sizes; do
@@ -126,6 +129,7 @@ for z in $zones; do
     per_runs=3; [ "$n" -lt 1000 ] || per_runs=1
     cp "$d/danehook.toml" "$d/nowait.toml"
     printf '[schedule]\npublish_wait = "0s"\n' >> "$d/nowait.toml"
+    sed 's/^type = "rfc2136"$/type = "libdns"\nname = "rfc2136"/' "$d/nowait.toml" > "$d/libdns.toml"
     zlist=$(i=0; while [ $i -lt "$z" ]; do printf 'z%d.bench.test. ' $i; i=$((i + 1)); done)
     echo "== $n owners in $z zone(s)" >&2
     hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/fast.csv" \
@@ -133,6 +137,14 @@ for z in $zones; do
       -n danectl-nowait "$t/danectl publish --config $d/nowait.toml >/dev/null" \
       -n floor "nsupdate -k $KEY_FILE $d/floor.txt" \
       -n floor+xfr "nsupdate -k $KEY_FILE $d/floor.txt && $t/caught-up.sh ${PRIMARY%:*} ${SECONDARY%:*} $PORT $zlist" >&2
+    sh -c "$reset"
+    if "$t/danectl" publish --config "$d/libdns.toml" >/dev/null 2>"$d/libdns.err"; then
+      hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/libdns.csv" \
+        -n libdns "$t/danectl publish --config $d/libdns.toml >/dev/null" >&2
+    else
+      echo "bench-dnsupdate: the libdns/rfc2136 publish of $n owners in $z zone(s) fails: $(tail -2 "$d/libdns.err")" >&2
+      printf 'command,mean\nlibdns,0\n' > "$d/libdns.csv"
+    fi
     if [ "$per_owner" != 0 ]; then
       hyperfine --style basic --runs "$per_runs" --prepare "$reset" --export-csv "$d/slow.csv" \
         -n per-owner "for f in $d/owners/*.txt; do nsupdate -k $KEY_FILE \$f || exit 1; done" >&2
@@ -149,6 +161,9 @@ for z in $zones; do
     sh -c "$reset"; u3=$(updates)
     nsupdate -k "$KEY_FILE" "$d/floor.txt"
     u4=$(updates)
+    sh -c "$reset"; u5=$(updates)
+    "$t/danectl" publish --config "$d/libdns.toml" >/dev/null 2>&1 || true
+    u6=$(updates)
     grep 'UPDATE message' "$d/publish.out" | sort | uniq -c | sed 's/^/    /' >&2
     if [ $((u2 - u1)) -ne 0 ]; then
       echo "bench-dnsupdate: the rerun of danectl publish sent $((u2 - u1)) UPDATEs, want 0" >&2; exit 1
@@ -156,13 +171,14 @@ for z in $zones; do
 
     touch "$d/stop"; wait "$lab_pid" || true; lab_pid=
 
-    awk -v n="$n" -v z="$z" -v ud=$((u1 - u0)) -v uf=$((u4 - u3)) -v ur=$((u2 - u1)) \
-      -v d="$(mean "$d/fast.csv" danectl)" -v w="$(mean "$d/fast.csv" danectl-nowait)" \
+    awk -v n="$n" -v z="$z" -v ud=$((u1 - u0)) -v uf=$((u4 - u3)) -v ul=$((u6 - u5)) -v ur=$((u2 - u1)) \
+      -v d="$(mean "$d/fast.csv" danectl)" -v w="$(mean "$d/fast.csv" danectl-nowait)" -v l="$(mean "$d/libdns.csv" libdns)" \
       -v f="$(mean "$d/fast.csv" floor)" -v x="$(mean "$d/fast.csv" floor+xfr)" -v p="$(mean "$d/slow.csv" per-owner)" 'BEGIN {
-      split(d, D, " "); split(w, W, " "); split(f, F, " "); split(x, X, " "); split(p, P, " ")
+      split(d, D, " "); split(w, W, " "); split(l, L, " "); split(f, F, " "); split(x, X, " "); split(p, P, " ")
       pc = P[1] > 0 ? sprintf("%.2f s", P[1]) : "-"; pr = P[1] > 0 ? sprintf("%.0f×", P[1] / F[1]) : "-"
-      printf "| %d | %d | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %s | %.2f× | %.2f× | %s | %d, %d | %d |\n",
-        n, z, D[1], D[2], W[1], W[2], F[1], F[2], X[1], X[2], pc, D[1] / X[1], W[1] / F[1], pr, ud, uf, ur
+      lc = L[1] > 0 ? sprintf("%.3f ± %.3f s", L[1], L[2]) : "fails"; lr = L[1] > 0 ? sprintf("%.2f×", L[1] / F[1]) : "-"
+      printf "| %d | %d | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %s | %s | %.2f× | %.2f× | %s | %s | %d, %d, %d | %d |\n",
+        n, z, D[1], D[2], W[1], W[2], F[1], F[2], X[1], X[2], pc, lc, D[1] / X[1], W[1] / F[1], lr, pr, ud, uf, ul, ur
     }' >> "$t/table.md"
   done
 done
