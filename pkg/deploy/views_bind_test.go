@@ -187,3 +187,49 @@ func TestSharedReadTwoViews(t *testing.T) {
 		t.Errorf("rerun: server counted %d UPDATEs, want 0", got)
 	}
 }
+
+// TestWatchWaitsForCatchUp: after the UPDATE the watch asks the servers
+// for their serials and observes the owners once all caught up (the
+// secondary's first sighting recorded), not every 50 ms while the secondary
+// transfers; when the secondary never catches up (transfers blocked) it
+// observes once more when the wait ends, so the primary's sighting is
+// recorded and the owners were read twice, not once per round.
+func TestWatchWaitsForCatchUp(t *testing.T) {
+	t.Parallel()
+	for _, blocked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocked=%t", blocked), func(t *testing.T) {
+			t.Parallel()
+			e, lab, _, rec, _ := viewsEngine(t, nil)
+			wait := 1500 * time.Millisecond
+			e.PublishWait = &wait
+			if blocked {
+				lab.BlockTransfers(t)
+			}
+			before := lab.Counters(t, "primary")
+			start := time.Now()
+			if _, err := e.Publish(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			after := lab.Counters(t, "primary")
+			// 2 owners: the run's read, then the watch's observation(s).
+			if got := after.Queries["TLSA"] - before.Queries["TLSA"]; got != 4 {
+				t.Errorf("primary answered %d TLSA queries in %v, want 4 (read once, observed once after the UPDATE)", got, took)
+			}
+			if blocked != (took >= wait) {
+				t.Errorf("Publish took %v with the wait %v, blocked %t", took, wait, blocked)
+			}
+			st := &DNSState{}
+			if _, err := e.Store.Load(dnsDoc, st); err != nil {
+				t.Fatal(err)
+			}
+			seen := st.Seen.Owners["_25._tcp.mail.example.test."][strings.ToLower(rec.String())]
+			if _, ok := seen[lab.Primary]; !ok {
+				t.Errorf("the primary's first sighting is not recorded: %v", seen)
+			}
+			if _, ok := seen[lab.Secondary]; ok == blocked {
+				t.Errorf("secondary sighting recorded %t with transfers blocked %t: %v", ok, blocked, seen)
+			}
+		})
+	}
+}
