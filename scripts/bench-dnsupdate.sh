@@ -142,7 +142,7 @@ for z in $zones; do
       hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/libdns.csv" \
         -n libdns "$t/danectl publish --config $d/libdns.toml >/dev/null" >&2
     else
-      echo "bench-dnsupdate: the libdns/rfc2136 publish of $n owners in $z zone(s) fails: $(tail -2 "$d/libdns.err")" >&2
+      echo "bench-dnsupdate: the libdns/rfc2136 publish of $n owners in $z zone(s) fails: $(tail -1 "$d/libdns.err" | cut -c1-160) … $(tail -1 "$d/libdns.err" | rev | cut -c1-80 | rev)" >&2
       printf 'command,mean\nlibdns,0\n' > "$d/libdns.csv"
     fi
     if [ "$per_owner" != 0 ]; then
