@@ -1,38 +1,68 @@
 #!/bin/sh
 # bench-dnsupdate.sh: publish one TLSA 3 1 1 record at each of N owners in
 # 1 and in 10 zones on a real BIND primary with a secondary (internal/bindlab,
-# kept running by TestServeBenchLab), three ways timed side by side by
-# hyperfine, from the same empty start each run:
+# kept running by TestServeBenchLab), timed side by side by hyperfine, from
+# the same empty start each run:
 #
-#   danectl     `danectl publish` of a configuration with those owners
-#               (lineages of up to 100 hosts): it reads every owner at the
-#               primary, observes both authoritative servers, then sends the
-#               additions in as few UPDATE messages as fit
-#   floor       one `nsupdate -k` process sending each zone's records in one
-#               message (850 records per message at most: nsupdate 9.18 does
-#               not compress names and fails at about 870) and reading
-#               nothing: the least a tool can do
-#   per-owner   one `nsupdate -k` process per owner, as hand-written hook
-#               scripts do
+#   danectl      `danectl publish` of a configuration with those owners
+#                (lineages of up to 100 hosts), as shipped: it reads every
+#                owner once at the primary (unsigned, shared with the
+#                propagation check; one signed SOA query per zone checks the
+#                view), observes both authoritative servers, sends the
+#                additions in as few UPDATE messages as fit, then watches
+#                until the secondary serves them ([schedule] publish_wait,
+#                default 20 s: it returns once the secondary caught up)
+#   danectl-nowait  the same with publish_wait = "0s": no watch
+#   floor        one `nsupdate -k` process sending each zone's records in as
+#                few messages as it can (850 records per message: nsupdate
+#                9.18 does not compress names and fails at about 870) and
+#                reading nothing: the least a tool can do
+#   floor+xfr    the floor, then polling the secondary (dig, every 10 ms)
+#                until it serves each zone's new serial: what danectl's
+#                watch waits for
+#   libdns       `danectl publish` through type = "libdns", name = "rfc2136"
+#                (github.com/libdns/rfc2136, publish_wait = "0s"): compare
+#                with danectl-nowait
+#   per-owner    one `nsupdate -k` process per owner, as hand-written hook
+#                scripts do (timed once from 1,000 owners on)
 #
 # then checks on the server's own counters (rndc stats) that a second
-# `danectl publish` sends 0 UPDATEs, and prints the table of wall times and
-# ratios to the floor.
+# `danectl publish` sends 0 UPDATEs, and prints the table of mean wall times
+# (± standard deviation over the runs) and ratios.
 #
-# Usage: scripts/bench-dnsupdate.sh [N ...]      (default: 10 100 1000 5000)
-#        ZONES="1 10" (default) sets the zone counts; PER_OWNER=0 skips the
-#        per-owner runs (quick looks; their column then reads "-").
+# Usage: scripts/bench-dnsupdate.sh [-z "ZONES"] [-r RUNS] [-P] [N ...]
+#   N ...       owner counts (default: 10 100 1000 5000)
+#   -z ZONES    zone counts, quoted list (default "1 10"; env ZONES)
+#   -r RUNS     hyperfine runs of the fast commands (default 10 up to 100
+#               owners, 5 at 1,000, 3 beyond)
+#   -P          skip the per-owner runs (their column reads "-"; env
+#               PER_OWNER=0)
+# e.g. scripts/bench-dnsupdate.sh -z 1 -P 1000 5000 (a quick look).
 #
-# Needs: go, named, tsig-keygen, rndc, nsupdate, hyperfine; root (127.0.0.2
-# on lo). The per-owner runs dominate: about 8 ms per owner on 2 cores, so
-# 5,000 owners take about a minute per run (timed once).
+# Needs: go, named, tsig-keygen, rndc, nsupdate, dig, hyperfine; root
+# (127.0.0.2 on lo). The per-owner runs dominate: about 8 ms per owner on 2
+# cores, so 5,000 owners take about 3 minutes per run (timed once).
 # Not run by CI (scripts/test.sh runs the Go benchmarks once with -benchtime=1x).
 set -eu
 
-sizes=${*:-10 100 1000 5000}
 zones=${ZONES:-1 10}
+runs_opt=
+per_owner=${PER_OWNER:-1}
+while getopts z:r:P opt; do
+  case $opt in
+    z) zones=$OPTARG ;;
+    r) runs_opt=$OPTARG ;;
+    P) per_owner=0 ;;
+    *) echo "usage: $0 [-z \"ZONES\"] [-r RUNS] [-P] [N ...]" >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+sizes=${*:-10 100 1000 5000}
+for v in $sizes $zones $runs_opt; do
+  case $v in ''|*[!0-9]*|0) echo "bench-dnsupdate: $v is not a positive whole number (owners, zones, runs)" >&2; exit 2 ;; esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
-for c in go named tsig-keygen rndc nsupdate hyperfine; do
+for c in go named tsig-keygen rndc nsupdate dig hyperfine; do
   command -v "$c" >/dev/null 2>&1 || { echo "bench-dnsupdate: $c is not on PATH; run scripts/install-deps.sh" >&2; exit 2; }
 done
 
@@ -60,12 +90,25 @@ updates() {
   awk '/^\+\+ Incoming Requests \+\+/ { s = 1; next } /^\+\+/ { s = 0 } s && $2 == "UPDATE" { n = $1 } END { print n + 0 }' "$STATS"
 }
 
-mean() { # mean seconds of command $2 in hyperfine CSV $1
-  awk -F, -v c="$2" '$1 == c { print $2 }' "$1"
+mean() { # "mean stddev" seconds of command $2 in hyperfine CSV $1
+  awk -F, -v c="$2" '$1 == c { print $2, $3 }' "$1"
 }
 
-printf '| owners | zones | danectl publish | floor: nsupdate, 1 message per zone | nsupdate per owner | danectl / floor | per owner / floor | UPDATEs (danectl, floor) | rerun UPDATEs |\n' > "$t/table.md"
-printf '|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
+# The floor+xfr poller: wait until the secondary serves each zone with the
+# primary's serial.
+cat > "$t/caught-up.sh" <<'POLL'
+#!/bin/sh
+# caught-up.sh PRIMARY_IP SECONDARY_IP PORT ZONE...
+p=$1 s=$2 port=$3; shift 3
+for z in "$@"; do
+  want=$(dig +short +tcp -p "$port" @"$p" "$z" SOA | awk '{ print $3 }')
+  until [ "$(dig +short +tcp -p "$port" @"$s" "$z" SOA | awk '{ print $3 }')" = "$want" ]; do sleep 0.01; done
+done
+POLL
+chmod +x "$t/caught-up.sh"
+
+printf '| owners | zones | danectl publish | danectl, publish_wait 0s | floor: nsupdate, fewest messages | floor + secondary caught up | per owner | libdns/rfc2136, 0s | danectl / (floor + caught up) | danectl 0s / floor | libdns / floor | per owner / floor | UPDATEs (danectl, floor, libdns) | rerun UPDATEs |\n' > "$t/table.md"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
 
 for z in $zones; do
   for n in $sizes; do
@@ -82,15 +125,27 @@ for z in $zones; do
     done
     . "$d/lab.env"
     reset="nsupdate -k $KEY_FILE $d/reset.txt && rm -rf $d/state"
-    case $n in
-      10|100) runs=10 ;; 1000) runs=5 ;; *) runs=3 ;;
-    esac
+    if [ -n "$runs_opt" ]; then runs=$runs_opt; elif [ "$n" -le 100 ]; then runs=10; elif [ "$n" -le 1000 ]; then runs=5; else runs=3; fi
     per_runs=3; [ "$n" -lt 1000 ] || per_runs=1
+    cp "$d/danehook.toml" "$d/nowait.toml"
+    printf '[schedule]\npublish_wait = "0s"\n' >> "$d/nowait.toml"
+    sed 's/^type = "rfc2136"$/type = "libdns"\nname = "rfc2136"/' "$d/nowait.toml" > "$d/libdns.toml"
+    zlist=$(i=0; while [ $i -lt "$z" ]; do printf 'z%d.bench.test. ' $i; i=$((i + 1)); done)
     echo "== $n owners in $z zone(s)" >&2
     hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/fast.csv" \
       -n danectl "$t/danectl publish --config $d/danehook.toml >/dev/null" \
-      -n floor "nsupdate -k $KEY_FILE $d/floor.txt" >&2
-    if [ "${PER_OWNER:-1}" != 0 ]; then
+      -n danectl-nowait "$t/danectl publish --config $d/nowait.toml >/dev/null" \
+      -n floor "nsupdate -k $KEY_FILE $d/floor.txt" \
+      -n floor+xfr "nsupdate -k $KEY_FILE $d/floor.txt && $t/caught-up.sh ${PRIMARY%:*} ${SECONDARY%:*} $PORT $zlist" >&2
+    sh -c "$reset"
+    if "$t/danectl" publish --config "$d/libdns.toml" >/dev/null 2>"$d/libdns.err"; then
+      hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/libdns.csv" \
+        -n libdns "$t/danectl publish --config $d/libdns.toml >/dev/null" >&2
+    else
+      echo "bench-dnsupdate: the libdns/rfc2136 publish of $n owners in $z zone(s) fails: $(tail -1 "$d/libdns.err" | cut -c1-160) … $(tail -1 "$d/libdns.err" | rev | cut -c1-80 | rev)" >&2
+      printf 'command,mean\nlibdns,0\n' > "$d/libdns.csv"
+    fi
+    if [ "$per_owner" != 0 ]; then
       hyperfine --style basic --runs "$per_runs" --prepare "$reset" --export-csv "$d/slow.csv" \
         -n per-owner "for f in $d/owners/*.txt; do nsupdate -k $KEY_FILE \$f || exit 1; done" >&2
     else
@@ -106,6 +161,9 @@ for z in $zones; do
     sh -c "$reset"; u3=$(updates)
     nsupdate -k "$KEY_FILE" "$d/floor.txt"
     u4=$(updates)
+    sh -c "$reset"; u5=$(updates)
+    "$t/danectl" publish --config "$d/libdns.toml" >/dev/null 2>&1 || true
+    u6=$(updates)
     grep 'UPDATE message' "$d/publish.out" | sort | uniq -c | sed 's/^/    /' >&2
     if [ $((u2 - u1)) -ne 0 ]; then
       echo "bench-dnsupdate: the rerun of danectl publish sent $((u2 - u1)) UPDATEs, want 0" >&2; exit 1
@@ -113,10 +171,14 @@ for z in $zones; do
 
     touch "$d/stop"; wait "$lab_pid" || true; lab_pid=
 
-    dm=$(mean "$d/fast.csv" danectl); fm=$(mean "$d/fast.csv" floor); pm=$(mean "$d/slow.csv" per-owner)
-    awk -v n="$n" -v z="$z" -v d="$dm" -v f="$fm" -v p="$pm" -v ud=$((u1 - u0)) -v uf=$((u4 - u3)) -v ur=$((u2 - u1)) 'BEGIN {
-      pc = p > 0 ? sprintf("%.2f s", p) : "-"; pr = p > 0 ? sprintf("%.0f×", p / f) : "-"
-      printf "| %d | %d | %.3f s | %.3f s | %s | %.2f× | %s | %d, %d | %d |\n", n, z, d, f, pc, d / f, pr, ud, uf, ur
+    awk -v n="$n" -v z="$z" -v ud=$((u1 - u0)) -v uf=$((u4 - u3)) -v ul=$((u6 - u5)) -v ur=$((u2 - u1)) \
+      -v d="$(mean "$d/fast.csv" danectl)" -v w="$(mean "$d/fast.csv" danectl-nowait)" -v l="$(mean "$d/libdns.csv" libdns)" \
+      -v f="$(mean "$d/fast.csv" floor)" -v x="$(mean "$d/fast.csv" floor+xfr)" -v p="$(mean "$d/slow.csv" per-owner)" 'BEGIN {
+      split(d, D, " "); split(w, W, " "); split(l, L, " "); split(f, F, " "); split(x, X, " "); split(p, P, " ")
+      pc = P[1] > 0 ? sprintf("%.2f s", P[1]) : "-"; pr = P[1] > 0 ? sprintf("%.0f×", P[1] / F[1]) : "-"
+      lc = L[1] > 0 ? sprintf("%.3f ± %.3f s", L[1], L[2]) : "fails"; lr = L[1] > 0 ? sprintf("%.2f×", L[1] / F[1]) : "-"
+      printf "| %d | %d | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %s | %s | %.2f× | %.2f× | %s | %s | %d, %d, %d | %d |\n",
+        n, z, D[1], D[2], W[1], W[2], F[1], F[2], X[1], X[2], pc, lc, D[1] / X[1], W[1] / F[1], lr, pr, ud, uf, ul, ur
     }' >> "$t/table.md"
   done
 done

@@ -103,8 +103,8 @@ func TestServeBenchLab(t *testing.T) {
 			reset.WriteString("send\n")
 		}
 	}
-	env := fmt.Sprintf("PRIMARY=%s\nPORT=%d\nKEY_FILE=%s\nRNDC_CONF=%s\nSTATS=%s\n",
-		l.Primary, l.Port, l.KeyFile, filepath.Join(l.Dir, "rndc.conf"), filepath.Join(l.Dir, "primary", "named.stats"))
+	env := fmt.Sprintf("PRIMARY=%s\nSECONDARY=%s\nPORT=%d\nKEY_FILE=%s\nRNDC_CONF=%s\nSTATS=%s\n",
+		l.Primary, l.Secondary, l.Port, l.KeyFile, filepath.Join(l.Dir, "rndc.conf"), filepath.Join(l.Dir, "primary", "named.stats"))
 	for name, text := range map[string]string{"danehook.toml": cfg.String(), "floor.txt": floor.String(), "reset.txt": reset.String(), "lab.env": env} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)

@@ -81,6 +81,16 @@ type Options struct {
 	// A 127.0.0.1 beside mail.<zone>: extra MX hosts for tests that add and
 	// remove hosts (the ACME server resolves them for HTTP-01).
 	Hosts []string
+	// UnsignedView, when not empty, makes the primary serve two views
+	// (BIND `view`, chosen by `match-clients`): requests signed with the lab
+	// key (UPDATEs, signed queries, the secondary's transfers) get the
+	// dynamic zones as usual; every other client gets a static copy of each
+	// zone made at start, with SOA serial 1000 and these extra zone-file
+	// lines (relative names, e.g. "_25._tcp.mail IN TLSA 3 1 1 <hex>").
+	// Unsigned queries to the primary then see another version of the
+	// zone than signed ones, as with `match-clients { key …; }` in
+	// production. Not with Signed.
+	UnsignedView string
 }
 
 // ExtraKey is an additional TSIG key created by tsig-keygen. Its Grants are
@@ -212,6 +222,12 @@ func Start(t testing.TB, opts Options) *Lab {
 		if err := os.WriteFile(l.zoneFile(z), []byte(zoneText(z, l.TTL, opts.Hosts)), 0o600); err != nil {
 			t.Fatalf("bindlab: %v", err)
 		}
+		if opts.UnsignedView != "" {
+			text := strings.Replace(zoneText(z, l.TTL, opts.Hosts), " 1 2 1 86400 ", " 1000 2 1 86400 ", 1) + opts.UnsignedView + "\n"
+			if err := os.WriteFile(l.viewFile(z), []byte(text), 0o600); err != nil {
+				t.Fatalf("bindlab: %v", err)
+			}
+		}
 	}
 
 	t.Cleanup(func() {
@@ -297,6 +313,11 @@ func (l *Lab) zoneFile(zone string) string {
 	return filepath.Join(l.Dir, "primary", strings.TrimSuffix(zone, ".")+".db")
 }
 
+// viewFile is the zone file of the unsigned view's copy (UnsignedView).
+func (l *Lab) viewFile(zone string) string {
+	return filepath.Join(l.Dir, "primary", strings.TrimSuffix(zone, ".")+".unsigned-view.db")
+}
+
 func zoneText(zone string, ttl uint32, hosts []string) string {
 	var extra strings.Builder
 	for _, h := range hosts {
@@ -367,6 +388,10 @@ options {
 	allow-transfer { none; };
 {{- end}}
 };
+{{- if .Views}}
+view "keyed" {
+	match-clients { key "{{.KeyName}}"; };
+{{- end}}
 {{range .Zones}}
 zone "{{.Name}}" {
 {{- if eq $.Role "primary"}}
@@ -391,9 +416,23 @@ zone "{{.Name}}" {
 	allow-notify { {{$.PrimaryIP}}; };
 {{- end}}
 };
+{{end}}
+{{- if .Views}}
+};
+view "unsigned" {
+	match-clients { any; };
+{{- range .Zones}}
+	zone "{{.Name}}" {
+		type primary;
+		file "{{.ViewFile}}";
+		notify no;
+		allow-transfer { none; };
+	};
+{{- end}}
+};
 {{end}}`))
 
-type confZone struct{ Name, File string }
+type confZone struct{ Name, File, ViewFile string }
 
 // writeConfigs writes primary/named.conf, secondary/named.conf and rndc.conf.
 func (l *Lab) writeConfigs() error {
@@ -421,7 +460,7 @@ func (l *Lab) writeConfigs() error {
 			if role == "secondary" {
 				f = filepath.Join(roleDir, strings.TrimSuffix(z, ".")+".db")
 			}
-			zones = append(zones, confZone{Name: z, File: f})
+			zones = append(zones, confZone{Name: z, File: f, ViewFile: l.viewFile(z)})
 		}
 		var b bytes.Buffer
 		err := confTemplate.Execute(&b, map[string]any{
@@ -430,6 +469,7 @@ func (l *Lab) writeConfigs() error {
 			"KeyName": l.KeyName, "ExtraKeyFiles": extraFiles, "Grants": grants,
 			"Zones": zones, "Signed": l.opts.Signed, "Blocked": l.blocked,
 			"PrimaryIP": PrimaryIP, "SecondaryIP": SecondaryIP,
+			"Views": role == "primary" && l.opts.UnsignedView != "",
 		})
 		if err != nil {
 			return fmt.Errorf("render %s named.conf: %w", role, err)
@@ -930,6 +970,9 @@ func randomID() string {
 type Counters struct {
 	Requests map[string]uint64
 	Queries  map[string]uint64
+	// Server holds the "Name Server Statistics" lines by their text
+	// ("requests with TSIG received", "responses sent", …).
+	Server map[string]uint64
 }
 
 // Counters dumps and returns the request counters of the primary
@@ -939,8 +982,9 @@ func (l *Lab) Counters(t testing.TB, role string) Counters {
 	stats := filepath.Join(l.Dir, role, "named.stats")
 	_ = os.Remove(stats)
 	l.Rndc(t, role, "stats")
-	c := Counters{Requests: map[string]uint64{}, Queries: map[string]uint64{}}
+	c := Counters{Requests: map[string]uint64{}, Queries: map[string]uint64{}, Server: map[string]uint64{}}
 	var section map[string]uint64
+	server := false
 	deadline := time.Now().Add(5 * time.Second)
 	var data []byte
 	for {
@@ -962,11 +1006,24 @@ func (l *Lab) Counters(t testing.TB, role string) Counters {
 		case strings.HasPrefix(line, "++ Incoming Queries ++"):
 			section = c.Queries
 			continue
-		case strings.HasPrefix(line, "++"), strings.HasPrefix(line, "["):
+		case strings.HasPrefix(line, "++ Name Server Statistics ++"):
+			section = nil
+			server = true
+			continue
+		case strings.HasPrefix(line, "++"):
+			section, server = nil, false
+			continue
+		case strings.HasPrefix(line, "["):
 			section = nil
 			continue
 		}
 		f := strings.Fields(line)
+		if server && len(f) > 1 {
+			if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+				c.Server[strings.Join(f[1:], " ")] += n
+			}
+			continue
+		}
 		if section != nil && len(f) == 2 {
 			if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
 				section[f[1]] = n

@@ -47,6 +47,11 @@ type Engine struct {
 	// TickCommand is the completing run's argv; nil means danectl beside
 	// the running program, "tick --config <this configuration>".
 	TickCommand []string
+	// Debug, when set, receives what a run decided about how to observe
+	// (for example that a zone's owners were read signed because unsigned
+	// queries see another view of it): a message and slog-style key/value
+	// pairs, never a secret. cmd/internal/cliapp sends it to --verbose.
+	Debug func(msg string, args ...any)
 
 	mu sync.Mutex // guards Publishers: owners are observed concurrently
 }
@@ -54,6 +59,12 @@ type Engine struct {
 // New returns an Engine for cfg with its state under cfg.State().
 func New(cfg *config.Config) *Engine {
 	return &Engine{Config: cfg, Store: &state.Store{Dir: cfg.State()}}
+}
+
+func (e *Engine) debug(msg string, args ...any) {
+	if e.Debug != nil {
+		e.Debug(msg, args...)
+	}
 }
 
 func (e *Engine) now() time.Time {

@@ -35,8 +35,11 @@ func (e *Engine) publishWait() time.Duration {
 }
 
 // watchPublished observes the owners of adds (successful Add changes)
-// again and again, watchInterval apart, until every authoritative server of
-// each owner serves each added record or publishWait passes (or ctx ends).
+// until every authoritative server of each owner serves each added record
+// or publishWait passes (or ctx ends): every watchInterval it asks each
+// zone's servers for their serial, and observes the zone's owners once all
+// have caught up with the primary (and once more when the wait ends
+// first).
 // Every observation goes into s.DNS.Seen at the time it was made, and
 // replaces the owner's observation in s for the rest of the run. A server
 // that never serves a record in time is not an error here: aging names it.
@@ -56,12 +59,52 @@ func (e *Engine) watchPublished(ctx context.Context, s *snapshot, adds []dnsupda
 			todo[ov.Owner] = append(todo[ov.Owner], c.Record)
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	type zoneKey struct{ provider, zone string }
+	// A round observes a zone's owners only once every server of the zone
+	// has the primary's serial (propagate.Checker.CaughtUp: one SOA query
+	// per server), not every 50 ms while a secondary transfers: 1,000 owners
+	// on two servers are 2,000 TLSA queries per round. Aging counts from the
+	// last server's first sighting, which the observation after the
+	// catch-up records within one interval. When the wait ends first, one
+	// last observation records what the servers serve by then.
+	defer func() {
+		if len(todo) == 0 || parent.Err() != nil {
+			return
+		}
+		fctx, fcancel := context.WithTimeout(parent, finalWatchTimeout)
+		defer fcancel()
+		e.watchRound(fctx, s, todo, true)
+	}()
 	for len(todo) > 0 {
-		// One observation per zone and round (propagate.ObserveOwners):
-		// the zone's SOA and NS once, then the owners' TLSA queries.
+		if e.watchRound(ctx, s, todo, false) {
+			return
+		}
+		if len(todo) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(watchInterval):
+		}
+	}
+}
+
+// finalWatchTimeout bounds the last observation of watchPublished.
+const finalWatchTimeout = 5 * time.Second
+
+// watchRound is one round of watchPublished over the owners of todo:
+// per zone, unless final, nothing when a server has not caught up yet;
+// else one observation of its owners, kept in s and s.DNS.Seen, and the
+// owners served everywhere are dropped from todo. It returns true when
+// ctx ended.
+func (e *Engine) watchRound(ctx context.Context, s *snapshot, todo map[string][]tlsa.Record, final bool) bool {
+	type zoneKey struct{ provider, zone string }
+	// One observation per zone and round (propagate.ObserveOwners): the
+	// zone's SOA and NS once, then the owners' TLSA queries.
+	{
 		groups := map[zoneKey][]*ownerView{}
 		for owner := range todo {
 			ov := s.owner(owner)
@@ -77,10 +120,19 @@ func (e *Engine) watchPublished(ctx context.Context, s *snapshot, adds []dnsupda
 			for i, ov := range ovs {
 				owners[i] = ov.Owner
 			}
-			obs, err := newChecker(e.Config.Providers[k.provider], 0, false).ObserveOwners(ctx, k.zone, owners)
+			ck := newChecker(e.Config.Providers[k.provider], 0, false)
+			if !final {
+				if ok, err := ck.CaughtUp(ctx, k.zone); err != nil || !ok {
+					if ctx.Err() != nil {
+						return true
+					}
+					continue
+				}
+			}
+			obs, err := ck.ObserveOwners(ctx, k.zone, owners)
 			if err != nil {
 				if ctx.Err() != nil {
-					return
+					return true
 				}
 				continue
 			}
@@ -94,15 +146,8 @@ func (e *Engine) watchPublished(ctx context.Context, s *snapshot, adds []dnsupda
 				}
 			}
 		}
-		if len(todo) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(watchInterval):
-		}
 	}
+	return false
 }
 
 // servedEverywhere reports whether every server of obs answers and serves

@@ -107,6 +107,9 @@ type ownerView struct {
 	// Err is set when the owner could not be observed: nothing is decided
 	// on it in this run.
 	Err error
+	// unsigned is set while Current comes from an unsigned read that no
+	// view check confirmed yet (sharedread.go).
+	unsigned bool
 }
 
 // snapshot is everything one run observed, once.
@@ -309,16 +312,19 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 		observe sync.WaitGroup
 		zsem    = make(chan struct{}, 4)
 	)
+	views := &viewChecks{}
 	launch := func(k zoneKey, group []*ownerView) {
 		observe.Go(func() {
 			zsem <- struct{}{}
 			defer func() { <-zsem }()
+			known := e.shareReads(ctx, views, k.provider, k.zone, group)
+			group = slices.DeleteFunc(group, func(ov *ownerView) bool { return ov.Err != nil })
 			owners := make([]string, len(group))
 			for i, ov := range group {
 				owners[i] = ov.Owner
 			}
 			ck := newChecker(e.Config.Providers[k.provider], 0, false)
-			obs, err := ck.ObserveOwners(ctx, k.zone, owners)
+			obs, err := ck.ObserveOwnersKnown(ctx, k.zone, owners, known)
 			for i, ov := range group {
 				if err != nil {
 					ov.Err = err
@@ -375,13 +381,31 @@ var _ ZoneReader = (*dnsupdate.RFC2136)(nil)
 // read comes first: its errors are typed (TSIG, NOTAUTH, …) and name the
 // server.
 func (e *Engine) readOwner(ctx context.Context, ov *ownerView) {
+	e.readOwnerAs(ctx, ov, false)
+}
+
+// readOwnerAs is readOwner; signed forces the provider's signed reads
+// where it would read unsigned (a ViewReader).
+func (e *Engine) readOwnerAs(ctx context.Context, ov *ownerView, signed bool) {
 	pub, err := e.publisher(ov.Provider)
 	if err != nil {
 		ov.Err = err
 		return
 	}
+	vr, shared := pub.(ViewReader)
+	ov.unsigned = false
 	for hops := 0; ; hops++ {
-		if zr, ok := pub.(ZoneReader); ok {
+		if shared && !signed {
+			// One unsigned read shared with the propagation check
+			// (sharedread.go); any failure is read again signed, whose
+			// errors are typed.
+			if ov.Zone, ov.Current, err = vr.UnsignedZoneRecords(ctx, ov.Owner); err == nil {
+				ov.unsigned = true
+			} else if !errors.As(err, new(*dnsupdate.AliasError)) {
+				ov.unsigned = false
+				ov.Zone, ov.Current, err = vr.ZoneRecords(ctx, ov.Owner)
+			}
+		} else if zr, ok := pub.(ZoneReader); ok {
 			ov.Zone, ov.Current, err = zr.ZoneRecords(ctx, ov.Owner)
 		} else if ov.Zone, err = pub.FindZone(ctx, ov.Owner); err == nil {
 			ov.Current, err = pub.Records(ctx, ov.Owner)

@@ -91,6 +91,7 @@ func TestInterop(t *testing.T) {
 			t.Run("Errors", func(t *testing.T) { interopErrors(t, l, srv.ownerGrants) })
 			t.Run("BadTime", func(t *testing.T) { interopBadTime(t, l) })
 			t.Run("AnswerShapes", func(t *testing.T) { interopAnswerShapes(t, l) })
+			t.Run("SameView", func(t *testing.T) { interopSameView(t, l) })
 		})
 	}
 }
@@ -503,5 +504,34 @@ func interopAnswerShapes(t *testing.T, l *dnslab.Lab) {
 		if got != want[i] {
 			t.Errorf("%s %s: got %q, want %q (diagnose.go's table)", l.Product, rq.name, got, want[i])
 		}
+	}
+}
+
+// interopSameView: each server answers unsigned queries from the zone
+// signed UPDATEs change (one view), so the engine's unsigned reads are
+// shared (decision V1): the unsigned read finds the zone and the RRset the
+// signed read finds, and SameView agrees for both zones; with a key the
+// server does not know it does not (the engine then reads signed, which
+// reports the TSIG failure).
+func interopSameView(t *testing.T, l *dnslab.Lab) {
+	p := interopProvider(t, l, l.Key)
+	ctx := t.Context()
+	for _, z := range []string{interopZone, interopOther} {
+		if same, why := p.SameView(ctx, z); !same {
+			t.Errorf("%s: SameView(%s) = false (%s), want true", l.Product, z, why)
+		}
+	}
+	o := "_25._tcp.view.example.test."
+	if err := p.Apply(ctx, Plan{{Op: Add, RR: RR{Owner: o, TTL: 3, Record: rec(0x5e)}}}); err != nil {
+		t.Fatal(err)
+	}
+	zone, urrs, err := p.UnsignedZoneRecords(ctx, o)
+	srrs, serr := p.Records(ctx, o)
+	if err != nil || serr != nil || zone != interopZone || len(urrs) != 1 || len(srrs) != 1 || !urrs[0].Record.Equal(srrs[0].Record) {
+		t.Errorf("%s: unsigned read %q %v (%v), signed %v (%v); want zone %s and the same one record", l.Product, zone, urrs, err, srrs, serr, interopZone)
+	}
+	bad := &RFC2136{Server: l.Primary, Key: &TSIGKey{Name: "nosuchkey.", Algorithm: "hmac-sha256", Secret: l.Key.Secret}, Timeout: 5 * time.Second}
+	if same, why := bad.SameView(ctx, interopZone); same || !strings.Contains(why, "signed SOA query failed") {
+		t.Errorf("%s: SameView with an unknown key = %t (%s), want false naming the signed query", l.Product, same, why)
 	}
 }

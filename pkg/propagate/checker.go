@@ -388,6 +388,37 @@ const pipelineMin = 8
 // of one moment for all of them. Errors are Observe's (an owner outside
 // zone is named); on error no observation is returned.
 func (c *Checker) ObserveOwners(ctx context.Context, zone string, owners []string) ([]*Observation, error) {
+	return c.ObserveOwnersKnown(ctx, zone, owners, nil)
+}
+
+// Known is what the caller already read, by a direct TLSA query, at one
+// authoritative server for owners it observes with ObserveOwnersKnown (the
+// provider's own read at the primary): the observation takes those answers
+// instead of asking that server the same questions again.
+type Known struct {
+	// Addr is the server the answers came from, "ip:port"; it matches the
+	// server of the zone with the same address (IPv4-mapped IPv6 and
+	// zero-padded forms compare equal). A host name matches nothing.
+	Addr string
+	// Answers holds one entry per owner, in the order of the owners given
+	// to ObserveOwnersKnown; nil entries (and a short slice) are asked as
+	// usual.
+	Answers []*Answer
+}
+
+// Answer is one server's TLSA RRset at one owner: its records (any order,
+// duplicates allowed) and the RRset's TTL in seconds (the smallest of the
+// records' TTLs; 0 when there are none).
+type Answer struct {
+	Records []tlsa.Record
+	TTL     uint32
+}
+
+// ObserveOwnersKnown is ObserveOwners taking the answers in known (nil:
+// none) for the server at known.Addr instead of asking it for the TLSA
+// RRsets again; that server's SOA serial is still asked. Everything else,
+// errors included, is ObserveOwners'.
+func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []string, known *Known) ([]*Observation, error) {
 	zone = canonical(zone)
 	names := make([]string, len(owners))
 	for i, o := range owners {
@@ -427,6 +458,10 @@ func (c *Checker) ObserveOwners(ctx context.Context, zone string, owners []strin
 		if s.Addr == "" {
 			continue
 		}
+		var given []*Answer
+		if known != nil && sameAddr(known.Addr, s.Addr) {
+			given = known.Answers
+		}
 		wg.Go(func() {
 			var z soa
 			var soaErr error
@@ -438,8 +473,15 @@ func (c *Checker) ObserveOwners(ctx context.Context, zone string, owners []strin
 				err  error
 			}
 			answers := make([]answer, len(names))
+			ask := len(names)
+			for i := range min(len(given), len(names)) {
+				if a := given[i]; a != nil {
+					answers[i] = answer{recs: sortedRecords(a.Records), ttl: a.TTL}
+					ask--
+				}
+			}
 			var pp *tcpPipe
-			if len(names) >= pipelineMin {
+			if ask >= pipelineMin {
 				if p, err := dialPipe(ctx, s.Addr); err == nil {
 					pp = p
 					defer pp.close()
@@ -447,6 +489,9 @@ func (c *Checker) ObserveOwners(ctx context.Context, zone string, owners []strin
 			}
 			sem := make(chan struct{}, OwnerWorkers)
 			for i, o := range names {
+				if i < len(given) && given[i] != nil {
+					continue
+				}
 				sem <- struct{}{}
 				inner.Go(func() {
 					defer func() { <-sem }()
@@ -557,7 +602,64 @@ func (c *Checker) askTLSAOn(ctx context.Context, pp *tcpPipe, addr, owner string
 			ttl = t.Hdr.Ttl
 		}
 	}
-	slices.SortFunc(recs, func(a, b tlsa.Record) int { return cmp.Compare(a.String(), b.String()) })
-	recs = slices.CompactFunc(recs, tlsa.Record.Equal)
-	return recs, ttl, nil
+	return sortedRecords(recs), ttl, nil
+}
+
+// sortedRecords returns recs sorted by presentation form, each once (a
+// copy: the caller's slice is left alone).
+func sortedRecords(recs []tlsa.Record) []tlsa.Record {
+	if len(recs) == 0 {
+		return nil
+	}
+	out := slices.Clone(recs)
+	slices.SortFunc(out, func(a, b tlsa.Record) int { return cmp.Compare(a.String(), b.String()) })
+	return slices.CompactFunc(out, tlsa.Record.Equal)
+}
+
+// sameAddr reports whether a and b are the same "ip:port" (netip forms
+// compared, IPv4-mapped IPv6 unmapped); names that do not parse never match.
+func sameAddr(a, b string) bool {
+	x, err1 := netip.ParseAddrPort(a)
+	y, err2 := netip.ParseAddrPort(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return x.Addr().Unmap() == y.Addr().Unmap() && x.Port() == y.Port()
+}
+
+// CaughtUp reports whether every authoritative server of zone (Servers)
+// answers the zone's SOA with the primary's serial or a later one (RFC
+// 1982): then each serves the version of the zone the primary served when
+// asked, so one observation of the owners sees every change made before.
+// It costs one SOA query per server plus Servers' own queries, whatever
+// the number of owners. A server that cannot be found, asked or does not
+// answer authoritatively is not caught up. The error is Servers' or the
+// primary's SOA failure.
+func (c *Checker) CaughtUp(ctx context.Context, zone string) (bool, error) {
+	if err := c.check(); err != nil {
+		return false, err
+	}
+	zone = canonical(zone)
+	primary, err := c.askSOA(ctx, c.Primary, zone)
+	if err != nil {
+		return false, fmt.Errorf("read SOA of zone %q from the primary: %w", zone, err)
+	}
+	servers, err := c.Servers(ctx, zone)
+	if err != nil {
+		return false, err
+	}
+	behind := make([]bool, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		if s.Addr == "" {
+			behind[i] = true
+			continue
+		}
+		wg.Go(func() {
+			z, err := c.askSOA(ctx, s.Addr, zone)
+			behind[i] = err != nil || serialBehind(z.serial, primary.serial)
+		})
+	}
+	wg.Wait()
+	return !slices.Contains(behind, true), nil
 }

@@ -6,6 +6,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,7 +73,9 @@ func (s *Store) Load(name string, v any) (bool, error) {
 const prevExt = ".prev"
 
 // Save encodes v as indented JSON and writes it atomically as the document
-// called name, mode 0600.
+// called name, mode 0600. A document that already holds exactly that text
+// with mode 0600 is left alone (no write, no fsync: a run that changed one
+// lineage of fifty writes one file, not fifty).
 func (s *Store) Save(name string, v any) error {
 	p, err := s.path(name, ".json")
 	if err != nil {
@@ -85,11 +88,17 @@ func (s *Store) Save(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", p, err)
 	}
+	data = append(data, '\n')
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+	}
 	// Keep the previous version as <name>.json.prev (a hard link: no copy),
 	// so that a document damaged outside danehook can be restored.
 	os.Remove(p + prevExt)
 	_ = os.Link(p, p+prevExt)
-	return atomicfile.Write(p, append(data, '\n'), 0o600)
+	return atomicfile.Write(p, data, 0o600)
 }
 
 // Lock is a held exclusive lock; Unlock releases it.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -119,5 +120,49 @@ func TestCorruptDocumentNamesTheIntactPrevious(t *testing.T) {
 	os.WriteFile(p, []byte("{truncated"), 0o600)
 	if _, err := s.Load("dns", &d); err == nil || !strings.Contains(err.Error(), "danectl prune") {
 		t.Errorf("corrupt without a previous copy: %v, want the prune hint", err)
+	}
+}
+
+// TestSaveUnchangedWritesNothing: saving the text a document already holds
+// leaves the file (same inode, so no rename) and its .prev alone; a change,
+// or a mode other than 0600, is written.
+func TestSaveUnchangedWritesNothing(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	type doc struct{ N int }
+	p := filepath.Join(s.Dir, "d.json")
+	ino := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	if err := s.Save("d", doc{1}); err != nil {
+		t.Fatal(err)
+	}
+	first := ino()
+	if err := s.Save("d", doc{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ino(); got != first {
+		t.Errorf("unchanged document rewritten (inode %d, was %d)", got, first)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save("d", doc{1}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 || ino() == first {
+		t.Errorf("document with mode %v not rewritten 0600", fi.Mode().Perm())
+	}
+	second := ino()
+	if err := s.Save("d", doc{2}); err != nil {
+		t.Fatal(err)
+	}
+	var got doc
+	if _, err := s.Load("d", &got); err != nil || got.N != 2 || ino() == second {
+		t.Errorf("changed document: %+v, %v, rewritten %t; want N 2 written", got, err, ino() != second)
 	}
 }

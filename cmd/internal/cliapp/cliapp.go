@@ -348,6 +348,7 @@ func Engine(c *cli.Context) (*deploy.Engine, error) {
 		"lineages", strings.Join(cfg.LineageNames(), ","), "providers", len(cfg.Providers))
 	e := deploy.New(cfg)
 	e.LockWait = LockWait
+	e.Debug = Log(c).Debug
 	e.NewPublisher = func(p *config.Provider) (deploy.Publisher, error) { return NewPublisher(p) }
 	if e.Scheduler, err = schedule.Detect(cfg.Schedule.Via); err != nil {
 		// Scheduling never fails a run: status shows why nothing was
