@@ -52,12 +52,20 @@ import (
 // renewal takes milliseconds and every interleaving is the test's choice;
 // `danectl rotate stage/commit` and a `danectl tick` timer every second on
 // every host run beside them. The judge samples every host every 0.5 s
-// throughout and must never fail; at the end every host converges.
+// from the moment every host's first run is aged (see scenario) to the
+// end, must never fail, and must have Verified every host (not only seen
+// no TLSA); at the end every host converges: `danectl status` exits 0 on
+// each, the RRset at both servers is exactly the union of the served keys'
+// records, each host claims its served record and nothing else no host
+// serves, and a last judge run per host matches its served key.
 //
 // The negative control runs the same-key scenario with no host_id: the
 // host that published the shared record first removes it when it moves to
 // a new key while the other host still serves it, and the judge must see
-// that outage (the test fails if it does not: the judge can fail).
+// that outage (the test fails if it does not: the judge can fail). With
+// different keys and no host_id nothing is shared and the judge sees no
+// outage (measured: 0 failures in 69 samples, three hosts), so that case
+// is no control.
 
 // sharedTarget is the one TLSA owner every host's owner is a CNAME to.
 const sharedTarget = "_dane." + zone
