@@ -113,3 +113,35 @@ func TestResolveAliasesMerges(t *testing.T) {
 		t.Errorf("refs = %+v %+v, want both at %s with their hosts", l1.Refs, l2.Refs, tgt)
 	}
 }
+
+// TestResolveAliasesRememberedTarget: once records were published at a
+// CNAME's target, the state remembers the target as an owner of its own
+// (no lineage, config.DefaultTTL). Merged with the lineages' views that
+// reach it through their CNAMEs, it must not raise their ttl: the records
+// would be published with 300 s and every later switch and rotation would
+// wait 2 x 300 s instead of 2 x the lineage's ttl. Both orders.
+func TestResolveAliasesRememberedTarget(t *testing.T) {
+	const a, b, tgt = "_25._tcp.mx1.example.test.", "_25._tcp.mx2.example.test.", "_dane.example.test."
+	for _, rememberedFirst := range []bool{true, false} {
+		l1 := &lineageView{L: &config.Lineage{Name: "mx1"}, Refs: []ownerRef{{Owner: a, Host: "mx1.example.test"}}}
+		l2 := &lineageView{L: &config.Lineage{Name: "mx2"}, Refs: []ownerRef{{Owner: b, Host: "mx2.example.test"}}}
+		views := []*ownerView{
+			{Owner: tgt, Aliases: []string{a}, Lineages: []string{"mx1"}, TTL: 1},
+			{Owner: tgt, Aliases: []string{b}, Lineages: []string{"mx2"}, TTL: 2},
+		}
+		remembered := &ownerView{Owner: tgt, TTL: config.DefaultTTL, Former: []string{"mx1"}}
+		if rememberedFirst {
+			views = append([]*ownerView{remembered}, views...)
+		} else {
+			views = append(views, remembered)
+		}
+		s := &snapshot{Lineages: []*lineageView{l1, l2}, Owners: views}
+		s.resolveAliases()
+		if len(s.Owners) != 1 {
+			t.Fatalf("remembered first %v: owners = %d, want 1", rememberedFirst, len(s.Owners))
+		}
+		if ov := s.Owners[0]; ov.TTL != 2 || strings.Join(ov.Lineages, ",") != "mx1,mx2" {
+			t.Errorf("remembered first %v: merged TTL %d lineages %v, want 2 (the lineages' largest ttl) and mx1,mx2", rememberedFirst, ov.TTL, ov.Lineages)
+		}
+	}
+}

@@ -469,13 +469,22 @@ func (s *snapshot) resolveAliases() {
 			out = append(out, ov)
 			continue
 		}
+		// The TTL is the largest of the lineages' ttl at the owner. A view
+		// only the state remembers (the target itself, once records were
+		// published there) has no lineage and config.DefaultTTL: it must not
+		// raise the TTL of what the lineages publish through their CNAMEs.
+		switch {
+		case len(m.Lineages) == 0:
+			m.TTL = ov.TTL
+		case len(ov.Lineages) > 0:
+			m.TTL = max(m.TTL, ov.TTL)
+		}
 		for _, l := range ov.Lineages {
 			if !slices.Contains(m.Lineages, l) {
 				m.Lineages = append(m.Lineages, l)
 			}
 		}
 		m.Aliases = append(m.Aliases, ov.Aliases...)
-		m.TTL = max(m.TTL, ov.TTL)
 		m.RequireDNSSEC = m.RequireDNSSEC || ov.RequireDNSSEC
 		if m.Err == nil {
 			m.Err = ov.Err

@@ -307,6 +307,16 @@ func (p *RFC2136) ZoneRecords(ctx context.Context, owner string) (string, []RR, 
 	return zone, rrs, nil
 }
 
+// cnameAt reports whether r's answer holds a CNAME at owner.
+func cnameAt(r *dns.Msg, owner string) bool {
+	for _, rr := range r.Answer {
+		if _, ok := rr.(*dns.CNAME); ok && strings.EqualFold(rr.Header().Name, owner) {
+			return true
+		}
+	}
+	return false
+}
+
 // read queries the TLSA RRset at owner and returns it with the zone the
 // answer names (see ZoneRecords; "" when it names none), remembering that
 // zone for owner.
@@ -328,8 +338,12 @@ func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) 
 		return "", nil, err
 	}
 	switch {
-	case r.Rcode == dns.RcodeNameError && r.Authoritative:
+	case r.Rcode == dns.RcodeNameError && r.Authoritative && !cnameAt(r, owner):
+		// An alias whose target does not exist (yet) is answered NXDOMAIN
+		// with the CNAME in the answer (RFC 6604 §2.1: the RCODE is that of
+		// the last name of the chain): it is still an alias, read below.
 		return p.learnZone(r, owner, zone), []RR{}, nil
+	case r.Rcode == dns.RcodeNameError && r.Authoritative:
 	case r.Rcode == dns.RcodeRefused || (r.Rcode == dns.RcodeSuccess && !r.Authoritative) || (r.Rcode == dns.RcodeNameError && !r.Authoritative):
 		return "", nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
 			Rcode: r.Rcode, KeyName: p.keyName(), Err: errors.New("the server is not authoritative for the owner (no AA bit or REFUSED)")}

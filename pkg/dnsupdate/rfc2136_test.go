@@ -235,6 +235,29 @@ func TestFindZone(t *testing.T) {
 	}
 }
 
+// TestRecordsAtDanglingCNAME: a TLSA owner that is a CNAME to a name of
+// the same zone that does not exist yet (the shared target before any host
+// published there) is answered NXDOMAIN with the CNAME in the answer (RFC
+// 6604 §2.1). Records must still report the alias, not "no records":
+// otherwise the first run adds TLSA beside the CNAME, which the server
+// refuses (YXRRSET), and writes its ownership claims at the alias.
+func TestRecordsAtDanglingCNAME(t *testing.T) {
+	t.Parallel()
+	l := bindlab.Start(t, bindlab.Options{})
+	const alias, target = "_25._tcp.mx1.example.test.", "_dane.example.test."
+	l.Nsupdate(t, "update add "+alias+" 300 IN CNAME "+target)
+	p := labProvider(t, l)
+	_, err := p.Records(t.Context(), alias)
+	var ae *AliasError
+	if !errors.As(err, &ae) || ae.Target != target {
+		t.Fatalf("Records at a CNAME to a name that does not exist: got %v, want an AliasError to %s", err, target)
+	}
+	// The target itself is simply empty.
+	if rrs, err := p.Records(t.Context(), target); err != nil || rrs == nil || len(rrs) != 0 {
+		t.Errorf("Records(%q): got %v, %v; want an empty slice", target, rrs, err)
+	}
+}
+
 func TestErrorsFromBIND(t *testing.T) {
 	t.Parallel()
 	l := bindlab.Start(t, bindlab.Options{ExtraKeys: []bindlab.ExtraKey{{

@@ -13,7 +13,13 @@
 // "rotation latency: X s, floor Y s, ratio Z". TestIssuerSetSwitch runs
 // ta = "issuer-set" with lego v5 against three Pebbles (three
 // intermediates): a renewal onto a member and one onto a non-member, judged
-// throughout. TestLabWalkthrough (run by
+// throughout. TestSharedOwner runs two and three danehook installations,
+// each with its own Postfix, whose TLSA owners are CNAMEs to one shared
+// name (issue 14, the host_id ownership registry): the same key and
+// different keys, renewals and rotations interleaved, with and without
+// prerequisites = true, judged for every host; its negative control runs
+// without host_id and requires the judge to see the outage.
+// TestLabWalkthrough (run by
 // scripts/lab.sh) tells the story of one key rotation on stdout;
 // TestBenchHooksSetup (run by scripts/bench-hooks.sh) measures the hooks
 // against a hand-written shell pipeline with hyperfine. Outside CI a missing
