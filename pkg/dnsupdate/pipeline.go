@@ -34,6 +34,9 @@ type pipe struct {
 	mu      sync.Mutex // guards pending, dead
 	pending map[uint16]*call
 	dead    bool
+	// answered counts the answers read (guarded by mu): a connection that
+	// answered some queries before it closed made progress.
+	answered int
 }
 
 type call struct {
@@ -44,23 +47,56 @@ type call struct {
 type callResult struct {
 	r   *dns.Msg
 	err error
+	// lost is set when the connection failed or closed before the answer
+	// (fail): the query may be asked again on a new connection. progress
+	// says that connection answered other queries first.
+	lost, progress bool
 }
+
+// pipeAttempts bounds how often one query is sent on connections that
+// closed before answering anything; pipeMaxSends bounds it in all. RFC 7766
+// §6.2.3 lets a server close a TCP connection at any time (miekg/dns
+// servers do after 128 queries, PowerDNS after max-tcp-connection-queries),
+// queries are idempotent, so the ones in flight are asked again on a new
+// connection: without limit while each connection answers some queries
+// before it closes, up to pipeAttempts times when one answers none.
+const (
+	pipeAttempts = 3
+	pipeMaxSends = 256
+)
 
 // errPipeClosed ends a wait when the connection failed or closed.
 var errPipeClosed = errors.New("the TCP connection closed before the answer")
 
 // pipeExchange sends query m on the shared connection to server (opening it
-// when none is open) and waits for its answer, at most until ctx is done.
+// when none is open) and waits for its answer, at most until ctx is done;
+// a query whose connection closed before its answer is sent again on a new
+// one (pipeAttempts).
 // Like (*dns.Client).ExchangeWithConnContext it returns the answer together
 // with a TSIG verification error (dns.ErrSig, dns.ErrTime, …) when the
 // answer's TSIG does not verify.
 func (p *RFC2136) pipeExchange(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
+	attempts := 0
+	for sends := 1; ; sends++ {
+		res := p.pipeExchangeOnce(ctx, m, server)
+		if !res.progress {
+			attempts++
+		}
+		if res.lost && attempts < pipeAttempts && sends < pipeMaxSends && ctx.Err() == nil {
+			continue
+		}
+		return res.r, res.err
+	}
+}
+
+// pipeExchangeOnce is one attempt of pipeExchange.
+func (p *RFC2136) pipeExchangeOnce(ctx context.Context, m *dns.Msg, server string) callResult {
 	pp, c, wire, err := p.register(ctx, m, server)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			err = fmt.Errorf("%w (%w)", context.Cause(ctx), context.Canceled)
 		}
-		return nil, err
+		return callResult{err: err}
 	}
 	id := m.Id
 	frame := make([]byte, 2+len(wire))
@@ -86,7 +122,7 @@ func (p *RFC2136) pipeExchange(ctx context.Context, m *dns.Msg, server string) (
 		}
 	}
 	p.release(pp, id, c)
-	return res.r, res.err
+	return res
 }
 
 // register returns the open connection to server (dialling one if none is
@@ -154,6 +190,7 @@ func (p *RFC2136) readLoop(pp *pipe) {
 		pp.mu.Lock()
 		c := pp.pending[id]
 		delete(pp.pending, id)
+		pp.answered++
 		pp.mu.Unlock()
 		if c == nil {
 			continue // an answer nobody waits for (its caller gave up)
@@ -180,12 +217,13 @@ func (p *RFC2136) fail(pp *pipe, err error) {
 	pending := pp.pending
 	pp.pending = map[uint16]*call{}
 	pp.dead = true
+	progress := pp.answered > 0
 	pp.mu.Unlock()
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = errPipeClosed
 	}
 	for _, c := range pending {
-		c.ch <- callResult{err: err}
+		c.ch <- callResult{err: err, lost: true, progress: progress}
 	}
 	_ = pp.conn.Close()
 }

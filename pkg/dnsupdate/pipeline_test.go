@@ -208,3 +208,99 @@ func TestZoneRecordsZoneFromAnswer(t *testing.T) {
 		t.Errorf("%d queries for 6 ZoneRecords and 5 FindZone, want 6 (the zone comes from the TLSA answers)", got)
 	}
 }
+
+// TestPipelineServerClosesConnection: a server may close a TCP connection
+// with queries in flight (RFC 7766 §6.2.3; a miekg/dns server does after
+// MaxTCPQueries, PowerDNS after max-tcp-connection-queries). The reads
+// lost with it are asked again on a new connection, and every read
+// succeeds; a server that closes every connection still fails the reads,
+// after pipeAttempts tries each.
+func TestPipelineServerClosesConnection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		maxQueries int // per connection; 0: the server answers nothing
+		wantErr    bool
+	}{
+		{"closes after 7 queries", 7, false},
+		{"closes after 1 query", 1, false},
+		{"closes every connection unanswered", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int32
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					go func() {
+						defer c.Close()
+						for i := 0; i < tc.maxQueries; i++ {
+							var hdr [2]byte
+							if _, err := io.ReadFull(c, hdr[:]); err != nil {
+								return
+							}
+							buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+							if _, err := io.ReadFull(c, buf); err != nil {
+								return
+							}
+							q := new(dns.Msg)
+							if err := q.Unpack(buf); err != nil {
+								return
+							}
+							r := new(dns.Msg)
+							r.SetReply(q)
+							r.Authoritative = true
+							r.Answer = append(r.Answer, tlsaRR(RR{Owner: q.Question[0].Name, TTL: 60, Record: rec(byte(q.Question[0].Name[9]))}))
+							wire, _ := r.Pack()
+							out := make([]byte, 2+len(wire))
+							binary.BigEndian.PutUint16(out, uint16(len(wire)))
+							copy(out[2:], wire)
+							if _, err := c.Write(out); err != nil {
+								return
+							}
+						}
+						// Close with queries possibly still in flight.
+					}()
+				}
+			}()
+			p := &RFC2136{Server: ln.Addr().String(), Zone: "example.test.", Timeout: 5 * time.Second}
+			const n = 40
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Go(func() {
+					o := fmt.Sprintf("_25._tcp.%c.example.test.", 'a'+i%26)
+					rrs, err := p.Records(t.Context(), o)
+					if err == nil && (len(rrs) != 1 || !rrs[0].Record.Equal(rec(byte('a'+i%26)))) {
+						err = fmt.Errorf("%s: got %v", o, rrs)
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			failed := 0
+			for _, err := range errs {
+				if err != nil {
+					failed++
+					if !tc.wantErr {
+						t.Errorf("read: %v", err)
+					}
+				}
+			}
+			if tc.wantErr && failed != n {
+				t.Errorf("%d of %d reads failed against a server that answers nothing, want all", failed, n)
+			}
+			if !tc.wantErr && conns.Load() < 2 {
+				t.Errorf("%d connections: the server never closed one, the test proves nothing", conns.Load())
+			}
+		})
+	}
+}
