@@ -271,7 +271,7 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 		}
 	}
 	e.countMessages(ctx, plans, false)
-	return plans, e.Store.Save(dnsDoc, s.DNS)
+	return plans, e.saveDNS(s)
 }
 
 func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {

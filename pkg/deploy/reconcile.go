@@ -408,7 +408,9 @@ func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPl
 	if len(providers) == 0 {
 		return nil
 	}
-	if err := e.Store.Save(dnsDoc, dns); err != nil {
+	// Owned before sent: a crash after the UPDATE leaves no record of ours
+	// unowned (saveDNS writes unless nothing changed since the last save).
+	if err := e.saveDNS(s); err != nil {
 		return err
 	}
 	var errs []error
@@ -490,7 +492,7 @@ func (e *Engine) save(s *snapshot) error {
 			errs = append(errs, e.Store.Save(lv.L.Name, lv.State))
 		}
 	}
-	errs = append(errs, e.Store.Save(dnsDoc, s.DNS))
+	errs = append(errs, e.saveDNS(s))
 	return errors.Join(errs...)
 }
 
@@ -1024,7 +1026,7 @@ func (e *Engine) Verify(ctx context.Context, names ...string) ([]string, error) 
 			return out, fmt.Errorf("lineage %q: %w: %s", l.Name, ErrVerify, why)
 		}
 	}
-	return out, e.Store.Save(dnsDoc, s.DNS)
+	return out, e.saveDNS(s)
 }
 
 // PruneResult reports what Prune did: the records removed, and those kept

@@ -117,8 +117,11 @@ type snapshot struct {
 	Now time.Time
 	// HostID is this installation's name in the ownership registry ("" when
 	// it keeps none).
-	HostID   string
-	DNS      *DNSState
+	HostID string
+	DNS    *DNSState
+	// savedDNS is a copy of DNS as this run last wrote it to dns.json
+	// (saveDNS); nil before the run's first save.
+	savedDNS *DNSState
 	Lineages []*lineageView
 	Owners   []*ownerView
 	byOwner  map[string]*ownerView // index of Owners (owner)

@@ -240,7 +240,7 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 		}
 		st.Owners = append(st.Owners, e.ownerStatus(ctx, s, ov, want[ov.Owner], next, verified))
 	}
-	if err := e.Store.Save(dnsDoc, s.DNS); err != nil {
+	if err := e.saveDNS(s); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -116,5 +116,5 @@ func (e *Engine) RecordAge(ctx context.Context, lineage string, rec tlsa.Record)
 		}
 		out = append(out, OwnerAge{Owner: r.Owner, Status: propagate.Age(ov.Obs, s.DNS.Seen, rec, s.Now), Observation: ov.Obs})
 	}
-	return out, e.Store.Save(dnsDoc, s.DNS)
+	return out, e.saveDNS(s)
 }
