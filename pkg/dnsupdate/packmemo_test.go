@@ -2,7 +2,10 @@ package dnsupdate
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 
 	"github.com/danehook/danehook/pkg/tlsa"
 )
@@ -22,13 +25,16 @@ func packChanges(n int, ttl uint32) ([]Change, map[string]string) {
 }
 
 // cuts returns the number of units of each message applyZone's packing of
-// additions sends for b.
+// additions sends for b, checking each is the most that fit.
 func cuts(b *zoneBatch, tsig int) []int {
 	var out []int
 	for i := 0; i < b.nAdds; {
 		k := b.pack(b.units[i:b.nAdds], nil, tsig)
 		if k == 0 {
 			return append(out, 0)
+		}
+		if fits := func(n int) bool { return b.msg(b.units[i:i+n], nil).Len()+tsig <= dns.MaxMsgSize }; !fits(k) || i+k < b.nAdds && fits(k+1) {
+			panic(fmt.Sprintf("pack at unit %d says %d units fit: fits(%d) = %v, fits(%d) = %v", i, k, k, fits(k), k+1, i+k < b.nAdds && fits(k+1)))
 		}
 		out = append(out, k)
 		i += k
@@ -114,5 +120,31 @@ func BenchmarkPackTwiceNoMemo(b *testing.B) {
 		bs, _ = p.batches(cs, zoneOf)
 		bs[zs[0]].p = nil
 		cuts(bs[zs[0]], 100)
+	}
+}
+
+// TestPackGuessWrong: the first search of a zone starts from a guess
+// (zoneBatch.guess) measured on the first units; when the later units are
+// larger (long owner names) or smaller, the guess is wrong and the search
+// still finds the most that fit (cuts checks each message).
+func TestPackGuessWrong(t *testing.T) {
+	for _, long := range []bool{true, false} {
+		cs, zoneOf := packChanges(4000, 300)
+		for i := range cs {
+			if (i >= 600) == long {
+				o := fmt.Sprintf("_25._tcp.%s.h%05d.z0.bench.test.", strings.Repeat("long-label-", 5), i)
+				cs[i].Owner = o
+				zoneOf[o] = "z0.bench.test."
+			}
+		}
+		p := &RFC2136{}
+		bs, zs := p.batches(cs, zoneOf)
+		b := bs[zs[0]]
+		b.p = nil
+		g := b.guess(b.units, nil, 100)
+		got := cuts(b, 100)
+		if len(got) < 2 || g == got[0] {
+			t.Errorf("long names after 600: %v: guess %d, messages %v: want a wrong guess and two or more messages", long, g, got)
+		}
 	}
 }

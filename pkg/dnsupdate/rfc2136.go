@@ -793,14 +793,26 @@ func (b *zoneBatch) search(units []unit, prereqs map[string][]RR, tsig int) int 
 	fits := func(n int) bool { return b.msg(units[:n], prereqs).Len()+tsig <= dns.MaxMsgSize }
 	lo, hi := 0, len(units) // fits(lo); !fits(hi) once known; the size grows with n
 	known := false
-	if h := b.hint; h > 0 && h < len(units) {
+	h := b.hint
+	if h <= 0 && len(units) > guessProbe {
+		h = b.guess(units, prereqs, tsig)
+	}
+	if h > 0 && h < len(units) {
 		if fits(h) {
 			if !fits(h + 1) {
 				return h
 			}
 			lo = h + 1
 		} else {
+			// Step down from h as the search below steps up from lo.
 			hi, known = h, true
+			for step := 1; hi-step > lo; step *= 2 {
+				if fits(hi - step) {
+					lo = hi - step
+					break
+				}
+				hi -= step
+			}
 		}
 	}
 	if !known {
@@ -824,6 +836,26 @@ func (b *zoneBatch) search(units []unit, prereqs map[string][]RR, tsig int) int 
 		}
 	}
 	return lo
+}
+
+// guessProbe is the number of units guess measures: 3 1 1 additions past
+// it lie beyond the first 16 KB of a message, where each costs the same.
+const guessProbe = 512
+
+// guess returns where the first search of a zone starts (no b.hint yet):
+// the units that fit if each past the first guessProbe costs what the
+// units between 64 and guessProbe cost on average (two messages built
+// instead of one of every unit and about twenty on the way to the answer;
+// the search then checks the guess and moves from it). 0 when the probe
+// does not fit.
+func (b *zoneBatch) guess(units []unit, prereqs map[string][]RR, tsig int) int {
+	small := b.msg(units[:64], prereqs).Len()
+	large := b.msg(units[:guessProbe], prereqs).Len()
+	if large+tsig > dns.MaxMsgSize || large <= small {
+		return 0
+	}
+	per := float64(large-small) / float64(guessProbe-64)
+	return guessProbe + int(float64(dns.MaxMsgSize-tsig-large)/per)
 }
 
 func (b *zoneBatch) tooLarge(p *RFC2136, u unit) error {
