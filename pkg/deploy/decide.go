@@ -510,7 +510,7 @@ func bridgeRecord(l *config.Lineage, c *chain.Chain, recs []tlsa.Record, now tim
 	}
 	for _, h := range l.Hosts {
 		if !covered(c.Served(), h, recs, now) {
-			ee, err := tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
+			ee, err := eeRecord(c)
 			return ee, err == nil
 		}
 	}

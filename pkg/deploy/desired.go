@@ -94,6 +94,11 @@ func containsUsage(l *config.Lineage, u string) bool {
 	return false
 }
 
+// eeRecord returns the DANE-EE 3 1 1 record of c's key (RFC 7671 §5.1).
+func eeRecord(c *chain.Chain) (tlsa.Record, error) {
+	return tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
+}
+
 // nextRecord returns the 3 1 1 record of a staged key.
 func nextRecord(n *NextKey) (tlsa.Record, error) {
 	return n.Record()
@@ -115,7 +120,7 @@ func records(l *config.Lineage, c *chain.Chain) ([]tlsa.Record, error) {
 		)
 		switch u {
 		case "3 1 1":
-			r, err = tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
+			r, err = eeRecord(c)
 		case "2 1 1":
 			if c.TA == nil {
 				// A chain without its trust anchor (an installed file from
