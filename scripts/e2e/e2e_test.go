@@ -106,6 +106,29 @@ func (w *world) runStep(t *testing.T, s step) bool {
 	})
 }
 
+// beforeSwitch runs check, which returns what is wrong while the first
+// switch is still pending, and reports whether the switch was still
+// pending. In a world with [schedule] (TestSwitchAtFloor), the job the
+// hooks scheduled for safe_at may switch before check runs: TTL 2 s puts
+// safe_at a few seconds after the hook's watch, and a loaded machine can
+// take longer than that to end the client or run danectl status. A check
+// that fails because Postfix meanwhile serves issued is then no failure
+// (the judge samples the whole step; the next step measures the
+// scheduled switch against the floor). Any other failure fails the step.
+func (w *world) beforeSwitch(issued cert, check func() error) bool {
+	w.t.Helper()
+	err := check()
+	if err == nil {
+		return true
+	}
+	if w.scheduleVia != "" && w.served().Digest == issued.Digest {
+		w.say("   the %s job the hooks scheduled switched before the pending state was looked at (%v)", w.scheduleVia, err)
+		return false
+	}
+	w.t.Fatal(err)
+	return false
+}
+
 // firstIssuance: the client issues with the hooks wired in. Postfix serves
 // the lab's self-signed chain from chain_file, so dane-deploy publishes the
 // new key's 3 1 1 beside the served key's, keeps Postfix on the served
@@ -120,17 +143,25 @@ func (w *world) firstIssuance() {
 	issued := w.current()
 	w.say("1. %s %s issued %s: serial %s, key 3 1 1 %s", w.c.Name, verb(args), host, issued.Serial, issued.Digest)
 
-	w.waitRecords(before.Record, issued.Record)
-	w.say("   dane-deploy published %s TLSA %s", w.owner(), issued.Record)
-	w.say("   both name servers serve it (asked directly): primary %s, secondary %s", w.bind.Primary, w.bind.Secondary)
-	if got := w.served(); got.Digest != before.Digest {
-		t.Fatalf("right after issuance Postfix serves key %s; want the previous key %s until the new record is aged", short(got.Digest), short(before.Digest))
-	}
-	w.say("   Postfix still serves the self-signed key 3 1 1 %s;", before.Digest)
-	w.say("   dane-deploy published its record too, so whatever RRset a sender sees matches what Postfix serves")
-	st := w.danectl("status")
-	if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+issued.Digest) {
-		t.Fatalf("want a pending switch to %s and a non-zero exit; got %v", short(issued.Digest), st)
+	pending := w.beforeSwitch(issued, func() error { return w.recordsWithin(10*time.Second, before.Record, issued.Record) }) &&
+		w.beforeSwitch(issued, func() error {
+			if got := w.served(); got.Digest != before.Digest {
+				return fmt.Errorf("right after issuance Postfix serves key %s; want the previous key %s until the new record is aged", short(got.Digest), short(before.Digest))
+			}
+			return nil
+		}) &&
+		w.beforeSwitch(issued, func() error {
+			st := w.danectl("status")
+			if st.code == 0 || !strings.Contains(st.out, "PENDING SWITCH to key 3 1 1 "+issued.Digest) {
+				return fmt.Errorf("want a pending switch to %s and a non-zero exit; got %v", short(issued.Digest), st)
+			}
+			return nil
+		})
+	if pending {
+		w.say("   dane-deploy published %s TLSA %s", w.owner(), issued.Record)
+		w.say("   both name servers serve it (asked directly): primary %s, secondary %s", w.bind.Primary, w.bind.Secondary)
+		w.say("   Postfix still serves the self-signed key 3 1 1 %s;", before.Digest)
+		w.say("   dane-deploy published its record too, so whatever RRset a sender sees matches what Postfix serves")
 	}
 
 	ticks := w.tickUntilServed(issued, w.switchWait())

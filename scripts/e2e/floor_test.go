@@ -120,6 +120,47 @@ func tlsaTTLAt(ctx context.Context, server, owner string) ([]tlsa.Record, uint32
 	return out, ttl, nil
 }
 
+// switchWatch handshakes with Postfix every 100 ms from its start and
+// records when it first presented a key other than old, and which.
+type switchWatch struct {
+	mu     sync.Mutex
+	at     time.Time
+	digest string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSwitchWatch(ctx context.Context, addr, old string) *switchWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	sw := &switchWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(sw.done)
+		for ctx.Err() == nil {
+			if c, err := servedAt(ctx, addr); err == nil && c.Digest != old {
+				sw.mu.Lock()
+				sw.at, sw.digest = time.Now(), c.Digest
+				sw.mu.Unlock()
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return sw
+}
+
+// first returns when Postfix first presented another key than the old
+// one, and that key's SPKI digest; "" while it still presents the old.
+func (sw *switchWatch) first() (time.Time, string) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.at, sw.digest
+}
+
+func (sw *switchWatch) stop() { sw.cancel(); <-sw.done }
+
 // floorResult is one measured switch.
 type floorResult struct {
 	start, floor, switched time.Time
@@ -163,6 +204,8 @@ func (w *world) switchAtFloor() floorResult {
 	old := w.served()
 	p := startFloorPoller(w.servers(), w.owner())
 	defer p.stop()
+	sw := startSwitchWatch(t.Context(), w.pf.Addr, old.Digest)
+	defer sw.stop()
 	time.Sleep(2 * pollInterval) // the old RRset's TTL is seen first
 	start := time.Now()
 	w.client(w.renewArgs(true)...)
@@ -171,22 +214,37 @@ func (w *world) switchAtFloor() floorResult {
 		t.Fatalf("new-key renewal kept key %s", short(old.Digest))
 	}
 	st := w.lineageState()
-	if st.Pending == nil {
-		// The hooks may only have switched if the floor had passed.
-		t.Fatalf("right after the renewal nothing is pending: %+v", st)
+	var safeAt time.Time
+	switch {
+	case st.Pending != nil:
+		if st.Scheduled == nil || st.Scheduled.Via != "at" || st.Scheduled.ID == "" {
+			t.Fatalf("no at job scheduled for the pending switch: scheduled %+v, error %q", st.Scheduled, st.ScheduleErr)
+		}
+		safeAt = st.Pending.SafeAt
+		w.say("   %s renewed with a new key; the hooks scheduled at job %s for %s: %s", w.c.Name, st.Scheduled.ID, clock(st.Scheduled.At), st.Scheduled.Command)
+	default:
+		// Nothing pending: either the hooks switched (only allowed once
+		// the floor passed, checked below) or the at job they scheduled
+		// for safe_at ran before the client exited (TTL 2 s puts safe_at
+		// a few seconds after the hook's watch; a loaded machine can take
+		// longer to end the client). Both leave Postfix on fresh.
+		if _, digest := sw.first(); digest != fresh.Digest {
+			t.Fatalf("right after the renewal nothing is pending and Postfix does not serve the new key %s: %+v", short(fresh.Digest), st)
+		}
+		log, _ := os.ReadFile(w.state + "/scheduled-tick.log")
+		w.say("   %s renewed with a new key; Postfix already serves it (scheduled-tick.log: %d bytes)", w.c.Name, len(log))
 	}
-	if st.Scheduled == nil || st.Scheduled.Via != "at" || st.Scheduled.ID == "" {
-		t.Fatalf("no at job scheduled for the pending switch: scheduled %+v, error %q", st.Scheduled, st.ScheduleErr)
-	}
-	w.say("   %s renewed with a new key; the hooks scheduled at job %s for %s: %s", w.c.Name, st.Scheduled.ID, clock(st.Scheduled.At), st.Scheduled.Command)
-	// Poll what Postfix presents; the test never ticks.
+	// Wait for what Postfix presents; the test never ticks.
 	deadline := time.Now().Add(time.Duration(2*w.bind.TTL)*time.Second + 90*time.Second)
 	var switched time.Time
 	for {
-		c, err := servedAt(t.Context(), w.pf.Addr)
-		if err == nil && c.Digest == fresh.Digest {
-			switched = time.Now()
+		at, digest := sw.first()
+		if digest == fresh.Digest {
+			switched = at
 			break
+		}
+		if digest != "" {
+			t.Fatalf("after the renewal Postfix served key %s, neither the previous %s nor the new %s", short(digest), short(old.Digest), short(fresh.Digest))
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(w.state + "/scheduled-tick.log")
@@ -204,7 +262,7 @@ func (w *world) switchAtFloor() floorResult {
 	if switched.Before(floor.Add(-2 * pollInterval)) {
 		t.Fatalf("switched at %s, before the floor %s (last server's first serving + 2 × TTL %d s)", clock(switched), clock(floor), p.maxTTL)
 	}
-	r := floorResult{start: start, floor: floor, switched: switched, safeAt: st.Pending.SafeAt}
+	r := floorResult{start: start, floor: floor, switched: switched, safeAt: safeAt}
 	if log, err := os.ReadFile(w.state + "/scheduled-tick.log"); err == nil {
 		t.Logf("scheduled-tick.log:\n%s", log)
 	}
@@ -231,17 +289,23 @@ func (w *world) rotationAtFloor() floorResult {
 		t.Fatalf("%v", r)
 	}
 	st := w.lineageState()
-	if st.Next == nil || !st.Next.Committed.IsZero() {
-		t.Fatalf("after the tick: next key %+v, want one staged, not committed", st.Next)
-	}
-	if st.Scheduled == nil || st.Scheduled.Via != "at" {
-		t.Fatalf("no at job scheduled for the staged key's commit: scheduled %+v, error %q", st.Scheduled, st.ScheduleErr)
+	if st.Next == nil {
+		t.Fatalf("after the tick: no next key staged")
 	}
 	rec, err := tlsa.Parse("3 1 1 " + st.Next.SPKI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.say("   tick staged 3 1 1 %s and scheduled at job %s for %s", st.Next.SPKI, st.Scheduled.ID, clock(st.Scheduled.At))
+	if st.Next.Committed.IsZero() {
+		if st.Scheduled == nil || st.Scheduled.Via != "at" {
+			t.Fatalf("no at job scheduled for the staged key's commit: scheduled %+v, error %q", st.Scheduled, st.ScheduleErr)
+		}
+		w.say("   tick staged 3 1 1 %s and scheduled at job %s for %s", st.Next.SPKI, st.Scheduled.ID, clock(st.Scheduled.At))
+	} else {
+		// The at job ran between the tick's exit and this read (a
+		// loaded machine); the floor check below still judges it.
+		w.say("   tick staged 3 1 1 %s; the at job it scheduled committed it before the state was read", st.Next.SPKI)
+	}
 	deadline := time.Now().Add(time.Duration(2*w.bind.TTL)*time.Second + 90*time.Second)
 	for {
 		st = w.lineageState()

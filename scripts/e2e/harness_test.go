@@ -585,8 +585,17 @@ func present(recs []tlsa.Record) []string {
 // both servers serve exactly want at the owner, and fails t otherwise.
 func (w *world) waitRecords(want ...tlsa.Record) {
 	w.t.Helper()
+	if err := w.recordsWithin(10*time.Second, want...); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// recordsWithin polls both name servers until each serves exactly want at
+// the owner; it returns an error naming what each served when timeout
+// passes first.
+func (w *world) recordsWithin(timeout time.Duration, want ...tlsa.Record) error {
 	exp := present(want)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		ok := true
 		var got []string
@@ -596,10 +605,10 @@ func (w *world) waitRecords(want ...tlsa.Record) {
 			ok = ok && slices.Equal(recs, exp)
 		}
 		if ok {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("TLSA %s: got %s; want %q at both servers", w.owner(), strings.Join(got, ", "), exp)
+			return fmt.Errorf("TLSA %s: got %s; want %q at both servers", w.owner(), strings.Join(got, ", "), exp)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
