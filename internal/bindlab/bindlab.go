@@ -91,6 +91,10 @@ type Options struct {
 	// zone than signed ones, as with `match-clients { key …; }` in
 	// production. Not with Signed.
 	UnsignedView string
+	// SecondaryTransfers makes the secondary allow zone transfers to the
+	// lab key (`allow-transfer { key …; };`, default none), as a secondary
+	// that lets danehook read zones whole (pkg/dnsupdate transfer.go).
+	SecondaryTransfers bool
 }
 
 // ExtraKey is an additional TSIG key created by tsig-keygen. Its Grants are
@@ -385,7 +389,11 @@ options {
 {{- end}}
 {{- else}}
 	notify no;
+{{- if .SecondaryTransfers}}
+	allow-transfer { key "{{.KeyName}}"; };
+{{- else}}
 	allow-transfer { none; };
+{{- end}}
 {{- end}}
 };
 {{- if .Views}}
@@ -469,7 +477,8 @@ func (l *Lab) writeConfigs() error {
 			"KeyName": l.KeyName, "ExtraKeyFiles": extraFiles, "Grants": grants,
 			"Zones": zones, "Signed": l.opts.Signed, "Blocked": l.blocked,
 			"PrimaryIP": PrimaryIP, "SecondaryIP": SecondaryIP,
-			"Views": role == "primary" && l.opts.UnsignedView != "",
+			"Views":              role == "primary" && l.opts.UnsignedView != "",
+			"SecondaryTransfers": l.opts.SecondaryTransfers,
 		})
 		if err != nil {
 			return fmt.Errorf("render %s named.conf: %w", role, err)

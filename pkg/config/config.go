@@ -231,6 +231,11 @@ type Provider struct {
 	SecretFile    string `toml:"secret_file"`
 	SecretEnv     string `toml:"secret_env"`
 	Prerequisites bool   `toml:"prerequisites"`
+	// ZoneTransfers lets a run that reads many owners of one zone read the
+	// zone by AXFR from each server that allows it (pkg/dnsupdate
+	// transfer.go, decision X1); false reads every owner by direct query.
+	// nil (not set) means true.
+	ZoneTransfers *bool `toml:"zone_transfers"`
 
 	// Cloudflare: API token from a file or an environment variable
 	// (default CLOUDFLARE_API_TOKEN), and an optional API base URL.
@@ -249,6 +254,10 @@ type Provider struct {
 	// Timeout of one DNS or API exchange in seconds; default 5.
 	Timeout int `toml:"timeout"`
 }
+
+// TransfersAllowed reports whether zone_transfers lets runs read zones by
+// AXFR (true unless set to false).
+func (p *Provider) TransfersAllowed() bool { return p.ZoneTransfers == nil || *p.ZoneTransfers }
 
 // Error is a configuration error: the file, the line when known, the setting
 // and what is wrong with it.

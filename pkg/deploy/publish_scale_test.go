@@ -18,8 +18,9 @@ import (
 // scaleEngine configures owners TLSA owners in zone example.test. of a
 // fresh BIND lab: lineages of up to 100 hosts each (the SAN limit of Let's
 // Encrypt), each with its own key, published by one RFC 2136 provider with
-// zone discovery (no zone configured).
-func scaleEngine(t *testing.T, owners int) (*Engine, *bindlab.Lab, *dnsupdate.RFC2136) {
+// zone discovery (no zone configured); zone_transfers is set to transfers
+// unless that is "".
+func scaleEngine(t *testing.T, owners int, transfers string) (*Engine, *bindlab.Lab, *dnsupdate.RFC2136) {
 	t.Helper()
 	lab := bindlab.Start(t, bindlab.Options{TTL: 300})
 	dir := t.TempDir()
@@ -27,6 +28,9 @@ func scaleEngine(t *testing.T, owners int) (*Engine, *bindlab.Lab, *dnsupdate.RF
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir = %q\n[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 5\n",
 		filepath.Join(dir, "state"), lab.Primary, lab.KeyFile, lab.Port)
+	if transfers != "" {
+		fmt.Fprintf(&b, "zone_transfers = %s\n", transfers)
+	}
 	for l := 0; l*100 < owners; l++ {
 		var hosts []string
 		for h := l * 100; h < min(owners, (l+1)*100); h++ {
@@ -67,9 +71,16 @@ func TestPublishManyOwnersOneZone(t *testing.T) {
 	// these additions (1,040 without the guard, about 860 for nsupdate,
 	// which does not compress): 1,000 additions take 2 messages and 5,000
 	// take 7 (nsupdate: 2 and 6).
-	for _, tc := range []struct{ owners, messages int }{{1000, 2}, {5000, 7}} {
-		t.Run(strconv.Itoa(tc.owners), func(t *testing.T) {
-			e, lab, rp := scaleEngine(t, tc.owners)
+	//
+	// The primary allows the key zone transfers (bindlab), so the owners
+	// are read from one AXFR but for one probe (decision X1); with
+	// zone_transfers = false, by one TLSA query each.
+	for _, tc := range []struct {
+		owners, messages int
+		transfers        string
+	}{{1000, 2, ""}, {5000, 7, ""}, {1000, 2, "false"}} {
+		t.Run(fmt.Sprintf("%d/zone_transfers=%s", tc.owners, tc.transfers), func(t *testing.T) {
+			e, lab, rp := scaleEngine(t, tc.owners, tc.transfers)
 			before := lab.Counters(t, "primary")
 			start := time.Now()
 			plans, err := e.Publish(t.Context())
@@ -93,11 +104,22 @@ func TestPublishManyOwnersOneZone(t *testing.T) {
 			// are the UPDATEs, the view check's SOA query and the
 			// secondary's (a signed SOA query and IXFR per NOTIFY at most),
 			// where reading signed made one per owner.
-			if got := after.Queries["TLSA"] - before.Queries["TLSA"]; got != uint64(tc.owners) {
-				t.Errorf("primary answered %d TLSA queries for %d owners, want one each", got, tc.owners)
+			tlsaQueries, axfr := after.Queries["TLSA"]-before.Queries["TLSA"], after.Queries["AXFR"]-before.Queries["AXFR"]
+			signedMost := uint64(3*tc.messages + 1) // the UPDATEs, one SOA query, the secondary's transfers
+			if tc.transfers == "false" {
+				if tlsaQueries != uint64(tc.owners) || axfr != 0 {
+					t.Errorf("primary answered %d TLSA queries and %d AXFRs for %d owners, want one query each and no AXFR", tlsaQueries, axfr, tc.owners)
+				}
+			} else {
+				// The probe, and one AXFR (signed) from the engine; the
+				// secondary's own AXFR (the lab's, at start) is not counted.
+				if tlsaQueries != 1 || axfr != 1 {
+					t.Errorf("primary answered %d TLSA queries and %d AXFRs for %d owners, want 1 (the probe) and 1", tlsaQueries, axfr, tc.owners)
+				}
+				signedMost++
 			}
-			if got, most := after.Server["requests with TSIG received"]-before.Server["requests with TSIG received"], uint64(3*tc.messages+1); got > most {
-				t.Errorf("primary received %d signed requests, want at most %d (the UPDATEs, one SOA query, the secondary's transfers)", got, most)
+			if got := after.Server["requests with TSIG received"] - before.Server["requests with TSIG received"]; got > signedMost {
+				t.Errorf("primary received %d signed requests, want at most %d (the UPDATEs, one SOA query, the secondary's transfers, ours)", got, signedMost)
 			}
 			added := 0
 			for _, p := range plans {

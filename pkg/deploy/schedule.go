@@ -120,7 +120,7 @@ func (e *Engine) watchRound(ctx context.Context, s *snapshot, todo map[string][]
 			for i, ov := range ovs {
 				owners[i] = ov.Owner
 			}
-			ck := newChecker(e.Config.Providers[k.provider], 0, false)
+			ck := e.zoneChecker(k.provider, 0, false)
 			if !final {
 				if ok, err := ck.CaughtUp(ctx, k.zone); err != nil || !ok {
 					if ctx.Err() != nil {

@@ -52,19 +52,24 @@ type viewCheck struct {
 }
 
 // shareReads returns, for the owners of group (one provider's, in zone),
-// what the propagation check may take from the provider's reads instead of
-// asking the primary again, or nil. It runs the zone's view check once per
+// what the propagation check may take from the provider's reads (unsigned
+// owner reads, or the zone's signed transfer) instead of asking the
+// primary again, or nil. It runs the zone's view check once per
 // run (views); when the check fails it reads the group's unsigned owners
 // again signed (setting Err on an owner whose zone or CNAME target differs
 // in the signed view: that owner is left alone by this run).
 func (e *Engine) shareReads(ctx context.Context, views *viewChecks, provider, zone string, group []*ownerView) *propagate.Known {
 	var unsigned []*ownerView
+	shareable := 0
 	for _, ov := range group {
 		if ov.unsigned {
 			unsigned = append(unsigned, ov)
 		}
+		if ov.unsigned || ov.transferred {
+			shareable++
+		}
 	}
-	if len(unsigned) == 0 {
+	if shareable == 0 {
 		return nil
 	}
 	pub, err := e.publisher(provider)
@@ -94,6 +99,11 @@ func (e *Engine) shareReads(ctx context.Context, views *viewChecks, provider, zo
 		}
 	})
 	if !vc.same {
+		// Owners read from the signed zone transfer hold the data the
+		// UPDATEs change already: only sharing them is wrong.
+		for _, ov := range group {
+			ov.transferred = false
+		}
 		forEachOwner(unsigned, func(ov *ownerView) {
 			owner, aliases := ov.Owner, ov.Aliases
 			if len(aliases) > 0 {
@@ -109,18 +119,11 @@ func (e *Engine) shareReads(ctx context.Context, views *viewChecks, provider, zo
 	}
 	answers := make([]*propagate.Answer, len(group))
 	for i, ov := range group {
-		if !ov.unsigned {
+		if !ov.unsigned && !ov.transferred {
 			continue
 		}
-		ov.unsigned = false
-		a := &propagate.Answer{}
-		for _, rr := range ov.Current {
-			a.Records = append(a.Records, rr.Record)
-			if a.TTL == 0 || rr.TTL < a.TTL {
-				a.TTL = rr.TTL
-			}
-		}
-		answers[i] = a
+		ov.unsigned, ov.transferred = false, false
+		answers[i] = answerOf(ov.Current)
 	}
 	return &propagate.Known{Addr: vr.ReadServer(), Answers: answers}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
 	"github.com/danehook/danehook/pkg/tlsa"
+	"github.com/miekg/dns"
 )
 
 // This file takes the one observed snapshot of a run (DESIGN §3, "decide
@@ -110,6 +111,10 @@ type ownerView struct {
 	// unsigned is set while Current comes from an unsigned read that no
 	// view check confirmed yet (sharedread.go).
 	unsigned bool
+	// transferred is set while Current comes from the zone's transfer
+	// from the provider's server (signed: the data UPDATEs change) and was
+	// not yet handed to the propagation check (sharedread.go).
+	transferred bool
 }
 
 // snapshot is everything one run observed, once.
@@ -307,6 +312,25 @@ const observeBatch = 200
 // batch of up to observeBatch owners, not per owner
 // (propagate.Checker.ObserveOwners), and batches are observed while the
 // provider reads go on.
+//
+// Zones read whole (decision X1 in pkg/dnsupdate/transfer.go): owners are
+// read in two rounds. First one owner per provider and host parent (the
+// name above the owner's host: z.example. for _25._tcp.mx.z.example.),
+// directly, as a probe of the zone structure. Then every other owner
+// whose probe placed its sibling in a zone that holds the owner's name
+// waits for that zone, if its provider can transfer zones; the rest are
+// read directly. When dnsupdate.TransferMinOwners or more wait for one
+// zone, the zone is read by one transfer from the provider's server and
+// each waiting owner takes its RRset from the copy where the copy can
+// tell (dnsupdate.Zone.Lookup: not below a delegation, not a CNAME, no
+// wildcard); the propagation check of the zone's other servers is then one
+// observation of them all (which may transfer too). Every other waiting
+// owner is read directly. A refused or failed transfer is said at
+// --verbose and costs one request. The probes keep a zone served by the
+// same server below another one without a delegation (no NS in the
+// parent, where a direct query answers from the inner zone) from being
+// read from the outer zone's copy, except for a zone whose apex is a mail
+// host itself; zone_transfers = false turns all this off.
 func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	type zoneKey struct{ provider, zone string }
 	var (
@@ -326,7 +350,7 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			for i, ov := range group {
 				owners[i] = ov.Owner
 			}
-			ck := newChecker(e.Config.Providers[k.provider], 0, false)
+			ck := e.zoneChecker(k.provider, 0, false)
 			obs, err := ck.ObserveOwnersKnown(ctx, k.zone, owners, known)
 			for i, ov := range group {
 				if err != nil {
@@ -338,12 +362,11 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			}
 		})
 	}
-	sem := make(chan struct{}, ownerWorkers)
-	var wg sync.WaitGroup
-	for _, ov := range ovs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+	// read reads owners from their providers directly, up to ownerWorkers
+	// at a time, filing each in its zone's group; a group of observeBatch
+	// is observed at once while the reads go on.
+	read := func(owners []*ownerView) {
+		forEachOwner(owners, func(ov *ownerView) {
 			e.readOwner(ctx, ov)
 			if ov.Err != nil {
 				return
@@ -361,13 +384,105 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			}
 		})
 	}
-	wg.Wait()
+	// Round one: the probes, and every owner of a provider that cannot
+	// transfer.
+	type parentKey struct{ provider, parent string }
+	probes := map[parentKey]*ownerView{}
+	var first, rest []*ownerView
+	for _, ov := range ovs {
+		if e.transferer(ov.Provider) == nil {
+			first = append(first, ov)
+			continue
+		}
+		k := parentKey{ov.Provider, hostParent(ov.Owner)}
+		if probes[k] == nil {
+			probes[k] = ov
+			first = append(first, ov)
+			continue
+		}
+		rest = append(rest, ov)
+	}
+	read(first)
+	// Round two: owners whose probe placed a sibling in a zone that holds
+	// their name wait for that zone's transfer.
+	waiting := map[zoneKey][]*ownerView{}
+	var direct []*ownerView
+	for _, ov := range rest {
+		pr := probes[parentKey{ov.Provider, hostParent(ov.Owner)}]
+		if pr.Err != nil || len(pr.Aliases) > 0 || pr.Zone == "" || !dns.IsSubDomain(pr.Zone, dns.CanonicalName(ov.Owner)) {
+			direct = append(direct, ov)
+			continue
+		}
+		k := zoneKey{ov.Provider, pr.Zone}
+		waiting[k] = append(waiting[k], ov)
+	}
+	for k, ws := range waiting {
+		if len(ws) < dnsupdate.TransferMinOwners || !e.readTransferred(ctx, k.provider, k.zone, ws) {
+			direct = append(direct, ws...)
+			continue
+		}
+		for _, ov := range ws {
+			switch {
+			case ov.transferred:
+				groups[k] = append(groups[k], ov)
+			case ov.Err == nil:
+				direct = append(direct, ov) // the copy cannot tell
+			}
+		}
+	}
+	read(direct)
 	for k, group := range groups {
 		if len(group) > 0 {
 			launch(k, group)
 		}
 	}
 	observe.Wait()
+}
+
+// hostParent is the name above the host of a TLSA owner
+// (_25._tcp.mx.example.com. -> example.com.; RFC 7672 §3 owner names
+// _port._tcp.host), or the owner itself when it is not of that form.
+func hostParent(owner string) string {
+	name := dns.CanonicalName(owner)
+	labels := dns.SplitDomainName(name)
+	if len(labels) < 4 || !strings.HasPrefix(labels[0], "_") || !strings.HasPrefix(labels[1], "_") {
+		return name
+	}
+	return dns.Fqdn(strings.Join(labels[3:], "."))
+}
+
+// readTransferred reads zone of provider by one transfer from the
+// provider's server and gives each of ovs whose RRset the copy tells
+// (dnsupdate.Zone.Lookup) its zone, RRset and registry claims, marking it
+// transferred. It returns false, having changed nothing, when the transfer
+// failed (said at --verbose); ovs the copy cannot tell are left unread.
+func (e *Engine) readTransferred(ctx context.Context, provider, zone string, ovs []*ownerView) bool {
+	zt := e.transferer(provider)
+	if zt == nil {
+		return false
+	}
+	z, err := zt.TransferZone(ctx, "", zone, dnsupdate.TransferLimit(len(ovs)))
+	if err != nil {
+		e.debug("reading owner by owner: no zone transfer from the provider's server", "provider", provider, "zone", zone, "owners", len(ovs), "error", err)
+		return false
+	}
+	from := 0
+	var claims []*ownerView
+	for _, ov := range ovs {
+		rrs, ok := z.Lookup(ov.Owner)
+		if !ok {
+			continue
+		}
+		ov.Zone, ov.Current, ov.transferred = zone, rrs, true
+		claims = append(claims, ov)
+		from++
+	}
+	if reg := e.registry(provider); reg != nil {
+		forEachOwner(claims, func(ov *ownerView) { e.readClaims(ctx, reg, ov) })
+	}
+	e.debug("owners read from the zone transfer", "provider", provider, "zone", zone, "server", z.Server,
+		"records", z.Records, "owners", from, "read_directly", len(ovs)-from)
+	return true
 }
 
 // ZoneReader is implemented by a Publisher that can return an owner's zone
@@ -432,9 +547,15 @@ func (e *Engine) readOwnerAs(ctx context.Context, ov *ownerView, signed bool) {
 		break
 	}
 	if reg := e.registry(ov.Provider); reg != nil {
-		if ov.Claims, err = reg.Claims(ctx, ov.Owner); err != nil {
-			ov.Err = fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err)
-		}
+		e.readClaims(ctx, reg, ov)
+	}
+}
+
+// readClaims reads the ownership registry's claims at ov's owner.
+func (e *Engine) readClaims(ctx context.Context, reg Registry, ov *ownerView) {
+	var err error
+	if ov.Claims, err = reg.Claims(ctx, ov.Owner); err != nil {
+		ov.Err = fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err)
 	}
 }
 

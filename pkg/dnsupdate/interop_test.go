@@ -92,6 +92,7 @@ func TestInterop(t *testing.T) {
 			t.Run("BadTime", func(t *testing.T) { interopBadTime(t, l) })
 			t.Run("AnswerShapes", func(t *testing.T) { interopAnswerShapes(t, l) })
 			t.Run("SameView", func(t *testing.T) { interopSameView(t, l) })
+			t.Run("Transfer", func(t *testing.T) { interopTransfer(t, l) })
 		})
 	}
 }
@@ -534,4 +535,52 @@ func interopSameView(t *testing.T, l *dnslab.Lab) {
 	if same, why := bad.SameView(ctx, interopZone); same || !strings.Contains(why, "signed SOA query failed") {
 		t.Errorf("%s: SameView with an unknown key = %t (%s), want false naming the signed query", l.Product, same, why)
 	}
+}
+
+// interopTransfer: each product's primary gives the lab key the signed
+// zone by AXFR (its secondary's transfers use that key), and the copy reads
+// exactly what direct queries read at owners with records, without and at
+// names that do not exist; a key the server knows but does not allow to
+// transfer is refused (each product's answer is logged), and the error
+// holds no secret (decision X1, transfer.go).
+func interopTransfer(t *testing.T, l *dnslab.Lab) {
+	p := interopProvider(t, l, l.Key)
+	ctx := t.Context()
+	owners := []string{"_25._tcp.xfr1.example.test.", "_25._tcp.xfr2.example.test."}
+	if err := p.Apply(ctx, Plan{
+		{Op: Add, RR: RR{Owner: owners[0], TTL: 3, Record: rec(0x61)}},
+		{Op: Add, RR: RR{Owner: owners[0], TTL: 3, Record: rec(0x62)}},
+		{Op: Add, RR: RR{Owner: owners[1], TTL: 3, Record: rec(0x63)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	z, err := p.TransferZone(ctx, "", interopZone, 0)
+	if err != nil {
+		t.Fatalf("%s: TransferZone with the lab key: %v", l.Product, err)
+	}
+	t.Logf("%s: the signed zone's transfer moved %d records (serial %d)", l.Product, z.Records, z.SOA.Serial)
+	for _, o := range append(owners, "_25._tcp.nothere.example.test.", "example.test.") {
+		got, ok := z.Lookup(o)
+		want, err := p.Records(ctx, o)
+		if err != nil {
+			t.Fatalf("Records(%s): %v", o, err)
+		}
+		if g, w := rrText(got), rrText(want); !ok || !slices.Equal(g, w) {
+			t.Errorf("%s: Lookup(%s) = %q, %t; the direct query reads %q", l.Product, o, g, ok, w)
+		}
+	}
+	denied, err := LoadTSIGKeyFile(l.Keys["denied."].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&RFC2136{Server: l.Primary, Key: denied, Timeout: 5 * time.Second}).TransferZone(ctx, "", interopZone, 0)
+	if err == nil || !strings.Contains(err.Error(), interopZone) {
+		t.Errorf("%s: a transfer with a key not allowed to transfer: got %v, want an error naming the zone", l.Product, err)
+	}
+	for _, sec := range interopSecrets(l) {
+		if err != nil && strings.Contains(err.Error(), sec) {
+			t.Errorf("%s: the refusal holds a secret", l.Product)
+		}
+	}
+	t.Logf("%s, key not allowed to transfer: %v", l.Product, err)
 }

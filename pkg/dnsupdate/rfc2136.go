@@ -127,6 +127,9 @@ type RFC2136 struct {
 	// builds about 24,000 units' worth of messages). Keyed by the batch's
 	// digest (zoneBatch.digest), bounded by maxPackMemo batches.
 	packs map[[sha256.Size]byte]map[packRange]int
+	// transfers are the zones TransferZone read from Server in this run
+	// (canonical zone name -> copy): FindZone places owners from them.
+	transfers map[string]*Zone
 
 	updates, queries atomic.Int64
 
@@ -189,7 +192,8 @@ func (p *RFC2136) keyName() string {
 // SOA records of other zones (such as the CNAME target's) are ignored: only
 // an SOA whose owner encloses the queried name counts. An explicit Zone skips
 // the queries (an owner outside it is an ErrNotAuth error). Results are
-// cached per owner. Errors are *UpdateError.
+// cached per owner; an owner that a zone transferred from Server in this
+// run holds (TransferZone) needs no query. Errors are *UpdateError.
 func (p *RFC2136) FindZone(ctx context.Context, owner string) (string, error) {
 	owner = dns.CanonicalName(owner)
 	if p.Zone != "" {
@@ -204,6 +208,9 @@ func (p *RFC2136) FindZone(ctx context.Context, owner string) (string, error) {
 	zone, ok := p.zones[owner]
 	p.mu.Unlock()
 	if ok {
+		return zone, nil
+	}
+	if zone := p.transferredZone(owner); zone != "" {
 		return zone, nil
 	}
 	for name := owner; ; {
@@ -370,16 +377,25 @@ func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) 
 				Rcode: r.Rcode, KeyName: p.keyName(),
 				Err: &AliasError{Owner: owner, Target: dns.Fqdn(v.Target)}}
 		case *dns.TLSA:
-			data, err := hex.DecodeString(v.Certificate)
+			rec, err := tlsaRecord(v)
 			if err != nil {
 				return "", nil, &UpdateError{Class: ErrServer, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
-					Rcode: r.Rcode, KeyName: p.keyName(), Err: fmt.Errorf("bad TLSA data: %w", err)}
+					Rcode: r.Rcode, KeyName: p.keyName(), Err: err}
 			}
-			out = append(out, RR{Owner: owner, TTL: v.Hdr.Ttl, Record: tlsa.Record{
-				Usage: v.Usage, Selector: v.Selector, MatchingType: v.MatchingType, Data: data}})
+			out = append(out, RR{Owner: owner, TTL: v.Hdr.Ttl, Record: rec})
 		}
 	}
 	return p.learnZone(r, owner, zone), out, nil
+}
+
+// tlsaRecord returns the record a TLSA RR holds; an error when its
+// certificate association data is not hex.
+func tlsaRecord(v *dns.TLSA) (tlsa.Record, error) {
+	data, err := hex.DecodeString(v.Certificate)
+	if err != nil {
+		return tlsa.Record{}, fmt.Errorf("bad TLSA data: %w", err)
+	}
+	return tlsa.Record{Usage: v.Usage, Selector: v.Selector, MatchingType: v.MatchingType, Data: data}, nil
 }
 
 // learnZone returns the zone an authoritative TLSA answer r for owner names

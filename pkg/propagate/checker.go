@@ -64,6 +64,40 @@ type Checker struct {
 	// instead of only a warning when the zone is unsigned or known to be
 	// insecure.
 	RequireDNSSEC bool
+	// Transfer, when set, reads zone from server ("ip:port") by zone
+	// transfer for owners owners (dnsupdate.RFC2136.TransferZone, decision
+	// X1 there). ObserveOwners calls it for a server at which it would ask
+	// TransferMin or more owners' TLSA RRsets, and takes each owner's RRset
+	// from the copy instead of asking, where the copy can tell
+	// (ZoneCopy.TLSA) and the copy's SOA is exactly the one the server
+	// gives the unsigned SOA query (the transfer may be signed with a key
+	// that selects another view than resolvers see). On any error, or
+	// another SOA, the owners are asked one by one as without it.
+	Transfer func(ctx context.Context, server, zone string, owners int) (ZoneCopy, error)
+	// TransferMin is the fewest owners asked at one server for which
+	// Transfer is tried; 0 with Transfer set means 1.
+	TransferMin int
+	// Debug, when set, receives what the checker decided that the operator
+	// may want to know at --verbose (a transfer refused, another view), as
+	// a message and key/value pairs (log/slog's form).
+	Debug func(msg string, args ...any)
+}
+
+// ZoneCopy is one server's copy of a zone, read by zone transfer.
+type ZoneCopy interface {
+	// SOA is the zone's SOA record as the transfer began with it.
+	SOA() *dns.SOA
+	// TLSA returns the TLSA RRset at owner as a direct query to that
+	// server would have answered (records in any order; the smallest of
+	// their TTLs in seconds, 0 when there are none), and false when the
+	// copy cannot say (a zone cut, a CNAME, a wildcard).
+	TLSA(owner string) (recs []tlsa.Record, ttl uint32, ok bool)
+}
+
+func (c *Checker) debug(msg string, args ...any) {
+	if c.Debug != nil {
+		c.Debug(msg, args...)
+	}
 }
 
 func (c *Checker) timeout() time.Duration {
@@ -473,11 +507,40 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 				err  error
 			}
 			answers := make([]answer, len(names))
+			asked := make([]bool, len(names)) // answered without a query
 			ask := len(names)
 			for i := range min(len(given), len(names)) {
 				if a := given[i]; a != nil {
 					answers[i] = answer{recs: sortedRecords(a.Records), ttl: a.TTL}
+					asked[i] = true
 					ask--
+				}
+			}
+			if c.Transfer != nil && ask >= max(c.TransferMin, 1) {
+				zc, err := c.Transfer(ctx, s.Addr, zone, ask)
+				inner.Wait() // the unsigned SOA, to compare
+				switch {
+				case err != nil:
+					c.debug("reading owner by owner: no zone transfer", "server", s.Addr, "zone", zone, "owners", ask, "error", err)
+				case soaErr != nil:
+					// The owners' queries below report the server.
+				case z.rr == nil || !dns.IsDuplicate(z.rr, zc.SOA()):
+					c.debug("reading owner by owner: the zone transfer's SOA is not what unsigned queries see (another view, or the zone changed meanwhile)",
+						"server", s.Addr, "zone", zone, "transfer_serial", zc.SOA().Serial, "unsigned_serial", z.serial)
+				default:
+					from := 0
+					for i, o := range names {
+						if asked[i] {
+							continue
+						}
+						if recs, ttl, ok := zc.TLSA(o); ok {
+							answers[i] = answer{recs: sortedRecords(recs), ttl: ttl}
+							asked[i] = true
+							ask--
+							from++
+						}
+					}
+					c.debug("owners read from the zone transfer", "server", s.Addr, "zone", zone, "owners", from, "asked_directly", ask)
 				}
 			}
 			var pp *tcpPipe
@@ -489,7 +552,7 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 			}
 			sem := make(chan struct{}, OwnerWorkers)
 			for i, o := range names {
-				if i < len(given) && given[i] != nil {
+				if asked[i] {
 					continue
 				}
 				sem <- struct{}{}

@@ -101,7 +101,8 @@ func authoritative(r *dns.Msg, addr string, q query, nxOK bool) error {
 // soa is what a server says about the zone apex SOA.
 type soa struct {
 	serial      uint32
-	negativeTTL uint32 // min(SOA TTL, MINIMUM), seconds (RFC 2308 §5)
+	negativeTTL uint32   // min(SOA TTL, MINIMUM), seconds (RFC 2308 §5)
+	rr          *dns.SOA // the record itself
 }
 
 // askSOA asks addr for the SOA of zone, authoritatively.
@@ -116,7 +117,7 @@ func (c *Checker) askSOA(ctx context.Context, addr, zone string) (soa, error) {
 	}
 	for _, rr := range r.Answer {
 		if s, ok := rr.(*dns.SOA); ok && sameName(s.Hdr.Name, zone) {
-			return soa{serial: s.Serial, negativeTTL: NegativeTTL(s)}, nil
+			return soa{serial: s.Serial, negativeTTL: NegativeTTL(s), rr: s}, nil
 		}
 	}
 	return soa{}, fmt.Errorf("query %s at %s: no SOA in the answer: %w", q, addr, ErrNotAuthoritative)
