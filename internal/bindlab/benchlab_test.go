@@ -52,7 +52,9 @@ func TestServeBenchLab(t *testing.T) {
 	for i := range zones {
 		zones[i] = fmt.Sprintf("z%d.bench.test.", i)
 	}
-	l := bindlab.Start(t, bindlab.Options{Zones: zones, TTL: 300})
+	// The secondary lets the key transfer the zones (DANEHOOK_BENCH_SECONDARY_XFR=0:
+	// it refuses), so danectl reads each zone whole at both servers.
+	l := bindlab.Start(t, bindlab.Options{Zones: zones, TTL: 300, SecondaryTransfers: os.Getenv("DANEHOOK_BENCH_SECONDARY_XFR") != "0"})
 	ca := fixture.NewCA(t)
 	host := func(i int) string { return fmt.Sprintf("h%05d.%s", i, strings.TrimSuffix(zones[i%nz], ".")) }
 	server := fmt.Sprintf("server %s %d\n", bindlab.PrimaryIP, l.Port)
