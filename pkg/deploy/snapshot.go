@@ -385,12 +385,19 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 		})
 	}
 	// Round one: the probes, and every owner of a provider that cannot
-	// transfer.
+	// transfer or has fewer owners than a transfer needs.
 	type parentKey struct{ provider, parent string }
 	probes := map[parentKey]*ownerView{}
 	var first, rest []*ownerView
+	many := map[string]int{} // owners per provider that can transfer
 	for _, ov := range ovs {
-		if e.transferer(ov.Provider) == nil {
+		if e.transferer(ov.Provider) != nil {
+			many[ov.Provider]++
+		}
+	}
+	for _, ov := range ovs {
+		if many[ov.Provider] < dnsupdate.TransferMinOwners {
+			// No zone of the provider can reach the minimum: one round.
 			first = append(first, ov)
 			continue
 		}
