@@ -313,8 +313,10 @@ const observeBatch = 200
 // (propagate.Checker.ObserveOwners), and batches are observed while the
 // provider reads go on.
 //
-// Zones read whole (decision X1 in pkg/dnsupdate/transfer.go): owners are
-// read in two rounds. First one owner per provider and host parent (the
+// Zones read whole (decision X1 in pkg/dnsupdate/transfer.go): the owners
+// of a provider that can transfer zones and has
+// dnsupdate.TransferMinOwners owners or more are read in two rounds (the
+// others in one). First one owner per provider and host parent (the
 // name above the owner's host: z.example. for _25._tcp.mx.z.example.),
 // directly, as a probe of the zone structure. Then every other owner
 // whose probe placed its sibling in a zone that holds the owner's name
