@@ -504,6 +504,9 @@ func (c *Config) validate(data []byte) Problems {
 		if p.Timeout < 0 {
 			bad(at+".timeout", fmt.Sprintf("%d: want a positive number of seconds (default 5)", p.Timeout), "provider", name, "timeout")
 		}
+		if p.ZoneTransfers != nil && p.Type != "rfc2136" {
+			bad(at+".zone_transfers", fmt.Sprintf("is a setting of type = \"rfc2136\" (this provider is type = %q, whose reads are direct queries): remove it", p.Type), "provider", name, "zone_transfers")
+		}
 		if p.NameserverPort == 0 {
 			p.NameserverPort = 53
 		}

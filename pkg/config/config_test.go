@@ -93,6 +93,7 @@ func TestErrorsNameFileLineAndSetting(t *testing.T) {
 		{"issuer_set without issuer-set", "ttl = 60", "ttl = 60\nissuer_set = \"/etc/danehook/le/\"", "issuer_set =", "ta is not \"issuer-set\""},
 		{"bad host_id", "state_dir = \"/tmp/danehook-state\"", "host_id = \"mx 1\"\nstate_dir = \"/tmp/danehook-state\"", "host_id", "host_id: \"mx 1\""},
 		{"unknown ta", "ttl = 60", "ttl = 60\nta = \"intermediates\"", "ta = \"intermediates\"", "\"issuer-set\""},
+		{"zone_transfers outside rfc2136", "api_token_file = \"/etc/danehook/cf.token\"", "api_token_file = \"/etc/danehook/cf.token\"\nzone_transfers = true", "zone_transfers", "provider.cf.zone_transfers: is a setting of type = \"rfc2136\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
