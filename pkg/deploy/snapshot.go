@@ -487,7 +487,19 @@ func (e *Engine) readTransferred(ctx context.Context, provider, zone string, ovs
 		from++
 	}
 	if reg := e.registry(provider); reg != nil {
-		forEachOwner(claims, func(ov *ownerView) { e.readClaims(ctx, reg, ov) })
+		// The registry of an RFC 2136 provider is the provider itself, in
+		// the same zone on the same server: its claims come from the copy
+		// too, where the copy can tell.
+		own, _ := zt.(Registry)
+		var ask []*ownerView
+		for _, ov := range claims {
+			if cs, ok := z.Claims(ov.Owner); ok && own == reg {
+				ov.Claims = cs
+			} else {
+				ask = append(ask, ov)
+			}
+		}
+		forEachOwner(ask, func(ov *ownerView) { e.readClaims(ctx, reg, ov) })
 	}
 	e.debug("owners read from the zone transfer", "provider", provider, "zone", zone, "server", z.Server,
 		"records", z.Records, "owners", from, "read_directly", len(ovs)-from)

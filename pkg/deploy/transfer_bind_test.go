@@ -26,12 +26,15 @@ import (
 
 // transferEngine returns an engine over lab whose lineages ("l000", …, up
 // to 100 hosts each) cover hosts, with zone_transfers as given ("" leaves
-// it unset), and the debug lines it reports.
-func transferEngine(t *testing.T, lab *bindlab.Lab, hosts []string, transfers string) (*Engine, *dnsupdate.RFC2136, *debugLines) {
+// it unset) and host_id when not "", and the debug lines it reports.
+func transferEngine(t *testing.T, lab *bindlab.Lab, hosts []string, transfers, hostID string) (*Engine, *dnsupdate.RFC2136, *debugLines) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := newCA(t)
 	var b strings.Builder
+	if hostID != "" {
+		fmt.Fprintf(&b, "host_id = %q\n", hostID)
+	}
 	fmt.Fprintf(&b, "state_dir = %q\n[schedule]\npublish_wait = \"0s\"\nvia = \"none\"\n[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 5\n",
 		filepath.Join(dir, "state"), lab.Primary, lab.KeyFile, lab.Port)
 	if transfers != "" {
@@ -73,7 +76,11 @@ func observedText(t *testing.T, s *snapshot) []string {
 			cur = append(cur, fmt.Sprintf("%d %s", rr.TTL, rr.Record))
 		}
 		slices.Sort(cur)
-		line := fmt.Sprintf("%s (aliases %v) zone %s current %q", ov.Owner, ov.Aliases, ov.Zone, cur)
+		var claims []string
+		for _, c := range ov.Claims {
+			claims = append(claims, c.Text())
+		}
+		line := fmt.Sprintf("%s (aliases %v) zone %s current %q claims %q", ov.Owner, ov.Aliases, ov.Zone, cur, claims)
 		for _, sv := range ov.Obs.Servers {
 			line += fmt.Sprintf(" | %s serial %d ttl %d reachable %t lagging %t %q", sv.Server.Addr, sv.Serial, sv.TTL, sv.Reachable, sv.Lagging, recordText(sv.Records))
 		}
@@ -93,7 +100,8 @@ func recordText(recs []tlsa.Record) []string {
 // TestObserveByTransfer: 260 owners in example.test. and 210 in
 // sub.example.test. (a zone on the same servers without a delegation in
 // its parent: a direct query answers from it), some with records of
-// others at another TTL and one a CNAME, observed with transfers allowed
+// others at another TTL, one a CNAME, one with a registry claim of
+// another host (host_id is set), observed with transfers allowed
 // at both servers, at the primary only, and with zone_transfers = false:
 // every owner's observation is the same, and the servers answered one
 // TLSA query per owner only where no transfer was possible.
@@ -123,6 +131,8 @@ func TestObserveByTransfer(t *testing.T) {
 			lab.Nsupdate(t, `zone example.test.
 update add _25._tcp.h001.example.test. 3600 IN TLSA 3 0 1 `+strings.Repeat("ab", 32)+`
 update add _25._tcp.h002.example.test. 300 IN CNAME _25._tcp.h003.example.test.
+update add _danehook._25._tcp.h004.example.test. 300 IN TXT "danehook-claim host=mx2 tlsa=3 1 1 `+strings.Repeat("ab", 32)+`"
+update add _danehook._25._tcp.h004.example.test. 300 IN TXT "not a claim"
 send
 zone sub.example.test.
 update add _25._tcp.s001.sub.example.test. 60 IN TLSA 2 1 1 `+strings.Repeat("cd", 32)+`
@@ -133,8 +143,8 @@ send
 					lab.WaitSerial(t, addr, z, lab.Serial(t, lab.Primary, z), 20*time.Second)
 				}
 			}
-			direct, _, _ := transferEngine(t, lab, hosts, "false")
-			e, _, dl := transferEngine(t, lab, hosts, tc.transfers)
+			direct, _, _ := transferEngine(t, lab, hosts, "false", "mx1")
+			e, _, dl := transferEngine(t, lab, hosts, tc.transfers, "mx1")
 			want, err := direct.observe(t.Context(), observeOpts{})
 			if err != nil {
 				t.Fatal(err)
@@ -156,6 +166,12 @@ send
 			}
 			for _, i := range []int{0, 1, 2, 300} {
 				t.Logf("%s", g[i])
+			}
+			if i := slices.IndexFunc(g, func(l string) bool { return strings.HasPrefix(l, "_25._tcp.h004.") }); i < 0 || !strings.Contains(g[i], "host=mx2") || strings.Contains(g[i], "not a claim") {
+				t.Errorf("h004's claim by mx2 is not observed (and only it): %v", g[max(i, 0)])
+			}
+			if txt := pa.Queries["TXT"] - pb.Queries["TXT"]; tc.primaryPerOwner != (txt >= uint64(len(hosts)-1)) || (!tc.primaryPerOwner && txt > 8) {
+				t.Errorf("primary answered %d registry TXT queries for %d owners; want one per owner: %t", txt, len(hosts)-1, tc.primaryPerOwner)
 			}
 			pq, sq := pa.Queries["TLSA"]-pb.Queries["TLSA"], sa.Queries["TLSA"]-sb.Queries["TLSA"]
 			t.Logf("TLSA queries answered: primary %d, secondary %d; AXFR requests: primary %d, secondary %d\n%s",
@@ -190,7 +206,7 @@ func TestPublishByTransfer(t *testing.T) {
 	for i := range 300 {
 		hosts = append(hosts, fmt.Sprintf("h%03d.example.test", i))
 	}
-	e, rp, dl := transferEngine(t, lab, hosts, "")
+	e, rp, dl := transferEngine(t, lab, hosts, "", "")
 	before := lab.Counters(t, "primary")
 	plans, err := e.Publish(t.Context())
 	if err != nil {
@@ -250,7 +266,7 @@ func TestTransferTwoViews(t *testing.T) {
 	}
 	foreign := "3 1 1 " + strings.Repeat("ef", 32)
 	lab := bindlab.Start(t, bindlab.Options{TTL: 300, UnsignedView: "_25._tcp.h005\tIN TLSA " + foreign})
-	e, rp, dl := transferEngine(t, lab, hosts, "")
+	e, rp, dl := transferEngine(t, lab, hosts, "", "")
 	s, err := e.observe(t.Context(), observeOpts{})
 	if err != nil {
 		t.Fatal(err)

@@ -56,12 +56,13 @@ type Zone struct {
 	// Records is how many records the transfer moved (the SOA twice).
 	Records int
 
-	tlsa   map[string][]RR // canonical owner -> its TLSA records
-	nodes  map[string]bool // canonical names holding any record
-	cname  map[string]bool // canonical names holding a CNAME
-	cuts   map[string]bool // canonical non-apex NS owners (zone cuts)
-	dnames map[string]bool // canonical DNAME owners
-	wild   map[string]bool // parents of wildcard owners ("*.x." -> "x.")
+	tlsa   map[string][]RR     // canonical owner -> its TLSA records
+	nodes  map[string]bool     // canonical names holding any record
+	cname  map[string]bool     // canonical names holding a CNAME
+	cuts   map[string]bool     // canonical non-apex NS owners (zone cuts)
+	dnames map[string]bool     // canonical DNAME owners
+	wild   map[string]bool     // parents of wildcard owners ("*.x." -> "x.")
+	txt    map[string][]dns.RR // canonical registry names -> their TXT records
 }
 
 // Lookup returns the TLSA records at owner as an authoritative direct query
@@ -79,15 +80,8 @@ func (z *Zone) Lookup(owner string) ([]RR, bool) {
 	if z.cname[name] || !z.holds(name) {
 		return nil, false
 	}
-	if !z.nodes[name] {
-		for a := parent(name); ; a = parent(a) {
-			if z.wild[a] {
-				return nil, false
-			}
-			if a == z.Name || a == "." {
-				break
-			}
-		}
+	if !z.predicts(name) {
+		return nil, false
 	}
 	out := make([]RR, 0, len(z.tlsa[name]))
 	for _, rr := range z.tlsa[name] {
@@ -95,6 +89,36 @@ func (z *Zone) Lookup(owner string) ([]RR, bool) {
 		out = append(out, rr)
 	}
 	return out, true
+}
+
+// Claims returns the ownership registry's claims at owner (the TXT
+// records at RegistryName(owner)) as Claims would read them by a direct
+// query when the copy was made, and true; false where the copy cannot say
+// (as Lookup).
+func (z *Zone) Claims(owner string) ([]Claim, bool) {
+	name := dns.CanonicalName(RegistryName(owner))
+	if z.cname[name] || !z.holds(name) || !z.predicts(name) {
+		return nil, false
+	}
+	return parseClaims(owner, z.txt[name]), true
+}
+
+// predicts reports whether a direct query for the canonical name, which
+// the zone holds and which is no CNAME, is answered from the name's own
+// records: it exists, or no wildcard above it could synthesize an answer
+// (RFC 4592).
+func (z *Zone) predicts(name string) bool {
+	if z.nodes[name] {
+		return true
+	}
+	for a := parent(name); ; a = parent(a) {
+		if z.wild[a] {
+			return false
+		}
+		if a == z.Name || a == "." {
+			return true
+		}
+	}
 }
 
 // holds reports whether the canonical name belongs to the zone: inside it,
@@ -197,7 +221,7 @@ func (p *RFC2136) TransferZone(ctx context.Context, server, zone string, maxReco
 		}
 	}()
 	z := &Zone{Name: zone, Server: server, tlsa: map[string][]RR{}, nodes: map[string]bool{}, cname: map[string]bool{},
-		cuts: map[string]bool{}, dnames: map[string]bool{}, wild: map[string]bool{}}
+		cuts: map[string]bool{}, dnames: map[string]bool{}, wild: map[string]bool{}, txt: map[string][]dns.RR{}}
 	for env := range ch {
 		if env.Error != nil {
 			if ctx.Err() != nil {
@@ -275,6 +299,10 @@ func (z *Zone) add(rr dns.RR) error {
 		}
 	case *dns.DNAME:
 		z.dnames[name] = true
+	case *dns.TXT:
+		if strings.HasPrefix(name, RegistryPrefix) {
+			z.txt[name] = append(z.txt[name], v)
+		}
 	}
 	return nil
 }
