@@ -11,7 +11,8 @@ import (
 
 // The engine through a libdns provider (libdns/rfc2136 against the lab's
 // BIND, reads by direct query): Plan shows the addition, Publish sends it,
-// a second Publish sends nothing, the record of another writer survives.
+// a second Publish sends nothing and reads the owner once, the record of
+// another writer survives.
 func TestPublishThroughLibdnsRFC2136(t *testing.T) {
 	e, lab, rp := bindEngine(t, "")
 	spec, err := libdnsprov.Lookup("rfc2136")
@@ -43,9 +44,17 @@ func TestPublishThroughLibdnsRFC2136(t *testing.T) {
 		t.Fatalf("Publish: %v", err)
 	}
 	serial := lab.Serial(t, lab.Primary, "example.test.")
+	before := lab.Counters(t, "primary")
 	plans, err = e.Publish(t.Context())
 	if err != nil {
 		t.Fatalf("second Publish: %v", err)
+	}
+	// The owner is read once at query_server, unsigned, and that answer is
+	// shared with the propagation check (Libdns is a ViewReader): one TLSA
+	// query, where FindZone + Records + the check's own read made two and
+	// an SOA query per owner.
+	if got := lab.Counters(t, "primary").Queries["TLSA"] - before.Queries["TLSA"]; got != 1 {
+		t.Errorf("second Publish: the primary answered %d TLSA queries for one owner, want 1", got)
 	}
 	for _, p := range plans {
 		if !p.Changes.Empty() {

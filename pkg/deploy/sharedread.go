@@ -38,7 +38,10 @@ type ViewReader interface {
 	SameView(ctx context.Context, zone string) (same bool, why string)
 }
 
-var _ ViewReader = (*dnsupdate.RFC2136)(nil)
+var (
+	_ ViewReader = (*dnsupdate.RFC2136)(nil)
+	_ ViewReader = (*dnsupdate.Libdns)(nil)
+)
 
 // viewChecks remembers, for one run, the view check of each provider's zone.
 type viewChecks struct {

@@ -139,6 +139,62 @@ func (l *Libdns) Records(ctx context.Context, owner string) ([]RR, error) {
 	return l.Reader.Records(ctx, owner)
 }
 
+// viewReader is what an *RFC2136 Reader offers beyond TLSAReader: the
+// zone and RRset in one query, unsigned reads and the view check
+// (decision V1, view.go).
+type viewReader interface {
+	ZoneRecords(ctx context.Context, owner string) (string, []RR, error)
+	UnsignedZoneRecords(ctx context.Context, owner string) (string, []RR, error)
+	SameView(ctx context.Context, zone string) (bool, string)
+	ReadServer() string
+}
+
+var _ viewReader = (*RFC2136)(nil)
+
+// ZoneRecords returns owner's zone and TLSA RRset through Reader: with one
+// query when Reader is an *RFC2136 (RFC2136.ZoneRecords), else FindZone
+// then Records. Errors are Reader's.
+func (l *Libdns) ZoneRecords(ctx context.Context, owner string) (string, []RR, error) {
+	if vr, ok := l.Reader.(viewReader); ok {
+		return vr.ZoneRecords(ctx, owner)
+	}
+	zone, err := l.Reader.FindZone(ctx, owner)
+	if err != nil {
+		return "", nil, err
+	}
+	rrs, err := l.Reader.Records(ctx, owner)
+	return zone, rrs, err
+}
+
+// UnsignedZoneRecords is ZoneRecords without TSIG (RFC2136's, when Reader
+// is one; other Readers sign nothing anyway): the engine shares the answer
+// with the propagation check (sharedread.go in pkg/deploy), so an owner
+// costs one query at query_server instead of three.
+func (l *Libdns) UnsignedZoneRecords(ctx context.Context, owner string) (string, []RR, error) {
+	if vr, ok := l.Reader.(viewReader); ok {
+		return vr.UnsignedZoneRecords(ctx, owner)
+	}
+	return l.ZoneRecords(ctx, owner)
+}
+
+// SameView is Reader's view check (RFC2136.SameView): true at no cost
+// when Reader has no key or is no *RFC2136.
+func (l *Libdns) SameView(ctx context.Context, zone string) (bool, string) {
+	if vr, ok := l.Reader.(viewReader); ok {
+		return vr.SameView(ctx, zone)
+	}
+	return true, ""
+}
+
+// ReadServer is the "host:port" Reader queries (query_server), or "" when
+// Reader is no *RFC2136: then no answer is shared.
+func (l *Libdns) ReadServer() string {
+	if vr, ok := l.Reader.(viewReader); ok {
+		return vr.ReadServer()
+	}
+	return ""
+}
+
 // LibdnsError is a failed libdns provider call: which provider, what was
 // being done (Op: "append records", "delete records"), in which zone, for
 // which owners, and the provider's error (Err, secrets removed). Status is
