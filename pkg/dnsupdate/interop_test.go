@@ -3,6 +3,7 @@ package dnsupdate
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -554,11 +555,27 @@ func interopTransfer(t *testing.T, l *dnslab.Lab) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Enough records for a transfer of several messages: the TSIG of each
+	// message after the first covers the previous MAC and the message
+	// (RFC 8945 §5.3.1), which each product must get right.
+	var bulk Plan
+	for i := range 600 {
+		bulk = append(bulk, Change{Op: Add, RR: RR{Owner: fmt.Sprintf("_25._tcp.bulk%03d.example.test.", i), TTL: 3, Record: rec(0x64)}})
+	}
+	if err := p.Apply(ctx, bulk); err != nil {
+		t.Fatal(err)
+	}
 	z, err := p.TransferZone(ctx, "", interopZone, 0)
 	if err != nil {
 		t.Fatalf("%s: TransferZone with the lab key: %v", l.Product, err)
 	}
 	t.Logf("%s: the signed zone's transfer moved %d records (serial %d)", l.Product, z.Records, z.SOA.Serial)
+	if z.Records < 4*600 {
+		t.Errorf("%s: the transfer moved %d records, want the 600 bulk owners signed (TLSA, NSEC, 2 RRSIG each) at least", l.Product, z.Records)
+	}
+	if got, ok := z.Lookup("_25._tcp.bulk599.example.test."); !ok || len(got) != 1 {
+		t.Errorf("%s: the last bulk owner from the copy: %v, %t", l.Product, got, ok)
+	}
 	for _, o := range append(owners, "_25._tcp.nothere.example.test.", "example.test.") {
 		got, ok := z.Lookup(o)
 		want, err := p.Records(ctx, o)
