@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,10 @@ type world struct {
 	// a world, so that the judge checks the owner danehook publishes; 0
 	// leaves danehook's default, 25.
 	port int
+	// extraPorts adds that many more ports (extraPortBase, …) to the
+	// lineage: TLSA owners of the same host that no Postfix listens on,
+	// to make one lineage many owners of one zone.
+	extraPorts int
 	// resolver and judge are the independent oracle (internal/judgelab):
 	// unbound validating and caching over the signed zone, and
 	// posttls-finger -l dane-only asking it.
@@ -109,11 +114,27 @@ func newWorld(t *testing.T, c client) *world { return newWorldTTL(t, c, 0) }
 
 // newWorldTTL is newWorld with the zone's TTL (0: bindlab's default, 2 s).
 func newWorldTTL(t *testing.T, c client, ttl uint32) *world {
+	return newWorldOpts(t, c, worldOptions{TTL: ttl})
+}
+
+// worldOptions shape a world's lab: the zone's TTL (0: 2 s), and whether
+// the secondary lets the key transfer the zone (bindlab.Options).
+type worldOptions struct {
+	TTL                uint32
+	SecondaryTransfers bool
+}
+
+// extraPortBase is the first of a world's extraPorts.
+const extraPortBase = 20000
+
+// newWorldOpts is newWorld with opts.
+func newWorldOpts(t *testing.T, c client, opts worldOptions) *world {
 	t.Helper()
 	testenv.Require(t, "openssl")
 	tool := acmelab.RequireTool(t, c.Tool)
 	w := &world{t: t, c: c, tool: tool, dir: t.TempDir(), story: io.Discard}
-	w.bind = bindlab.Start(t, bindlab.Options{Signed: true, TTL: ttl, ExtraKeys: []bindlab.ExtraKey{{
+	ttl := opts.TTL
+	w.bind = bindlab.Start(t, bindlab.Options{Signed: true, TTL: ttl, SecondaryTransfers: opts.SecondaryTransfers, ExtraKeys: []bindlab.ExtraKey{{
 		Name: narrowKey,
 		// Enough to make the key valid for the zone, never for the owner.
 		Grants: []string{`grant "` + narrowKey + `" name nothing-here.example.test. TXT;`},
@@ -199,7 +220,11 @@ func (w *world) writeConfig(keyFile string) {
 	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nallow_untrusted = true\nchain_file = %q\nendpoints = [%q]\n",
 		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
 	if w.port != 0 {
-		fmt.Fprintf(&b, "ports = [%d]\n", w.port)
+		ports := []string{strconv.Itoa(w.port)}
+		for i := range w.extraPorts {
+			ports = append(ports, strconv.Itoa(extraPortBase+i))
+		}
+		fmt.Fprintf(&b, "ports = [%s]\n", strings.Join(ports, ", "))
 	}
 	if w.c.Name == "certbot" {
 		fmt.Fprintf(&b, "certbot_lineage = %q\n", w.certbotLive())
