@@ -237,19 +237,7 @@ func TestPublishByTransfer(t *testing.T) {
 			}
 		}
 	}
-	before = lab.Counters(t, "primary")
-	plans, err = e.Publish(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range plans {
-		if !p.Changes.Empty() {
-			t.Fatalf("rerun planned changes at %s:\n%s", p.Owner, p.Changes)
-		}
-	}
-	if got := lab.Counters(t, "primary").Requests["UPDATE"] - before.Requests["UPDATE"]; got != 0 {
-		t.Errorf("rerun: server counted %d UPDATEs, want 0", got)
-	}
+	rerunSendsNothing(t, e, lab)
 }
 
 // TestTransferTwoViews: with BIND views chosen by the key, the signed
