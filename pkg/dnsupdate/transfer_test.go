@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/miekg/dns"
 )
 
 // TestTransferZoneShapes: on a real BIND primary, every owner the zone's
@@ -158,4 +159,27 @@ func rrText(rrs []RR) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestUnder: the suffix test agrees with dns.IsSubDomain on label
+// boundaries, the root, equal names and escaped dots.
+func TestUnder(t *testing.T) {
+	for _, tc := range []struct {
+		zone, name string
+		want       bool
+	}{
+		{"example.test.", "example.test.", true},
+		{"example.test.", "_25._tcp.mail.example.test.", true},
+		{"example.test.", "badexample.test.", false},
+		{"example.test.", "test.", false},
+		{".", "example.test.", true},
+		{"example.test.", `a\.example.test.`, false}, // one label "a.example"
+		{"test.", `mail\.example.test.`, true},
+		{`b\.example.test.`, `a.b\.example.test.`, true},
+		{`b\.example.test.`, `a.b.example.test.`, false},
+	} {
+		if got := under(tc.zone, tc.name); got != tc.want || got != dns.IsSubDomain(tc.zone, tc.name) {
+			t.Errorf("under(%q, %q) = %t, want %t (dns.IsSubDomain: %t)", tc.zone, tc.name, got, tc.want, dns.IsSubDomain(tc.zone, tc.name))
+		}
+	}
 }
