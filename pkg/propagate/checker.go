@@ -507,12 +507,12 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 				err  error
 			}
 			answers := make([]answer, len(names))
-			asked := make([]bool, len(names)) // answered without a query
+			answered := make([]bool, len(names)) // without a query
 			ask := len(names)
 			for i := range min(len(given), len(names)) {
 				if a := given[i]; a != nil {
 					answers[i] = answer{recs: sortedRecords(a.Records), ttl: a.TTL}
-					asked[i] = true
+					answered[i] = true
 					ask--
 				}
 			}
@@ -520,7 +520,7 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 				zc, err := c.Transfer(ctx, s.Addr, zone, ask)
 				inner.Wait() // the unsigned SOA, to compare
 				switch {
-				case err != nil:
+				case err != nil || zc == nil:
 					c.debug("reading owner by owner: no zone transfer", "server", s.Addr, "zone", zone, "owners", ask, "error", err)
 				case soaErr != nil:
 					// The owners' queries below report the server.
@@ -530,12 +530,12 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 				default:
 					from := 0
 					for i, o := range names {
-						if asked[i] {
+						if answered[i] {
 							continue
 						}
 						if recs, ttl, ok := zc.TLSA(o); ok {
 							answers[i] = answer{recs: sortedRecords(recs), ttl: ttl}
-							asked[i] = true
+							answered[i] = true
 							ask--
 							from++
 						}
@@ -552,7 +552,7 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 			}
 			sem := make(chan struct{}, OwnerWorkers)
 			for i, o := range names {
-				if asked[i] {
+				if answered[i] {
 					continue
 				}
 				sem <- struct{}{}
