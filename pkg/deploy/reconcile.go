@@ -383,6 +383,7 @@ func (e *Engine) applyRecords(ctx context.Context, s *snapshot, plans []*OwnerPl
 	dns := s.DNS
 	byProvider := map[string][]dnsupdate.Change{}
 	var providers []string
+	dns.reserve(plans)
 	for _, p := range plans {
 		ov := s.owner(p.Owner)
 		for _, c := range p.Changes {
