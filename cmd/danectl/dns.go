@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,7 +185,13 @@ func planAction(apply bool) cli.ActionFunc {
 	}
 }
 
-func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) error {
+// printPlans writes plans to dst as `danectl plan` and `publish` print them
+// (--json: the planJSON array), buffered: a publish of 5,000 owners prints
+// 10,001 lines, one write(2) each when unbuffered. It returns the first
+// error writing to dst.
+func printPlans(dst io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) error {
+	bw := bufio.NewWriterSize(dst, 64<<10)
+	w := io.Writer(bw)
 	if asJSON {
 		out := []planJSON{}
 		for _, p := range plans {
@@ -202,16 +210,19 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
 	var zones []string
+	var line []byte
 	zoneMessages := map[string]int{}
 	for _, p := range plans {
 		if _, ok := zoneMessages[p.Zone]; !ok && p.ZoneMessages > 0 {
 			zones = append(zones, p.Zone)
 			zoneMessages[p.Zone] = p.ZoneMessages
 		}
-		verb := "no change"
 		adds, removes := 0, 0
 		for _, ch := range p.Changes {
 			switch ch.Op {
@@ -221,18 +232,36 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 				removes++
 			}
 		}
-		if adds+removes > 0 {
-			verb = fmt.Sprintf("%d to add, %d to remove", adds, removes)
-			if !applied {
-				verb += " (not applied)"
+		// "<owner> (zone <zone>, provider <name>, lineages <a, b>): <verb>",
+		// appended to one buffer (7 allocations an owner through Fprintf).
+		line = append(append(line[:0], p.Owner...), " (zone "...)
+		line = append(append(line, p.Zone...), ", provider "...)
+		line = append(append(line, p.Provider...), ", lineages "...)
+		for i, l := range p.Lineages {
+			if i > 0 {
+				line = append(line, ", "...)
 			}
-			if applied {
-				verb = fmt.Sprintf("%d added, %d removed", adds, removes)
-			}
+			line = append(line, l...)
 		}
-		fmt.Fprintf(w, "%s (zone %s, provider %s, lineages %s): %s\n", p.Owner, p.Zone, p.Provider, strings.Join(p.Lineages, ", "), verb)
+		line = append(line, "): "...)
+		switch {
+		case adds+removes == 0:
+			line = append(line, "no change"...)
+		case applied:
+			line = strconv.AppendInt(line, int64(adds), 10)
+			line = append(line, " added, "...)
+			line = strconv.AppendInt(line, int64(removes), 10)
+			line = append(line, " removed"...)
+		default:
+			line = strconv.AppendInt(line, int64(adds), 10)
+			line = append(line, " to add, "...)
+			line = strconv.AppendInt(line, int64(removes), 10)
+			line = append(line, " to remove (not applied)"...)
+		}
+		bw.Write(append(line, '\n'))
 		for _, ch := range p.Changes {
-			fmt.Fprintf(w, "  %s\n", ch)
+			line = append(ch.AppendTo(append(line[:0], "  "...)), '\n')
+			bw.Write(line)
 		}
 		for _, h := range p.Held {
 			fmt.Fprintf(w, "  held: %s (waiting for 'dane-reload' to verify the new chain)\n", h)
@@ -252,7 +281,7 @@ func printPlans(w io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) er
 			fmt.Fprintf(w, "%d UPDATE messages for zone %s (%s; the changes do not fit in one DNS message: additions first, then removals)\n", n, z, sent)
 		}
 	}
-	return nil
+	return bw.Flush()
 }
 
 func statusAction(c *cli.Context) error {

@@ -47,14 +47,32 @@ func hostProblem(h string) string {
 		if len(label) > 63 {
 			return fmt.Sprintf("has a label of %d octets (%.16s…): at most 63 (RFC 1035 §2.3.4)", len(label), label)
 		}
-		if !hostLabel.MatchString(label) {
+		if !isHostLabel(label) {
 			return fmt.Sprintf("label %q is not a host name label: letters, digits and inner hyphens only, internationalized names in their xn-- form (RFC 1123 §2.1, RFC 5890)", label)
 		}
 	}
 	return ""
 }
 
-var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+// isHostLabel reports whether label is a host name label (RFC 1123 §2.1):
+// letters, digits and hyphens, at least one octet, not starting or ending
+// with a hyphen; `^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`, spelt out
+// because a configuration of 5,000 hosts matched that regexp 25,000
+// times, half of loading it.
+func isHostLabel(label string) bool {
+	if label == "" {
+		return false
+	}
+	for i := 0; i < len(label); i++ {
+		switch c := label[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' && i > 0 && i < len(label)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // hostPortProblem says why v is not "host:port" with a port 1-65535, or ""
 // when it is.

@@ -508,8 +508,9 @@ func bridgeRecord(l *config.Lineage, c *chain.Chain, recs []tlsa.Record, now tim
 	if c == nil || c.Leaf == nil {
 		return tlsa.Record{}, false
 	}
+	served := c.Served() // a new slice each call: once, not once per host
 	for _, h := range l.Hosts {
-		if !covered(c.Served(), h, recs, now) {
+		if !covered(served, h, recs, now) {
 			ee, err := eeRecord(c)
 			return ee, err == nil
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestSaveDNSSkipsUnchanged(t *testing.T) {
 		if err := json.Unmarshal(data, &got); err != nil {
 			t.Fatal(err)
 		}
-		want, _ := json.MarshalIndent(s.DNS, "", "  ")
+		want, _ := json.Marshal(s.DNS)
 		if string(data) != string(want)+"\n" {
 			t.Fatalf("%s: dns.json holds\n%s\nwant\n%s", what, data, want)
 		}
@@ -85,5 +86,50 @@ func TestDNSStateCloneCoversFields(t *testing.T) {
 	}
 	if n := reflect.TypeOf(propagate.Seen{}).NumField(); n != 2 {
 		t.Fatalf("propagate.Seen has %d fields: teach clone and equal (statesave.go) the new one, then update this count", n)
+	}
+}
+
+// TestIndentedDNSStateLoads: a dns.json an earlier version saved indented
+// loads as the same state, and the next save that changes it writes it
+// compact (one line) holding what the indented one held and the change.
+func TestIndentedDNSStateLoads(t *testing.T) {
+	dir := t.TempDir()
+	e := &Engine{Store: &state.Store{Dir: dir}}
+	old := benchDNS(20, true)
+	old.Retiring = map[string]time.Time{"_25._tcp.gone.example.": time.Date(2026, 11, 30, 1, 2, 3, 4, time.UTC)}
+	old.PostfixChecked = "digest"
+	if err := e.Store.Save(dnsDoc, old); err != nil { // as before: indented
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "dns.json")
+	if b, _ := os.ReadFile(p); !strings.HasPrefix(string(b), "{\n  \"owned\": {\n") {
+		t.Fatalf("the earlier form is not indented:\n%.200s", b)
+	}
+	loaded, err := e.loadDNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.equal(old) {
+		t.Fatalf("the indented dns.json loads as\n%+v\nwant\n%+v", loaded, old)
+	}
+	s := &snapshot{DNS: loaded}
+	rec, err := tlsa.Parse("3 1 1 " + strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DNS.own("_25._tcp.new.example.", rec, "lab")
+	if err := e.saveDNS(s); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if strings.Count(string(b), "\n") != 1 || !strings.HasSuffix(string(b), "}\n") {
+		t.Fatalf("dns.json after the save is not one line of JSON:\n%.300s", b)
+	}
+	again, err := e.loadDNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.equal(s.DNS) || len(again.Owned) != 21 || again.Seen.Owners["_25._tcp.h00003.z0.bench.test."] == nil {
+		t.Fatalf("the compact dns.json loads as %d owned owners, seen %v; want the indented state and the new owner", len(again.Owned), again.Seen.Owners != nil)
 	}
 }

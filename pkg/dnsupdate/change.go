@@ -23,7 +23,7 @@
 package dnsupdate
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/danehook/danehook/pkg/tlsa"
@@ -61,7 +61,17 @@ type RR struct {
 
 // String returns the zone-file line "<owner> <ttl> IN TLSA <u> <s> <m> <hex>".
 func (r RR) String() string {
-	return fmt.Sprintf("%s %d IN TLSA %s", r.Owner, r.TTL, r.Record)
+	return string(r.AppendTo(make([]byte, 0, len(r.Owner)+30+2*len(r.Record.Data))))
+}
+
+// AppendTo appends r's zone-file line (String) to b and returns the
+// extended slice.
+func (r RR) AppendTo(b []byte) []byte {
+	b = append(b, r.Owner...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(r.TTL), 10)
+	b = append(b, " IN TLSA "...)
+	return r.Record.AppendTo(b)
 }
 
 // Change is one step of a plan: add, remove or keep one record.
@@ -71,7 +81,16 @@ type Change struct {
 }
 
 // String returns "+ <zone-file line>", "- …" or "= …".
-func (c Change) String() string { return c.Op.String() + " " + c.RR.String() }
+func (c Change) String() string {
+	return string(c.AppendTo(make([]byte, 0, len(c.Owner)+32+2*len(c.Record.Data))))
+}
+
+// AppendTo appends c's line (String) to b and returns the extended slice.
+func (c Change) AppendTo(b []byte) []byte {
+	b = append(b, c.Op.String()...)
+	b = append(b, ' ')
+	return c.RR.AppendTo(b)
+}
 
 // Plan is the ordered list of changes at one or more owners. Providers send
 // only Add and Remove. Keep entries change nothing: they are printed, and at

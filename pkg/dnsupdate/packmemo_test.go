@@ -1,7 +1,9 @@
 package dnsupdate
 
 import (
+	"bytes"
 	"fmt"
+	"math/bits"
 	"strings"
 	"testing"
 
@@ -141,10 +143,133 @@ func TestPackGuessWrong(t *testing.T) {
 		bs, zs := p.batches(cs, zoneOf)
 		b := bs[zs[0]]
 		b.p = nil
-		g := b.guess(b.units, nil, 100)
+		g, _ := b.guess(b.units, nil, 100)
 		got := cuts(b, 100)
 		if len(got) < 2 || g == got[0] {
 			t.Errorf("long names after 600: %v: guess %d, messages %v: want a wrong guess and two or more messages", long, g, got)
 		}
+	}
+}
+
+// TestSearchProvenAnyStart: whatever the search starts from (no hint, a
+// hint far too small or too large, a per-unit cost far off) and however
+// uneven the units (owner names of 1 to 60 extra bytes, removals of many
+// records), the answer fits and one more unit does not, and the sizes it
+// measures stay within about twice a bisection's.
+func TestSearchProvenAnyStart(t *testing.T) {
+	cs, zoneOf := packChanges(3000, 300)
+	for i := range cs {
+		if n := (i * 7919) % 61; n > 0 {
+			o := fmt.Sprintf("_25._tcp.%s.h%05d.z0.bench.test.", strings.Repeat("x", n), i)
+			cs[i].Owner = o
+			zoneOf[o] = "z0.bench.test."
+		}
+		if i%97 == 0 {
+			cs[i].Op = Remove
+		}
+	}
+	p := &RFC2136{}
+	bs, zs := p.batches(cs, zoneOf)
+	b := bs[zs[0]]
+	b.p = nil
+	const tsig = 100
+	fits := func(units []unit, n int) bool { return b.msg(units[:n], nil).Len()+tsig <= dns.MaxMsgSize }
+	for _, from := range []int{0, b.nAdds - 700, b.nAdds + 5} {
+		units := b.units[from:]
+		for _, start := range []struct {
+			hint int
+			per  float64
+		}{{0, 0}, {1, 0}, {1, 5000}, {len(units), 0.01}, {len(units) / 2, 91}, {900, 91}, {700, 1e6}, {3, 0.5}} {
+			b.hint, b.per, b.sized = start.hint, start.per, 0
+			k := b.search(units, nil, tsig)
+			if k == 0 || !fits(units, k) || k < len(units) && fits(units, k+1) {
+				t.Fatalf("units[%d:] from hint %d per %v: search = %d: fits(%d) = %v, fits(%d) = %v", from, start.hint, start.per, k, k, k > 0 && fits(units, k), k+1, k < len(units) && fits(units, k+1))
+			}
+			if bound := 2*bits.Len(uint(len(units))) + 4; b.sized > bound {
+				t.Errorf("units[%d:] from hint %d per %v: %d sizes measured, more than %d", from, start.hint, start.per, b.sized, bound)
+			}
+			t.Logf("units[%d:] (%d) from hint %d per %v: %d units fit, %d sizes measured", from, len(units), start.hint, start.per, k, b.sized)
+		}
+	}
+}
+
+// TestBatchMessageAsHelpersBuildIt: the UPDATE msg builds from batches'
+// units (their RRs and "no CNAME" prerequisites built once, in arrays) is,
+// byte for byte, the message miekg/dns's update helpers build from the
+// changes one by one: owners spelt in mixed case and without the final
+// dot, several records at one owner, removals beside additions, any slice
+// of the units.
+func TestBatchMessageAsHelpersBuildIt(t *testing.T) {
+	var cs []Change
+	zoneOf := map[string]string{}
+	for i := range 300 {
+		o := fmt.Sprintf("_25._tcp.h%03d.Z0.bench.test", i/3) // three records an owner
+		if i%5 == 0 {
+			o = strings.ToUpper(o) + "."
+		}
+		d := make([]byte, 32)
+		d[0], d[1] = byte(i), byte(i%7)
+		op := Add
+		if i%11 == 0 {
+			op = Remove
+		}
+		cs = append(cs, Change{Op: op, RR: RR{Owner: o, TTL: uint32(60 + i), Record: tlsa.Record{Usage: 3, Selector: 1, MatchingType: 1, Data: d}}})
+		zoneOf[dns.CanonicalName(o)] = "z0.bench.test."
+	}
+	p := &RFC2136{}
+	bs, zs := p.batches(cs, zoneOf)
+	b := bs[zs[0]]
+	// The reference: what each unit holds, built again with the helpers.
+	ref := func(units []unit) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetUpdate(b.zone)
+		m.Compress = true
+		for _, u := range units {
+			var rrs []dns.RR
+			for _, c := range u.changes {
+				rrs = append(rrs, tlsaRR(c.RR))
+			}
+			if u.remove {
+				m.Remove(rrs)
+			}
+		}
+		seen := map[string]bool{}
+		for _, u := range units {
+			if u.remove {
+				continue
+			}
+			var rrs []dns.RR
+			for _, c := range u.changes {
+				rrs = append(rrs, tlsaRR(c.RR))
+			}
+			m.Insert(rrs)
+			if !seen[u.owner] {
+				seen[u.owner] = true
+				m.RRsetNotUsed([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: b.owners[u.owner], Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}})
+			}
+		}
+		return m
+	}
+	for _, r := range [][2]int{{0, len(b.units)}, {0, b.nAdds}, {1, 2}, {7, 100}, {b.nAdds - 5, len(b.units)}} {
+		units := b.units[r[0]:r[1]]
+		mg, mr := b.msg(units, nil), ref(units)
+		mg.Id, mr.Id = 1, 1 // SetUpdate draws a random ID
+		got, err := mg.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := mr.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("units[%d:%d]: the message differs from the helpers' (%d bytes, want %d)", r[0], r[1], len(got), len(want))
+		}
+		if n := b.msg(units, nil).Len(); n != len(want) {
+			t.Fatalf("units[%d:%d]: Len = %d, packed %d", r[0], r[1], n, len(want))
+		}
+	}
+	if b.nAdds != 272 || len(b.units) != 272+28 {
+		t.Fatalf("%d addition units of %d, want 272 of 300 (one per removal owner after them)", b.nAdds, len(b.units))
 	}
 }

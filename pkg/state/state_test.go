@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -164,5 +165,50 @@ func TestSaveUnchangedWritesNothing(t *testing.T) {
 	var got doc
 	if _, err := s.Load("d", &got); err != nil || got.N != 2 || ino() == second {
 		t.Errorf("changed document: %+v, %v, rewritten %t; want N 2 written", got, err, ino() != second)
+	}
+}
+
+// TestSaveForms: Save writes json.MarshalIndent's text (two spaces) and
+// SaveCompact json.Marshal's, each with a final newline; Load reads both,
+// so a document saved indented loads and is then saved compact (once:
+// an unchanged compact document is not written again).
+func TestSaveForms(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	v := doc{SPKI: "<ab&>", Owned: map[string]string{"b.": "3 1 1 cd", "a.": "3 1 1 ab"}}
+	p := filepath.Join(s.Dir, "d.json")
+	indented, _ := json.MarshalIndent(v, "", "  ")
+	compact, _ := json.Marshal(v)
+	if err := s.Save("d", v); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != string(indented)+"\n" {
+		t.Fatalf("Save wrote\n%s\nwant\n%s", b, indented)
+	}
+	var got doc
+	if found, err := s.Load("d", &got); err != nil || !found || got.SPKI != v.SPKI || got.Owned["b."] != "3 1 1 cd" {
+		t.Fatalf("Load of the indented document = %v, %v, %+v", found, err, got)
+	}
+	if err := s.SaveCompact("d", got); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != string(compact)+"\n" || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("SaveCompact wrote\n%s\nwant\n%s", b, compact)
+	}
+	if b, err := os.ReadFile(p + prevExt); err != nil || string(b) != string(indented)+"\n" {
+		t.Fatalf("%s holds %q, %v; want the indented document", p+prevExt, b, err)
+	}
+	got = doc{}
+	if found, err := s.Load("d", &got); err != nil || !found || got.SPKI != v.SPKI || len(got.Owned) != 2 {
+		t.Fatalf("Load of the compact document = %v, %v, %+v", found, err, got)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(p)
+	if err := s.SaveCompact("d", got); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(p); !os.SameFile(before, after) {
+		t.Error("an unchanged compact document was written again")
 	}
 }

@@ -2,7 +2,7 @@ package tlsa
 
 import (
 	"encoding/hex"
-	"fmt"
+	"strconv"
 )
 
 // Usage values (RFC 6698 §2.1.1, RFC 7218 acronyms).
@@ -38,7 +38,20 @@ type Record struct {
 // String returns the presentation form of the RDATA (RFC 6698 §2.2):
 // "3 1 1 <lower-case hex>".
 func (r Record) String() string {
-	return fmt.Sprintf("%d %d %d %s", r.Usage, r.Selector, r.MatchingType, hex.EncodeToString(r.Data))
+	return string(r.AppendTo(make([]byte, 0, 9+2*len(r.Data))))
+}
+
+// AppendTo appends r's presentation form (String) to b and returns the
+// extended slice, without allocating when b has room (printing thousands
+// of records).
+func (r Record) AppendTo(b []byte) []byte {
+	b = strconv.AppendUint(b, uint64(r.Usage), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(r.Selector), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(r.MatchingType), 10)
+	b = append(b, ' ')
+	return hex.AppendEncode(b, r.Data)
 }
 
 // Equal reports whether r and o have the same usage, selector, matching type
