@@ -453,11 +453,20 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 // _port._tcp.host), or the owner itself when it is not of that form.
 func hostParent(owner string) string {
 	name := dns.CanonicalName(owner)
-	labels := dns.SplitDomainName(name)
-	if len(labels) < 4 || !strings.HasPrefix(labels[0], "_") || !strings.HasPrefix(labels[1], "_") {
-		return name
+	// Three labels off, on label boundaries (dns.NextLabel honours
+	// escapes), without splitting the name: this runs once per owner.
+	off := 0
+	for i := range 3 {
+		if i < 2 && (off >= len(name) || name[off] != '_') {
+			return name
+		}
+		next, end := dns.NextLabel(name, off)
+		if end || next >= len(name) {
+			return name
+		}
+		off = next
 	}
-	return dns.Fqdn(strings.Join(labels[3:], "."))
+	return name[off:]
 }
 
 // readTransferred reads zone of provider by one transfer from the

@@ -282,3 +282,22 @@ func TestTransferTwoViews(t *testing.T) {
 		t.Errorf("the debug lines do not say the views differ:\n%s", d)
 	}
 }
+
+// TestHostParent: the name above the host of _port._tcp.host owners, the
+// owner itself for any other shape.
+func TestHostParent(t *testing.T) {
+	for _, tc := range []struct{ owner, want string }{
+		{"_25._tcp.mx.example.com.", "example.com."},
+		{"_25._TCP.MX.Example.COM", "example.com."},
+		{"_465._tcp.mail.sub.example.com.", "sub.example.com."},
+		{"_25._tcp.example.com.", "com."},
+		{"_25._tcp.com.", "_25._tcp.com."},
+		{"mx.example.com.", "mx.example.com."},
+		{"_25.mx.example.com.", "_25.mx.example.com."},
+		{`_25._tcp.a\.b.example.com.`, "example.com."},
+	} {
+		if got := hostParent(tc.owner); got != tc.want {
+			t.Errorf("hostParent(%q) = %q, want %q", tc.owner, got, tc.want)
+		}
+	}
+}
