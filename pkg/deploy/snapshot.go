@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -185,20 +186,43 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	}
 	s := &snapshot{DNS: dns, HostID: e.Config.HostID}
 	owners := map[string]*ownerView{}
-	for _, name := range e.Config.LineageNames() {
-		l := e.Config.Lineages[name]
-		st, err := e.loadLineage(name)
-		if err != nil {
-			return nil, err
+	// Each lineage's state and files (chains verified, ACME client files)
+	// are read independently of the others: up to GOMAXPROCS at a time (a
+	// 50-lineage configuration spent about 30 ms verifying chains one by
+	// one). The first error in lineage order is returned, as before.
+	names := e.Config.LineageNames()
+	lvs := make([]*lineageView, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var reads sync.WaitGroup
+	for i, name := range names {
+		sem <- struct{}{}
+		reads.Go(func() {
+			defer func() { <-sem }()
+			l := e.Config.Lineages[name]
+			st, err := e.loadLineage(name)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			lv := &lineageView{L: l, State: st}
+			if lv.Refs, err = refs(l); err != nil {
+				errs[i] = err
+				return
+			}
+			if opts.RenewalOf == name {
+				lv.Renewal = opts.Renewal
+			}
+			e.readLineage(lv)
+			lvs[i] = lv
+		})
+	}
+	reads.Wait()
+	for i, name := range names {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		lv := &lineageView{L: l, State: st}
-		if lv.Refs, err = refs(l); err != nil {
-			return nil, err
-		}
-		if opts.RenewalOf == name {
-			lv.Renewal = opts.Renewal
-		}
-		e.readLineage(lv)
+		lv, l := lvs[i], lvs[i].L
 		s.Lineages = append(s.Lineages, lv)
 		for _, r := range lv.Refs {
 			ov := owners[r.Owner]
