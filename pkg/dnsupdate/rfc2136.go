@@ -914,13 +914,13 @@ func (b *zoneBatch) search(units []unit, prereqs map[string][]RR, tsig int) int 
 			per = float64(sz) / float64(h)
 		}
 		var next int
-		if sz <= dns.MaxMsgSize {
-			next = h + int(float64(dns.MaxMsgSize-sz)/per)
-		} else {
-			next = h - int(math.Ceil(float64(sz-dns.MaxMsgSize)/per))
-		}
-		if probe >= 4 && probe%2 == 0 {
+		switch {
+		case per <= 0 || probe >= 4 && probe%2 == 0: // sizes that do not grow with the units, or slow progress
 			next = lo + (hi-lo)/2
+		case sz <= dns.MaxMsgSize:
+			next = h + int(float64(dns.MaxMsgSize-sz)/per)
+		default:
+			next = h - int(math.Ceil(float64(sz-dns.MaxMsgSize)/per))
 		}
 		h = min(max(next, lo+1), hi-1)
 	}
