@@ -449,8 +449,26 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 		k := zoneKey{ov.Provider, pr.Zone}
 		waiting[k] = append(waiting[k], ov)
 	}
+	// The zones' transfers, up to 4 at a time (as the observations).
+	transferred := map[zoneKey]bool{}
+	var xmu sync.Mutex
+	var xfers sync.WaitGroup
 	for k, ws := range waiting {
-		if len(ws) < dnsupdate.TransferMinOwners || !e.readTransferred(ctx, k.provider, k.zone, ws) {
+		if len(ws) < dnsupdate.TransferMinOwners {
+			continue
+		}
+		xfers.Go(func() {
+			zsem <- struct{}{}
+			defer func() { <-zsem }()
+			ok := e.readTransferred(ctx, k.provider, k.zone, ws)
+			xmu.Lock()
+			transferred[k] = ok
+			xmu.Unlock()
+		})
+	}
+	xfers.Wait()
+	for k, ws := range waiting {
+		if !transferred[k] {
 			direct = append(direct, ws...)
 			continue
 		}
