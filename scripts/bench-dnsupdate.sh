@@ -16,7 +16,7 @@
 #                read each zone by one AXFR from each server (the lab's
 #                primary and secondary allow the key to transfer; with
 #                SECONDARY_XFR=0 the secondary refuses and is asked per
-#                owner) once 200 owners of a zone are read
+#                owner) once 64 owners of a zone are read
 #   direct       danectl-nowait with zone_transfers = false: a direct TLSA
 #                query per owner at each server (the read path of a server
 #                that allows no transfer)

@@ -67,7 +67,8 @@ type UpdateError struct {
 	TSIGError uint16
 
 	// LocalTime and ServerTime are set for BADTIME: our clock when the
-	// answer arrived and the server's clock from the TSIG Other Data field
+	// request was signed (its Time Signed, which the server compared with
+	// its own clock) and the server's clock from the TSIG Other Data field
 	// (RFC 8945 §5.2.3). Fudge is the allowed skew in seconds.
 	LocalTime, ServerTime time.Time
 	Fudge                 uint16

@@ -1305,9 +1305,10 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	}
 	c := &dns.Client{Net: "tcp", Timeout: timeout}
 	signed := p.Key != nil && !isUnsigned(ctx)
+	signedAt := p.clock() // the Time Signed the server compares with its clock (RFC 8945 §5.2.3)
 	if signed {
 		c.TsigSecret = map[string]string{p.keyName(): p.Key.Secret}
-		m.SetTsig(p.keyName(), p.Key.dnsAlgorithm(), tsigFudge, p.clock().Unix())
+		m.SetTsig(p.keyName(), p.Key.dnsAlgorithm(), tsigFudge, signedAt.Unix())
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -1330,7 +1331,7 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 			e := base
 			e.Class, e.TSIGError = ErrTSIG, t.Error
 			if t.Error == dns.RcodeBadTime {
-				e.LocalTime, e.Fudge = p.clock(), t.Fudge
+				e.LocalTime, e.Fudge = signedAt, t.Fudge
 				e.ServerTime = serverTime(t)
 			}
 			return nil, &e

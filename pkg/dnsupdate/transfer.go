@@ -183,8 +183,9 @@ func parent(name string) string {
 // multi-message answer; without a Key the request is unsigned), and returns
 // the copy. A copy from Server itself, signed (or without a Key), is
 // remembered: FindZone (and so Messages and Apply) then places the owners
-// it holds in its zone without asking. Each message must arrive within Timeout (DefaultTimeout when
-// 0); ctx cancels it. It stops and returns an error wrapping
+// it holds in its zone without asking. Each message must arrive within
+// Timeout (DefaultTimeout when 0); ctx cancels it. It stops and returns an
+// error wrapping
 // ErrTransferTooLarge once more than maxRecords records arrived (0: no
 // limit). Any other failure — a refusal (REFUSED, NOTAUTH), a TSIG that
 // does not verify, a broken stream — is an error naming the server and the
@@ -286,7 +287,7 @@ func transferError(err error) error {
 func (z *Zone) add(rr dns.RR) error {
 	h := rr.Header()
 	name := strings.ToLower(h.Name)
-	if !dns.IsSubDomain(z.Name, name) {
+	if !under(z.Name, name) {
 		return fmt.Errorf("the transfer holds %s, outside the zone", h.Name)
 	}
 	z.nodes[name] = true
