@@ -23,6 +23,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -49,12 +50,20 @@ type callResult struct {
 	err error
 	// lost is set when the connection failed or closed before the answer
 	// (fail): the query may be asked again on a new connection. progress
-	// says that connection answered other queries first.
-	lost, progress bool
+	// says that connection answered other queries first, or that the
+	// server answered other queries meanwhile on any connection
+	// (pipeExchangeOnce): a server that resets connections (ECONNRESET,
+	// EPIPE) may discard answers it sent, so one connection's count alone
+	// can miss them. reset says the peer reset the connection (ECONNRESET,
+	// EPIPE) before an answer could be seen, or this query was never
+	// written: the connection failed, not the query.
+	lost, progress, reset bool
 }
 
 // pipeAttempts bounds how often one query is sent on connections that
-// closed before answering anything; pipeMaxSends bounds it in all. RFC 7766
+// closed before answering anything, pipeResets on connections the peer
+// reset before an answer could be seen (each needs a new connection
+// dialled first); pipeMaxSends bounds it in all. RFC 7766
 // §6.2.3 lets a server close a TCP connection at any time (miekg/dns
 // servers do after 128 queries, PowerDNS after max-tcp-connection-queries),
 // queries are idempotent, so the ones in flight are asked again on a new
@@ -62,6 +71,7 @@ type callResult struct {
 // before it closes, up to pipeAttempts times when one answers none.
 const (
 	pipeAttempts = 3
+	pipeResets   = 64
 	pipeMaxSends = 256
 )
 
@@ -76,13 +86,17 @@ var errPipeClosed = errors.New("the TCP connection closed before the answer")
 // with a TSIG verification error (dns.ErrSig, dns.ErrTime, …) when the
 // answer's TSIG does not verify.
 func (p *RFC2136) pipeExchange(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	attempts := 0
+	attempts, resets := 0, 0
 	for sends := 1; ; sends++ {
 		res := p.pipeExchangeOnce(ctx, m, server)
-		if !res.progress {
+		switch {
+		case res.progress:
+		case res.reset:
+			resets++
+		default:
 			attempts++
 		}
-		if res.lost && attempts < pipeAttempts && sends < pipeMaxSends && ctx.Err() == nil {
+		if res.lost && attempts < pipeAttempts && resets < pipeResets && sends < pipeMaxSends && ctx.Err() == nil {
 			continue
 		}
 		return res.r, res.err
@@ -91,6 +105,7 @@ func (p *RFC2136) pipeExchange(ctx context.Context, m *dns.Msg, server string) (
 
 // pipeExchangeOnce is one attempt of pipeExchange.
 func (p *RFC2136) pipeExchangeOnce(ctx context.Context, m *dns.Msg, server string) callResult {
+	answers := p.pipeAnswers.Load()
 	pp, c, wire, err := p.register(ctx, m, server)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -106,10 +121,10 @@ func (p *RFC2136) pipeExchangeOnce(ctx context.Context, m *dns.Msg, server strin
 	if dl, ok := ctx.Deadline(); ok {
 		_ = pp.conn.SetWriteDeadline(dl)
 	}
-	_, err = pp.conn.Write(frame)
+	_, werr := pp.conn.Write(frame)
 	pp.wmu.Unlock()
-	if err != nil {
-		p.fail(pp, err)
+	if werr != nil {
+		p.fail(pp, werr)
 	}
 
 	var res callResult
@@ -122,6 +137,12 @@ func (p *RFC2136) pipeExchangeOnce(ctx context.Context, m *dns.Msg, server strin
 		}
 	}
 	p.release(pp, id, c)
+	if res.lost && p.pipeAnswers.Load() > answers {
+		res.progress = true
+	}
+	if werr != nil && res.lost {
+		res.reset = true // never written: the connection failed, not the query
+	}
 	return res
 }
 
@@ -192,6 +213,7 @@ func (p *RFC2136) readLoop(pp *pipe) {
 		delete(pp.pending, id)
 		pp.answered++
 		pp.mu.Unlock()
+		p.pipeAnswers.Add(1)
 		if c == nil {
 			continue // an answer nobody waits for (its caller gave up)
 		}
@@ -219,11 +241,12 @@ func (p *RFC2136) fail(pp *pipe, err error) {
 	pp.dead = true
 	progress := pp.answered > 0
 	pp.mu.Unlock()
+	reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = errPipeClosed
 	}
 	for _, c := range pending {
-		c.ch <- callResult{err: err, lost: true, progress: progress}
+		c.ch <- callResult{err: err, lost: true, progress: progress, reset: reset}
 	}
 	_ = pp.conn.Close()
 }

@@ -136,6 +136,10 @@ type RFC2136 struct {
 
 	pmu  sync.Mutex
 	pipe *pipe // the TCP connection queries in flight share (pipeline.go), nil when none
+	// pipeAnswers counts the answers read on every pipelined connection:
+	// a query lost with its connection while it grew met a server that
+	// answers (pipeline.go).
+	pipeAnswers atomic.Int64
 
 	// now is the clock used to sign; tests skew it. nil means time.Now.
 	now func() time.Time

@@ -79,7 +79,8 @@ type Checker struct {
 	TransferMin int
 	// Debug, when set, receives what the checker decided that the operator
 	// may want to know at --verbose (a transfer refused, another view), as
-	// a message and key/value pairs (log/slog's form).
+	// a message and key/value pairs (log/slog's form). It is called from
+	// several goroutines at once (one per server).
 	Debug func(msg string, args ...any)
 }
 

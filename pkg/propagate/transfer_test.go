@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,7 +71,10 @@ func TestObserveFromTransfer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
-			var debug strings.Builder
+			var (
+				dmu   sync.Mutex
+				debug strings.Builder
+			)
 			c := &Checker{Primary: addr("127.0.0.1", port), Port: port, Timeout: time.Second, TransferMin: tc.min,
 				Transfer: func(ctx context.Context, server, zone string, n int) (ZoneCopy, error) {
 					calls.Add(1)
@@ -79,7 +83,11 @@ func TestObserveFromTransfer(t *testing.T) {
 					}
 					return tc.copy, tc.err
 				},
-				Debug: func(msg string, args ...any) { debug.WriteString(msg + " " + fmt.Sprint(args...) + "\n") },
+				Debug: func(msg string, args ...any) {
+					dmu.Lock()
+					defer dmu.Unlock()
+					debug.WriteString(msg + " " + fmt.Sprint(args...) + "\n")
+				},
 			}
 			obs, err := c.ObserveOwners(t.Context(), "example.test.", owners)
 			if err != nil {
