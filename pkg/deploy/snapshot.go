@@ -337,26 +337,18 @@ const observeBatch = 200
 // (propagate.Checker.ObserveOwners), and batches are observed while the
 // provider reads go on.
 //
-// Zones read whole (decision X1 in pkg/dnsupdate/transfer.go): the owners
-// of a provider that can transfer zones and has
-// dnsupdate.TransferMinOwners owners or more are read in two rounds (the
-// others in one). First one owner per provider and host parent (the
-// name above the owner's host: z.example. for _25._tcp.mx.z.example.),
-// directly, as a probe of the zone structure. Then every other owner
-// whose probe placed its sibling in a zone that holds the owner's name
-// waits for that zone, if its provider can transfer zones; the rest are
-// read directly. When dnsupdate.TransferMinOwners or more wait for one
-// zone, the zone is read by one transfer from the provider's server and
-// each waiting owner takes its RRset from the copy where the copy can
-// tell (dnsupdate.Zone.Lookup: not below a delegation, not a CNAME, no
-// wildcard); the propagation check of the zone's other servers is then one
-// observation of them all (which may transfer too). Every other waiting
-// owner is read directly. A refused or failed transfer is said at
-// --verbose and costs one request. The probes keep a zone served by the
-// same server below another one without a delegation (no NS in the
-// parent, where a direct query answers from the inner zone) from being
-// read from the outer zone's copy, except for a zone whose apex is a mail
-// host itself; zone_transfers = false turns all this off.
+// Zones read whole (decision X1 in pkg/dnsupdate/transfer.go): the
+// propagation check reads the TLSA RRsets of dnsupdate.TransferMinOwners or
+// more owners of one zone at one server from that server's zone transfer
+// where it allows one (zoneChecker), the zone being known from the
+// provider's reads. The provider's own reads are direct queries, which
+// place each owner in its zone, except where the operator named the zone
+// (the provider's zone setting): then that zone's owners are read from one
+// transfer from the provider's server, each where the copy can tell
+// (dnsupdate.Zone.Lookup: not below a delegation, not a CNAME, no
+// wildcard), the others directly. A refused or failed transfer is said at
+// --verbose and costs one request; zone_transfers = false turns all this
+// off.
 func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	type zoneKey struct{ provider, zone string }
 	var (
@@ -390,7 +382,9 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	}
 	// read reads owners from their providers directly, up to ownerWorkers
 	// at a time, filing each in its zone's group; a group of observeBatch
-	// is observed at once while the reads go on.
+	// is observed at once while the reads go on, except for a provider
+	// that can transfer zones: its zones are observed whole at the end,
+	// one transfer per zone and server.
 	read := func(owners []*ownerView) {
 		forEachOwner(owners, func(ov *ownerView) {
 			e.readOwner(ctx, ov)
@@ -401,7 +395,7 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			mu.Lock()
 			groups[k] = append(groups[k], ov)
 			var full []*ownerView
-			if len(groups[k]) >= observeBatch {
+			if len(groups[k]) >= observeBatch && e.transferer(ov.Provider) == nil {
 				full, groups[k] = groups[k], nil
 			}
 			mu.Unlock()
@@ -410,45 +404,36 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 			}
 		})
 	}
-	// Round one: the probes, and every owner of a provider that cannot
-	// transfer or has fewer owners than a transfer needs.
-	type parentKey struct{ provider, parent string }
-	probes := map[parentKey]*ownerView{}
-	var first, rest []*ownerView
-	many := map[string]int{} // owners per provider that can transfer
-	for _, ov := range ovs {
-		if e.transferer(ov.Provider) != nil {
-			many[ov.Provider]++
-		}
-	}
-	for _, ov := range ovs {
-		if many[ov.Provider] < dnsupdate.TransferMinOwners {
-			// No zone of the provider can reach the minimum: one round.
-			first = append(first, ov)
-			continue
-		}
-		k := parentKey{ov.Provider, hostParent(ov.Owner)}
-		if probes[k] == nil {
-			probes[k] = ov
-			first = append(first, ov)
-			continue
-		}
-		rest = append(rest, ov)
-	}
-	read(first)
-	// Round two: owners whose probe placed a sibling in a zone that holds
-	// their name wait for that zone's transfer.
+	// Owners wait for their zone's transfer at the provider's server only
+	// where the operator named the zone (the provider's zone setting, which
+	// zone discovery trusts too): a direct answer is the only other proof
+	// of an owner's zone (a zone on the same server below another one
+	// without a delegation answers for its names; its parent's copy says
+	// nothing of it).
 	waiting := map[zoneKey][]*ownerView{}
 	var direct []*ownerView
-	for _, ov := range rest {
-		pr := probes[parentKey{ov.Provider, hostParent(ov.Owner)}]
-		if pr.Err != nil || len(pr.Aliases) > 0 || pr.Zone == "" || !dns.IsSubDomain(pr.Zone, dns.CanonicalName(ov.Owner)) {
+	for _, ov := range ovs {
+		pc := e.Config.Providers[ov.Provider]
+		if pc == nil || pc.Zone == "" || e.transferer(ov.Provider) == nil {
 			direct = append(direct, ov)
 			continue
 		}
-		k := zoneKey{ov.Provider, pr.Zone}
+		zone := dns.CanonicalName(pc.Zone)
+		if !dns.IsSubDomain(zone, dns.CanonicalName(ov.Owner)) {
+			direct = append(direct, ov)
+			continue
+		}
+		k := zoneKey{ov.Provider, zone}
 		waiting[k] = append(waiting[k], ov)
 	}
+	for k, ws := range waiting {
+		if len(ws) < dnsupdate.TransferMinOwners {
+			direct = append(direct, ws...)
+			delete(waiting, k)
+		}
+	}
+	read(direct)
+	direct = nil
 	// The zones' transfers, up to 4 at a time (as the observations).
 	transferred := map[zoneKey]bool{}
 	var xmu sync.Mutex
@@ -488,27 +473,6 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 		}
 	}
 	observe.Wait()
-}
-
-// hostParent is the name above the host of a TLSA owner
-// (_25._tcp.mx.example.com. -> example.com.; RFC 7672 §3 owner names
-// _port._tcp.host), or the owner itself when it is not of that form.
-func hostParent(owner string) string {
-	name := dns.CanonicalName(owner)
-	// Three labels off, on label boundaries (dns.NextLabel honours
-	// escapes), without splitting the name: this runs once per owner.
-	off := 0
-	for i := range 3 {
-		if i < 2 && (off >= len(name) || name[off] != '_') {
-			return name
-		}
-		next, end := dns.NextLabel(name, off)
-		if end || next >= len(name) {
-			return name
-		}
-		off = next
-	}
-	return name[off:]
 }
 
 // readTransferred reads zone of provider by one transfer from the

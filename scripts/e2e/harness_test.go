@@ -80,6 +80,9 @@ type world struct {
 	// a world, so that the judge checks the owner danehook publishes; 0
 	// leaves danehook's default, 25.
 	port int
+	// providerExtra is added to the provider's table (lines ending in
+	// "\n").
+	providerExtra string
 	// extraPorts adds that many more ports (extraPortBase, …) to the
 	// lineage: TLSA owners of the same host that no Postfix listens on,
 	// to make one lineage many owners of one zone.
@@ -215,8 +218,8 @@ func (w *world) writeConfig(keyFile string) {
 		via = "none" // the scenarios tick themselves
 	}
 	fmt.Fprintf(&b, "[schedule]\npublish_wait = \"5s\"\nvia = %q\n\n", via)
-	fmt.Fprintf(&b, "[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 2\n\n",
-		w.bind.Primary, keyFile, w.bind.Port)
+	fmt.Fprintf(&b, "[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 2\n%s\n",
+		w.bind.Primary, keyFile, w.bind.Port, w.providerExtra)
 	fmt.Fprintf(&b, "[lineage.%q]\nhosts = [%q]\nttl = %d\nprovider = \"lab\"\nallow_untrusted = true\nchain_file = %q\nendpoints = [%q]\n",
 		w.c.Lineage, host, w.bind.TTL, w.chain, w.pf.Addr)
 	if w.port != 0 {
