@@ -9,18 +9,15 @@ import (
 	"github.com/danehook/danehook/internal/bindlab"
 )
 
-// KNOWN FAILURE (found by this test, product code unchanged): two
-// subtests fail, "child zone whose apex is a mail host
-// (h070.example.test.)" and "(sub.example.test.)". A zone on the same
-// servers whose apex is a mail host's name, below example.test. without a
-// delegation, is read from example.test.'s transfer: the probe of the
-// host parent example.test. placed a sibling in example.test., so
-// _25._tcp.h070.example.test. (and _25._tcp.sub.example.test.) wait for
-// that zone's copy, which can tell nothing about the inner zone. The
-// observation takes the occluded records of example.test. (or none) for
-// what the servers serve, the propagation check agrees (the secondary's
-// copy), Publish writes the TLSA record and its claim into example.test.
-// where no query sees them, and the rerun plans nothing.
+// Found by this test and fixed: "child zone whose apex is a mail host
+// (h070.example.test.)" and "(sub.example.test.)" failed while the owners
+// of a host parent were placed in a zone by one probe and read from that
+// zone's transfer: a zone on the same servers whose apex is a mail host's
+// name, below example.test. without a delegation, was read from
+// example.test.'s copy (the occluded records, or none), the secondary's
+// copy agreed, Publish wrote the record and its claim where no query sees
+// them, and the rerun planned nothing. The provider's own reads are now
+// direct queries unless the provider's zone is configured (observeOwners).
 //
 // TestTransferBreak holds reads by zone transfer (decision X1) to direct
 // reads on real BIND with adversarial but legal zone contents: wildcards
