@@ -16,7 +16,9 @@
 #                read each zone by one AXFR from each server (the lab's
 #                primary and secondary allow the key to transfer; with
 #                SECONDARY_XFR=0 the secondary refuses and is asked per
-#                owner) once 64 owners of a zone are read
+#                owner) once 64 owners of a zone are read; the primary
+#                too with one zone (named in the configuration), while
+#                with 10 zones each owner is read directly there
 #   direct       danectl-nowait with zone_transfers = false: a direct TLSA
 #                query per owner at each server (the read path of a server
 #                that allows no transfer)

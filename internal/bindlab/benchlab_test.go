@@ -62,6 +62,13 @@ func TestServeBenchLab(t *testing.T) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "state_dir = %q\n[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 10\n",
 		filepath.Join(dir, "state"), l.Primary, l.KeyFile, l.Port)
+	if nz == 1 {
+		// One zone: named, as an operator with one zone would, so its
+		// owners are read from the primary's transfer too (pkg/deploy
+		// observeOwners); with several zones each owner's zone comes from
+		// a direct read at the primary.
+		fmt.Fprintf(&cfg, "zone = %q\n", zones[0])
+	}
 	byZone := make([][]string, nz) // per zone: the floor's update lines
 	var reset strings.Builder
 	if err := os.MkdirAll(filepath.Join(dir, "owners"), 0o755); err != nil {
