@@ -439,9 +439,6 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	var xmu sync.Mutex
 	var xfers sync.WaitGroup
 	for k, ws := range waiting {
-		if len(ws) < dnsupdate.TransferMinOwners {
-			continue
-		}
 		xfers.Go(func() {
 			zsem <- struct{}{}
 			defer func() { <-zsem }()

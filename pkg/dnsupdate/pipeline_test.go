@@ -61,6 +61,41 @@ func TestPipelinedReadsFromBIND(t *testing.T) {
 // with the wrong request MAC. It counts connections.
 func reorderServer(t *testing.T, key *TSIGKey, batch int, badMAC bool) (string, *atomic.Int32) {
 	t.Helper()
+	return tcpFake(t, func(c net.Conn) {
+		for {
+			type req struct {
+				m   *dns.Msg
+				mac string
+			}
+			var reqs []req
+			for len(reqs) < batch {
+				m, err := readFrame(c)
+				if err != nil || m.IsTsig() == nil {
+					return
+				}
+				reqs = append(reqs, req{m, m.IsTsig().MAC})
+			}
+			for i := len(reqs) - 1; i >= 0; i-- {
+				r := answerFor(reqs[i].m)
+				r.SetTsig(key.Name, key.dnsAlgorithm(), tsigFudge, time.Now().Unix())
+				mac := reqs[i].mac
+				if badMAC && i == 0 {
+					mac = reqs[len(reqs)-1].mac
+				}
+				wire, _, err := dns.TsigGenerate(r, key.Secret, mac, false)
+				if err != nil || writeFrame(c, wire) != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// tcpFake accepts TCP connections on a loopback port until the test ends
+// and runs serve on each (closing it after); it returns the address and
+// the count of connections accepted.
+func tcpFake(t *testing.T, serve func(c net.Conn)) (string, *atomic.Int32) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -76,52 +111,43 @@ func reorderServer(t *testing.T, key *TSIGKey, batch int, badMAC bool) (string, 
 			conns.Add(1)
 			go func() {
 				defer c.Close()
-				for {
-					type req struct {
-						m   *dns.Msg
-						mac string
-					}
-					var reqs []req
-					for len(reqs) < batch {
-						var hdr [2]byte
-						if _, err := io.ReadFull(c, hdr[:]); err != nil {
-							return
-						}
-						buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-						if _, err := io.ReadFull(c, buf); err != nil {
-							return
-						}
-						m := new(dns.Msg)
-						if m.Unpack(buf) != nil || m.IsTsig() == nil {
-							return
-						}
-						reqs = append(reqs, req{m, m.IsTsig().MAC})
-					}
-					for i := len(reqs) - 1; i >= 0; i-- {
-						q := reqs[i].m
-						r := new(dns.Msg)
-						r.SetReply(q)
-						r.Authoritative = true
-						r.Answer = append(r.Answer, tlsaRR(RR{Owner: q.Question[0].Name, TTL: 60, Record: rec(byte(q.Question[0].Name[9]))}))
-						r.SetTsig(key.Name, key.dnsAlgorithm(), tsigFudge, time.Now().Unix())
-						mac := reqs[i].mac
-						if badMAC && i == 0 {
-							mac = reqs[len(reqs)-1].mac
-						}
-						wire, _, err := dns.TsigGenerate(r, key.Secret, mac, false)
-						if err != nil {
-							return
-						}
-						frame := binary.BigEndian.AppendUint16(nil, uint16(len(wire)))
-						if _, err := c.Write(append(frame, wire...)); err != nil {
-							return
-						}
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
 	return ln.Addr().String(), conns
+}
+
+// readFrame reads one length-prefixed DNS message from c (RFC 1035
+// §4.2.2).
+func readFrame(c net.Conn) (*dns.Msg, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	return m, m.Unpack(buf)
+}
+
+// writeFrame writes wire to c with its length prefix.
+func writeFrame(c net.Conn, wire []byte) error {
+	_, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(wire))), wire...))
+	return err
+}
+
+// answerFor is the fakes' authoritative answer to q: one 3 1 1 record
+// whose data bytes are the owner's 10th character ('a' for
+// _25._tcp.a.example.test.).
+func answerFor(q *dns.Msg) *dns.Msg {
+	r := new(dns.Msg)
+	r.SetReply(q)
+	r.Authoritative = true
+	r.Answer = append(r.Answer, tlsaRR(RR{Owner: q.Question[0].Name, TTL: 60, Record: rec(byte(q.Question[0].Name[9]))}))
+	return r
 }
 
 // TestPipelinedAnswersOutOfOrder: answers that come back in another order
@@ -227,51 +253,20 @@ func TestPipelineServerClosesConnection(t *testing.T) {
 		{"closes every connection unanswered", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var conns atomic.Int32
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
+			addr, conns := tcpFake(t, func(c net.Conn) {
+				for i := 0; i < tc.maxQueries; i++ {
+					q, err := readFrame(c)
 					if err != nil {
 						return
 					}
-					conns.Add(1)
-					go func() {
-						defer c.Close()
-						for i := 0; i < tc.maxQueries; i++ {
-							var hdr [2]byte
-							if _, err := io.ReadFull(c, hdr[:]); err != nil {
-								return
-							}
-							buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-							if _, err := io.ReadFull(c, buf); err != nil {
-								return
-							}
-							q := new(dns.Msg)
-							if err := q.Unpack(buf); err != nil {
-								return
-							}
-							r := new(dns.Msg)
-							r.SetReply(q)
-							r.Authoritative = true
-							r.Answer = append(r.Answer, tlsaRR(RR{Owner: q.Question[0].Name, TTL: 60, Record: rec(byte(q.Question[0].Name[9]))}))
-							wire, _ := r.Pack()
-							out := make([]byte, 2+len(wire))
-							binary.BigEndian.PutUint16(out, uint16(len(wire)))
-							copy(out[2:], wire)
-							if _, err := c.Write(out); err != nil {
-								return
-							}
-						}
-						// Close with queries possibly still in flight.
-					}()
+					wire, _ := answerFor(q).Pack()
+					if writeFrame(c, wire) != nil {
+						return
+					}
 				}
-			}()
-			p := &RFC2136{Server: ln.Addr().String(), Zone: "example.test.", Timeout: 5 * time.Second}
+				// Close with queries possibly still in flight.
+			})
+			p := &RFC2136{Server: addr, Zone: "example.test.", Timeout: 5 * time.Second}
 			const n = 40
 			errs := make([]error, n)
 			var wg sync.WaitGroup

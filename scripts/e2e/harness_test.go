@@ -435,10 +435,21 @@ func (w *world) exec(env []string, name string, args ...string) result {
 	if env == nil {
 		env = w.env()
 	}
-	ctx, cancel := context.WithTimeout(w.t.Context(), 2*time.Minute)
+	r, err := runIn(w.t.Context(), w.dir, env, name, args...)
+	if err != nil {
+		w.t.Fatalf("%s: %v", r.cmd, err)
+	}
+	return r
+}
+
+// runIn runs name with args in dir with env, bounded by 2 minutes, and
+// returns how it ended, and the error when it could not start (or wait).
+// It never calls t.Fatal, so goroutines may use it.
+func runIn(ctx context.Context, dir string, env []string, name string, args ...string) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = w.dir
+	cmd.Dir = dir
 	cmd.Env = env
 	// Two pipes copied by two goroutines: out is shared, so it is locked.
 	var stdout bytes.Buffer
@@ -453,9 +464,9 @@ func (w *world) exec(env []string, name string, args ...string) result {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		w.t.Fatalf("%s: %v", r.cmd, err)
+		return r, err
 	}
-	return r
+	return r, nil
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writes.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -10,12 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -202,7 +198,11 @@ func (l *sharedLab) writeConfig(h *mxHost, sc sharedScenario) {
 func (l *sharedLab) cmd(ctx context.Context, h *mxHost, extraEnv []string, name string, args ...string) result {
 	env := append(os.Environ(), "DANEHOOK_CONFIG="+h.config, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	env = append(env, extraEnv...)
-	r := runIn(ctx, h.dir, env, bin(name), args...)
+	r, err := runIn(ctx, h.dir, env, bin(name), args...)
+	if err != nil {
+		r.code = -1
+		r.out += err.Error()
+	}
 	// What the registry did, as the commands log it (pkg/deploy decide.go
 	// and registry.go, pkg/dnsupdate registry.go).
 	h.heldServed.Add(int64(strings.Count(r.out, "still serves a chain that relies on it")))
@@ -656,32 +656,6 @@ func (l *sharedLab) claims() map[string][]string {
 		}
 	}
 	return out
-}
-
-// runIn runs name with args in dir with env, bounded by 2 minutes, and
-// returns how it ended (code -1 when it could not start or was cut short).
-func runIn(ctx context.Context, dir string, env []string, name string, args ...string) result {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	var stdout bytes.Buffer
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(out, &stdout), out
-	start := time.Now()
-	err := cmd.Run()
-	r := result{cmd: filepath.Base(name) + " " + strings.Join(args, " "), out: out.String(), stdout: stdout.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		r.code = -1
-		r.out += err.Error()
-	}
-	return r
 }
 
 // dig is the answer of the primary for name and qtype, for failure messages.
