@@ -220,15 +220,17 @@ func dnsName(z string) string {
 // send once it has verified what Postfix presents (Held lists those that
 // must wait, with the reason in HeldReasons). Errors name the lineage,
 // file, provider or server at fault.
+//
+// Plan holds the lock like every run that saves: it records this run's
+// sightings of records in dns.json (aging counts from them), and a save
+// outside the lock could overwrite what a concurrent tick recorded (the
+// records it published or removed, which would then be owned by nobody).
 func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
-	ls, err := e.Config.Select(names...)
+	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{Present: true, Postfix: true})
 	if err != nil {
 		return nil, err
 	}
-	s, err := e.observe(ctx, observeOpts{Present: true, Postfix: true})
-	if err != nil {
-		return nil, err
-	}
+	defer unlock()
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {

@@ -324,3 +324,26 @@ func TestRecordPublishedAndSupersededInOneRunStaysOwned(t *testing.T) {
 		t.Errorf("the superseded pending chain's record %s is served but owned by nobody:\nserved %v\nowned %s", short(p), servedNow, owned)
 	}
 }
+
+// TestPlanHoldsTheLock: Plan saves this run's sightings in dns.json, so it
+// takes the state lock like every run that saves: while another run holds
+// it, Plan waits (LockWait) and fails instead of overwriting what that run
+// records; once the lock is free it plans.
+func TestPlanHoldsTheLock(t *testing.T) {
+	e, _, _ := bindEngine(t, "")
+	e.LockWait = 300 * time.Millisecond
+	ca := newCA(t)
+	k1, c1, _ := ca.issue(t, nil)
+	writeFile(t, e.Config.Lineages["mail"].ChainFile, k1, c1)
+	lk, err := e.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Plan(t.Context()); err == nil {
+		t.Error("Plan ran while another run held the state lock")
+	}
+	lk.Unlock()
+	if _, err := e.Plan(t.Context()); err != nil {
+		t.Fatalf("Plan after the lock was released: %v", err)
+	}
+}
