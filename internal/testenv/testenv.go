@@ -74,8 +74,11 @@ func OpenSSL(t testing.TB, stdin []byte, args ...string) []byte {
 }
 
 // Atd makes sure atd(8) runs, for the tests of at(1) scheduling: it starts
-// the daemon when none runs (as root; it then stops it when t ends). A
-// missing at or atd is Missing; so is a test run by another user than root.
+// the daemon when none runs (as root) and leaves it running: test binaries
+// of several packages run at once (scripts/test.sh), and one that stopped
+// the daemon it started would stop it under another's at jobs (pkg/schedule
+// beside scripts/e2e's TestSwitchAtFloor). A missing at or atd is Missing;
+// so is a test run by another user than root.
 func Atd(t testing.TB) {
 	t.Helper()
 	Require(t, "at", "atq", "atrm", "atd")
@@ -88,5 +91,4 @@ func Atd(t testing.TB) {
 	if out, err := exec.Command("atd").CombinedOutput(); err != nil {
 		t.Fatalf("start atd: %v: %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("pkill", "-x", "atd").Run() })
 }
