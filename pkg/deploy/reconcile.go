@@ -837,6 +837,7 @@ func (e *Engine) postfixReloadOnce(ctx context.Context, s *snapshot, notYet map[
 	pf := e.postfixInstance()
 	if s.Postfix != nil {
 		pf.SetMaillog(s.Postfix.Maillog)
+		pf.SetQueueDirectory(s.Postfix.QueueDirectory)
 	}
 	// `postfix check` (postfix-script: about 100 ms) runs when main.cf or
 	// master.cf changed since it last passed; the chain files, which it

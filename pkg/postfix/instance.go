@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +37,7 @@ type Instance struct {
 	noTerminal bool   // capture output through pipes only (tests of the maillog path)
 	maillog    string // maillog_file given by SetMaillog
 	maillogSet bool
+	queueDir   string // queue_directory given by SetQueueDirectory
 }
 
 // SetMaillog gives the instance its maillog_file (Config.Maillog of this
@@ -171,7 +173,9 @@ func checkChainFiles(label string, files []string) error {
 	return nil
 }
 
-// ReloadSettle is how long Reload waits after `postfix reload` returned.
+// ReloadSettle is how long Reload waits after `postfix reload` returned
+// when it cannot watch the previous generation's smtpd processes exit (no
+// queue directory given, no such process, not Linux).
 // postfix-script returns once it sent master SIGHUP; master applies it
 // asynchronously. A connection in the next few milliseconds may still be
 // accepted by an idle smtpd of the previous generation, and since the
@@ -182,14 +186,29 @@ func checkChainFiles(label string, files []string) error {
 // 20 of 100 stalled with no wait, 0 of 100 after 10 ms, 0 of 100 after 20 ms.
 const ReloadSettle = 20 * time.Millisecond
 
+// ReloadSettleMax bounds Reload's wait for the previous generation's smtpd
+// processes: one still in an SMTP session exits only once its session
+// ends, and the stall the wait avoids costs about 1 s itself.
+const ReloadSettleMax = time.Second
+
 // Reload runs `postfix [-c DIR] reload`: the master re-reads main.cf and
 // master.cf and idle smtpd processes are replaced, so new connections get
 // the chain files as they are now. postfix-script returns once the signal
-// is sent; Postfix applies it asynchronously, so Reload then waits
-// ReloadSettle (or until ctx ends) before it returns.
+// is sent; Postfix applies it asynchronously: the master closes the status
+// pipe of every child of the previous generation, and each idle smtpd
+// exits when it sees that (Postfix single_server: master_status EOF).
+// On an idle lab that took 21–25 ms after `postfix reload` returned; on a
+// loaded machine it can take longer, and a handshake before it may reach
+// such an smtpd (see ReloadSettle). So with the queue directory known
+// (SetQueueDirectory) and on Linux, Reload lists master's smtpd children
+// (/proc) before the reload and, after it, waits until every one of them
+// exited, or until one has and ReloadSettle passed since (the others are
+// in SMTP sessions and accept nothing), at most ReloadSettleMax; otherwise
+// it waits ReloadSettle. It returns early when ctx ends.
 // A stopped instance gives a *NotRunningError (errors.Is ErrNotRunning,
 // hint "postfix start"); other failures a *CommandError.
 func (in *Instance) Reload(ctx context.Context) error {
+	master, old := in.smtpdGeneration()
 	// No separate `postfix status` first: `postfix reload` says itself
 	// that the mail system is not running (postfix-script), and each
 	// postfix-script run costs tens of milliseconds.
@@ -200,11 +219,72 @@ func (in *Instance) Reload(ctx context.Context) error {
 		}
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(ReloadSettle):
+	if len(old) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(ReloadSettle):
+		}
+		return nil
 	}
+	waitGenerationGone(ctx, master, old, 2*time.Millisecond)
 	return nil
+}
+
+// SetQueueDirectory gives the instance its queue_directory (Config.
+// QueueDirectory of this run's Served), where master writes pid/master.pid:
+// Reload then waits for the previous generation's smtpd processes to exit
+// instead of a fixed ReloadSettle.
+func (in *Instance) SetQueueDirectory(dir string) { in.queueDir = dir }
+
+// smtpdGeneration returns the master's pid and its smtpd children, read
+// from <queue_directory>/pid/master.pid and /proc; 0 and nil when the
+// queue directory is unknown, the pid file unreadable or /proc absent.
+func (in *Instance) smtpdGeneration() (int, []int) {
+	if in.queueDir == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(filepath.Join(in.queueDir, "pid", "master.pid"))
+	if err != nil {
+		return 0, nil
+	}
+	master, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || master <= 1 {
+		return 0, nil
+	}
+	return master, childrenNamed(master, "smtpd")
+}
+
+// waitGenerationGone polls every interval until none of pids is still a
+// child of master, or one is gone and ReloadSettle has passed since, or
+// ReloadSettleMax has passed, or ctx ends.
+func waitGenerationGone(ctx context.Context, master int, pids []int, interval time.Duration) {
+	start := time.Now()
+	var firstGone time.Time
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		alive := 0
+		for _, p := range pids {
+			if childOf(p, master) {
+				alive++
+			}
+		}
+		now := time.Now()
+		if alive < len(pids) && firstGone.IsZero() {
+			firstGone = now
+		}
+		switch {
+		case alive == 0,
+			!firstGone.IsZero() && now.Sub(firstGone) >= ReloadSettle,
+			now.Sub(start) >= ReloadSettleMax:
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Running reports whether the instance's master process runs, from

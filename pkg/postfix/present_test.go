@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,4 +237,105 @@ func TestReloadLatency(t *testing.T) {
 	t.Logf("reload returned -> new chain: median %s, max %s; all %v", sorted[len(sorted)/2], sorted[len(sorted)-1], toNew)
 	t.Logf("reload returned -> pre-reload smtpd processes gone: %v; gone no later than the first new chain in %d of %d rounds",
 		fmt.Sprint(toGone), goneFirst, rounds)
+}
+
+// TestReloadWaitsForPreviousGeneration: with the queue directory Served
+// reads, Reload returns only once every smtpd of the previous generation
+// has exited, on an idle machine and while its CPUs are busy (goroutines
+// spinning beside the lab, as on a loaded CI machine or a busy MX), so the
+// first handshake after it reaches a new smtpd and presents the new chain.
+// The control, the fixed ReloadSettle alone (no queue directory), is
+// logged: it returns while such processes are still alive (measured: most
+// rounds on an idle machine, where `postfix reload` itself returns fast),
+// each of which could take a handshake, stall 1 s and present the old
+// chain.
+func TestReloadWaitsForPreviousGeneration(t *testing.T) {
+	t.Parallel()
+	l := postfixlab.Start(t, postfixlab.Options{})
+	cfg, err := l.Instance.Served(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(l.Dir, "spool"); cfg.QueueDirectory != want {
+		t.Fatalf("Served: QueueDirectory %q want %q", cfg.QueueDirectory, want)
+	}
+	// round reloads once and returns how many pre-reload smtpd processes
+	// were still alive when Reload returned, what Reload took, and whether
+	// the first handshake after it presented the new chain.
+	round := func(t *testing.T, in *postfix.Instance) (int, time.Duration, bool) {
+		old := leafOf(t, l.ChainFiles[0])
+		if _, err := postfix.WaitPresented(t.Context(), l.Addr, postfixlab.Hostname, old, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		key, cert := postfixlab.SelfSigned(t, postfixlab.Hostname, false)
+		postfixlab.WriteChain(t, l.ChainFiles[0], key, cert)
+		before := l.Processes("smtpd")
+		if len(before) == 0 {
+			t.Fatal("no smtpd process before the reload")
+		}
+		t0 := time.Now()
+		if err := in.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		now := l.Processes("smtpd")
+		left := 0
+		for _, p := range before {
+			if slices.Contains(now, p) {
+				left++
+			}
+		}
+		chain, err := postfix.Present(t.Context(), l.Addr, postfixlab.Hostname, postfix.ECDSA)
+		fresh := err == nil && chain[0].Equal(parseCertsPEM(t, cert)[0])
+		return left, took, fresh
+	}
+	const rounds = 6
+	for _, load := range []bool{false, true} {
+		name := map[bool]string{false: "idle", true: "loaded"}[load]
+		if load {
+			stop := make(chan struct{})
+			var spin sync.WaitGroup
+			for range 2 * runtime.NumCPU() {
+				spin.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+					}
+				})
+			}
+			defer func() { close(stop); spin.Wait() }()
+		}
+		t.Run(name+"/queue directory", func(t *testing.T) {
+			in := l.Instance
+			in.SetQueueDirectory(cfg.QueueDirectory)
+			var tooks []time.Duration
+			for r := range rounds {
+				left, took, fresh := round(t, &in)
+				tooks = append(tooks, took.Round(time.Millisecond))
+				if left > 0 && took < postfix.ReloadSettleMax {
+					t.Errorf("round %d: Reload returned after %s with %d smtpd of the previous generation alive", r, took, left)
+				}
+				if !fresh {
+					t.Errorf("round %d: the first handshake after Reload did not present the new chain", r)
+				}
+			}
+			t.Logf("Reload took %v", tooks)
+		})
+		t.Run(name+"/control: fixed settle", func(t *testing.T) {
+			in := l.Instance
+			behind := 0
+			var tooks []time.Duration
+			for range rounds {
+				left, took, _ := round(t, &in)
+				tooks = append(tooks, took.Round(time.Millisecond))
+				if left > 0 {
+					behind++
+				}
+			}
+			t.Logf("fixed %s settle: previous-generation smtpd alive when Reload returned in %d of %d rounds; Reload took %v", postfix.ReloadSettle, behind, rounds, tooks)
+		})
+	}
 }

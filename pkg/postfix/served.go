@@ -50,6 +50,11 @@ type Config struct {
 	// (Postfix then logs to syslog only). Instance.SetMaillog hands it to
 	// Reload and Check, which then do not ask postconf again.
 	Maillog string
+	// QueueDirectory is the instance's queue_directory, expanded, where
+	// master keeps pid/master.pid. Instance.SetQueueDirectory hands it to
+	// Reload, which waits for the previous generation's smtpd processes
+	// to exit.
+	QueueDirectory string `json:",omitempty"`
 }
 
 // ServiceTLS is the effective certificate configuration of one smtpd
@@ -178,7 +183,7 @@ func (in *Instance) served(ctx context.Context) (*Config, error) {
 	go func() { defer wg.Done(); over, errP = in.postconf(ctx, "-P") }()
 	go func() {
 		defer wg.Done()
-		main, errX = in.postconf(ctx, append(append([]string{"-x"}, servedParams()...), "maillog_file")...)
+		main, errX = in.postconf(ctx, append(append([]string{"-x"}, servedParams()...), "maillog_file", "queue_directory")...)
 	}()
 	wg.Wait()
 	for _, err := range []error{errM, errP, errX} {
@@ -194,7 +199,8 @@ func (in *Instance) served(ctx context.Context) (*Config, error) {
 		}
 	}
 
-	cfg := &Config{ConfigDir: in.ConfigDir, Maillog: strings.TrimSpace(mainValues["maillog_file"])}
+	cfg := &Config{ConfigDir: in.ConfigDir, Maillog: strings.TrimSpace(mainValues["maillog_file"]),
+		QueueDirectory: strings.TrimSpace(mainValues["queue_directory"])}
 	for _, svc := range smtpdServices(services) {
 		cfg.Services = append(cfg.Services, ServiceTLS{Service: svc})
 	}

@@ -15,7 +15,7 @@ import (
 // servedCacheVersion changes whenever Config or what Served asks postconf
 // changes, so that a cache written by another danehook version is never
 // read.
-const servedCacheVersion = 2
+const servedCacheVersion = 3
 
 // servedCacheFile is the document Served keeps in Instance.ServedCache.
 type servedCacheFile struct {
