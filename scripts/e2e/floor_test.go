@@ -120,8 +120,13 @@ func tlsaTTLAt(ctx context.Context, server, owner string) ([]tlsa.Record, uint32
 	return out, ttl, nil
 }
 
-// switchWatch handshakes with Postfix every 100 ms from its start and
-// records when it first presented a key other than old, and which.
+// switchWatch starts a handshake with Postfix every 100 ms from its start
+// and records when one first presented a key other than old, and which.
+// Each handshake runs on its own (at most 16 at once): one that reaches an
+// smtpd of the generation before a reload can stall about 1 s (Postfix's
+// attr_clnt retry to the tlsmgr the reload replaced, see
+// postfix.ReloadSettle) and would otherwise delay the watch's sighting of
+// the switch by that second.
 type switchWatch struct {
 	mu     sync.Mutex
 	at     time.Time
@@ -135,12 +140,27 @@ func startSwitchWatch(ctx context.Context, addr, old string) *switchWatch {
 	sw := &switchWatch{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(sw.done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		inflight := make(chan struct{}, 16)
 		for ctx.Err() == nil {
-			if c, err := servedAt(ctx, addr); err == nil && c.Digest != old {
-				sw.mu.Lock()
-				sw.at, sw.digest = time.Now(), c.Digest
-				sw.mu.Unlock()
+			if at, _ := sw.first(); !at.IsZero() {
 				return
+			}
+			select {
+			case inflight <- struct{}{}:
+				wg.Go(func() {
+					defer func() { <-inflight }()
+					if c, err := servedAt(ctx, addr); err == nil && c.Digest != old {
+						now := time.Now()
+						sw.mu.Lock()
+						if sw.at.IsZero() || now.Before(sw.at) {
+							sw.at, sw.digest = now, c.Digest
+						}
+						sw.mu.Unlock()
+					}
+				})
+			default:
 			}
 			select {
 			case <-ctx.Done():
