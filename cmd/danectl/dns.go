@@ -109,7 +109,13 @@ func statusCommand() *cli.Command {
 hidden secondaries) for its SOA serial and TLSA records, records when each
 server was first seen serving each record, and tells whether the desired
 records are aged (served everywhere for 2 x TTL) or when they will be. It also
-shows pending switches and whether the zone is DNSSEC-signed.
+shows pending switches and whether the zone is DNSSEC-signed. For a pending
+switch (or a rotate_every commit) the "completes" line names the run that
+completes it and when: the systemd timer or at job scheduled for its safe
+time, else the first run of --timer-unit after it (systemd's next elapse of
+the unit, else the packaged schedule: hourly, up to 16 minutes into the
+hour). For a staged key, ROTATION says when 'danectl rotate commit' becomes
+allowed.
 
 A lineage configured before its first issuance is shown as NOT ISSUED YET
 and does not change the exit code.
