@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench-switch.sh: switch latency ÷ physical floor (issue 15). For certbot
-# and lego v5 new-key renewals, and a certbot rotate_every commit, at each
+# and lego v5 new-key renewals and rotate_every commits, at each
 # TTL, the completing run is the at(1) job the hooks schedule — no timer,
 # no tick from the benchmark. An independent poller of both authoritative
 # servers (every 50 ms) measures the floor: the last server's first serving

@@ -109,7 +109,13 @@ func statusCommand() *cli.Command {
 hidden secondaries) for its SOA serial and TLSA records, records when each
 server was first seen serving each record, and tells whether the desired
 records are aged (served everywhere for 2 x TTL) or when they will be. It also
-shows pending switches and whether the zone is DNSSEC-signed.
+shows pending switches and whether the zone is DNSSEC-signed. For a pending
+switch (or a rotate_every commit) the "completes" line names the run that
+completes it and when: the systemd timer or at job scheduled for its safe
+time, else the first run of --timer-unit after it (systemd's next elapse of
+the unit, else the packaged schedule: hourly, up to 16 minutes into the
+hour). For a staged key, ROTATION says when 'danectl rotate commit' becomes
+allowed.
 
 A lineage configured before its first issuance is shown as NOT ISSUED YET
 and does not change the exit code.
@@ -309,7 +315,7 @@ func statusAction(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	now := time.Now()
-	tr := timerCheck(ctx, c.String("timer-unit"), pendingSwitch(st))
+	tr := timerCheck(ctx, c.String("timer-unit"), needsTimer(st))
 	if c.Bool("json") {
 		if err := writeJSON(w, newStatusReport(st, now, tr)); err != nil {
 			return err
@@ -452,15 +458,23 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport)
 			}
 		}
 		if l.Pending != nil || l.Scheduled != nil {
-			fmt.Fprintf(w, "  completes   %s\n", completion(l))
+			fmt.Fprintf(w, "  completes   %s\n", completion(l, tr, now))
 		}
 		if tr != nil && tr.Reason != "" && l.Pending != nil && (l.Switch == nil || !l.Switch.Safe) {
 			fmt.Fprintf(w, "  WARNING: %s\n", tr.Reason)
 		}
 		if l.Next != nil {
-			state := "staged, commit when aged ('danectl rotate status')"
-			if !l.Next.Committed.IsZero() {
+			// The time 'danectl rotate status' reports (deploy.LineageStatus.NextAgedAt).
+			var state string
+			switch {
+			case !l.Next.Committed.IsZero():
 				state = "committed: the next renewal uses it"
+			case l.NextAgedAt.IsZero():
+				state = "staged, commit refused until aged: unknown while a server blocks it ('danectl rotate status' says which)"
+			case !l.NextAgedAt.After(now):
+				state = fmt.Sprintf("staged, aged since %s: commit allowed ('danectl rotate commit %s')", rfc3339(l.NextAgedAt), l.Name)
+			default:
+				state = fmt.Sprintf("staged, commit allowed %s ('danectl rotate commit %s' then)", cliapp.When(l.NextAgedAt, now), l.Name)
 			}
 			fmt.Fprintf(w, "  ROTATION    next key 3 1 1 %s (%s) %s\n", l.Next.SPKI, l.Next.Algorithm, state)
 		}
@@ -525,18 +539,84 @@ func writeStatus(w io.Writer, st *deploy.Status, now time.Time, tr *timerReport)
 	}
 }
 
-// completion says which run completes a lineage's pending switch or staged
-// rotation, and when.
-func completion(l deploy.LineageStatus) string {
-	switch {
-	case l.Scheduled != nil && l.Scheduled.Via != schedule.ViaNone:
+// completion says which run completes a lineage's pending switch or
+// staged rotation, and when: the scheduled job; else the timer tr names
+// (see timerWindow: systemd's next elapse, or the packaged schedule), or
+// that no timer is known to run 'danectl tick'.
+func completion(l deploy.LineageStatus, tr *timerReport, now time.Time) string {
+	if scheduled(l) {
 		id := l.Scheduled.ID
 		if l.Scheduled.Via == schedule.ViaAt {
 			id = "job " + id
 		}
 		return fmt.Sprintf("%s %s at %s (%s): %s", l.Scheduled.Via, id, l.Scheduled.At.UTC().Format(time.RFC3339), l.Scheduled.What, l.Scheduled.Command)
-	case l.ScheduleErr != "":
-		return "the timer's next 'danectl tick' (scheduling a run failed: " + l.ScheduleErr + ")"
 	}
-	return "the timer's next 'danectl tick' (no run scheduled: [schedule] via = \"none\", no systemd or at here, or the time is not known yet)"
+	why := "no run scheduled: [schedule] via = \"none\", no systemd or at here, or the time is not known yet"
+	if l.ScheduleErr != "" {
+		why = "scheduling a run failed: " + l.ScheduleErr
+	}
+	if tr == nil || tr.Unit == "" {
+		return "the next 'danectl tick' (from cron, or the next hook run: no timer unit is known, --timer-unit \"\"; " + why + ")"
+	}
+	after, known := completesAfter(l, now)
+	from, to, source, ok := timerWindow(tr, after, now)
+	if !ok {
+		return "only the next renewal's hooks: " + tr.Unit + " is not enabled (" + why + ")"
+	}
+	run := tr.Unit + "'s next 'danectl tick'"
+	if known && after.After(now) {
+		run = tr.Unit + "'s first 'danectl tick' after safe_at"
+		if l.Pending == nil {
+			run = tr.Unit + "'s first 'danectl tick' after the commit is allowed"
+		}
+	}
+	var b strings.Builder
+	if source == timerSourceSystemd {
+		fmt.Fprintf(&b, "%s, at %s (systemd's next elapse of the timer", run, rfc3339(from))
+	} else {
+		fmt.Fprintf(&b, "%s, between %s and %s (its packaged schedule: %s", run, rfc3339(from), rfc3339(to), packagedSchedule)
+		if tr.State == timerUnknown {
+			b.WriteString("; systemd could not tell whether it is enabled")
+		}
+	}
+	if !known {
+		b.WriteString("; it only re-checks: when the switch becomes safe is not known while a server blocks it")
+	}
+	b.WriteString("; " + why + ")")
+	return b.String()
+}
+
+// scheduled reports whether a job (systemd or at) is scheduled for l.
+func scheduled(l deploy.LineageStatus) bool {
+	return l.Scheduled != nil && l.Scheduled.Via != schedule.ViaNone
+}
+
+// completesAfter returns the time from which a run can complete l's
+// pending step: now when the pending switch is safe already, else its
+// safe_at, or (no switch pending) the time the rotation commit was
+// scheduled for; known is false while a server blocks the switch.
+func completesAfter(l deploy.LineageStatus, now time.Time) (after time.Time, known bool) {
+	switch {
+	case l.Pending != nil && l.Switch != nil && l.Switch.Safe:
+		return now, true
+	case l.Pending != nil && !l.Pending.SafeAt.IsZero():
+		return l.Pending.SafeAt, true
+	case l.Pending == nil && l.Scheduled != nil:
+		return l.Scheduled.At, true
+	}
+	return now, false
+}
+
+// timerCompletes is the --json form of completion's timer run: nil when a
+// job is scheduled, nothing waits, or no timer is known to run.
+func timerCompletes(l deploy.LineageStatus, tr *timerReport, now time.Time) *timerRunReport {
+	if scheduled(l) || (l.Pending == nil && l.Scheduled == nil) {
+		return nil
+	}
+	after, _ := completesAfter(l, now)
+	from, to, source, ok := timerWindow(tr, after, now)
+	if !ok {
+		return nil
+	}
+	return &timerRunReport{Unit: tr.Unit, Earliest: rfc3339(from), Latest: rfc3339(to), Source: source}
 }

@@ -537,9 +537,10 @@ type documentedStatus struct {
 	Time   string `json:"time"`
 	OK     bool   `json:"ok"`
 	Timer  *struct {
-		Unit   string `json:"unit"`
-		State  string `json:"state"`
-		Reason string `json:"reason"`
+		Unit       string `json:"unit"`
+		State      string `json:"state"`
+		NextElapse string `json:"next_elapse"`
+		Reason     string `json:"reason"`
 	} `json:"timer"`
 	Lineages []struct {
 		Name               string   `json:"name"`
@@ -562,10 +563,12 @@ type documentedStatus struct {
 		ReloadReason  string `json:"reload_reason"`
 		VerifiedAt    string `json:"verified_at"`
 		NextKey       *struct {
-			SPKI      string `json:"spki"`
-			Algorithm string `json:"algorithm"`
-			Staged    string `json:"staged"`
-			Committed string `json:"committed"`
+			SPKI            string `json:"spki"`
+			Algorithm       string `json:"algorithm"`
+			Staged          string `json:"staged"`
+			Committed       string `json:"committed"`
+			CommitAllowed   bool   `json:"commit_allowed"`
+			CommitAllowedAt string `json:"commit_allowed_at"`
 		} `json:"next_key"`
 		PresentedReasons []string `json:"presented_reasons"`
 		ExpiryError      string   `json:"expiry_error"`
@@ -578,8 +581,14 @@ type documentedStatus struct {
 			ID      string `json:"id"`
 			Command string `json:"command"`
 		} `json:"scheduled"`
-		ScheduleError string `json:"schedule_error"`
-		Error         string `json:"error"`
+		ScheduleError  string `json:"schedule_error"`
+		TimerCompletes *struct {
+			Unit     string `json:"unit"`
+			Earliest string `json:"earliest"`
+			Latest   string `json:"latest"`
+			Source   string `json:"source"`
+		} `json:"timer_completes"`
+		Error string `json:"error"`
 	} `json:"lineages"`
 	Owners []struct {
 		Owner              string   `json:"owner"`

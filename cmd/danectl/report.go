@@ -34,14 +34,34 @@ type statusReport struct {
 	Owners   []ownerReport   `json:"owners"`
 }
 
-// timerReport is what `systemctl is-enabled UNIT` said.
+// timerReport is what `systemctl is-enabled UNIT` (and, when enabled,
+// `systemctl show UNIT -p NextElapseUSecRealtime`) said.
 type timerReport struct {
 	Unit string `json:"unit"`
 	// State is "enabled", "disabled" or "unknown" (no systemd, or
 	// systemctl failed).
 	State string `json:"state"`
+	// NextElapse is when systemd next runs the unit's service (its
+	// NextElapseUSecRealtime, random delay included); omitted when not
+	// known.
+	NextElapse string `json:"next_elapse,omitempty"`
 	// Reason says why a pending switch waits longer than it must.
 	Reason string `json:"reason,omitempty"`
+
+	next time.Time // NextElapse as a time
+}
+
+// timerRunReport is when the timer's run that completes a lineage's
+// pending step comes, when no job is scheduled for it.
+type timerRunReport struct {
+	Unit string `json:"unit"`
+	// Earliest and Latest bound the run's start.
+	Earliest string `json:"earliest"`
+	Latest   string `json:"latest"`
+	// Source is "systemd" (the timer's next elapse, from systemd) or
+	// "packaged" (computed from the packaged unit's schedule: OnCalendar=hourly,
+	// RandomizedDelaySec=15min, AccuracySec=1min).
+	Source string `json:"source"`
 }
 
 type lineageReport struct {
@@ -81,7 +101,11 @@ type lineageReport struct {
 	// it failed.
 	Scheduled     *scheduledReport `json:"scheduled,omitempty"`
 	ScheduleError string           `json:"schedule_error,omitempty"`
-	Error         string           `json:"error,omitempty"`
+	// TimerCompletes is when the timer's run completes the pending switch
+	// (or rotation commit) when no job is scheduled for it; omitted when a
+	// job is, or no timer runs 'danectl tick' as far as danectl knows.
+	TimerCompletes *timerRunReport `json:"timer_completes,omitempty"`
+	Error          string          `json:"error,omitempty"`
 }
 
 type scheduledReport struct {
@@ -109,6 +133,11 @@ type nextKeyReport struct {
 	Algorithm string `json:"algorithm"`
 	Staged    string `json:"staged"`
 	Committed string `json:"committed,omitempty"`
+	// CommitAllowed is true once the staged key's record is aged at every
+	// owner; CommitAllowedAt is that time (past or future), omitted while
+	// a server blocks it and once committed.
+	CommitAllowed   bool   `json:"commit_allowed"`
+	CommitAllowedAt string `json:"commit_allowed_at,omitempty"`
 }
 
 type ownerReport struct {
@@ -222,6 +251,7 @@ func newStatusReport(st *deploy.Status, now time.Time, tr *timerReport) statusRe
 		if sc := l.Scheduled; sc != nil {
 			lr.Scheduled = &scheduledReport{Via: sc.Via, At: rfc3339(sc.At), ID: sc.ID, Command: sc.Command}
 		}
+		lr.TimerCompletes = timerCompletes(l, tr, now)
 		if p := l.Pending; p != nil {
 			pr := &pendingReport{SPKI: p.SPKI, Since: rfc3339(p.Since), SafeAt: rfc3339(p.SafeAt),
 				SecondsUntilSafe: secondsUntil(p.SafeAt, now), Blocking: p.Blocking}
@@ -229,7 +259,8 @@ func newStatusReport(st *deploy.Status, now time.Time, tr *timerReport) statusRe
 			lr.Pending = pr
 		}
 		if n := l.Next; n != nil {
-			lr.Next = &nextKeyReport{SPKI: n.SPKI, Algorithm: n.Algorithm, Staged: rfc3339(n.Staged), Committed: rfc3339(n.Committed)}
+			lr.Next = &nextKeyReport{SPKI: n.SPKI, Algorithm: n.Algorithm, Staged: rfc3339(n.Staged), Committed: rfc3339(n.Committed),
+				CommitAllowed: n.Committed.IsZero() && !l.NextAgedAt.IsZero() && !l.NextAgedAt.After(now), CommitAllowedAt: rfc3339(l.NextAgedAt)}
 		}
 		r.Lineages = append(r.Lineages, lr)
 	}

@@ -183,7 +183,7 @@ run holds the lock. With --plugin: 0-3 as above.`,
 				return cliapp.Classify(err)
 			}
 			now := time.Now()
-			tr := timerCheck(ctx, c.String("timer-unit"), pendingSwitch(st))
+			tr := timerCheck(ctx, c.String("timer-unit"), needsTimer(st))
 			checks, verr := e.Verify(ctx, c.Args().Slice()...)
 			w := c.App.Writer
 			if c.Bool("json") {

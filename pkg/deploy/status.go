@@ -70,6 +70,12 @@ type LineageStatus struct {
 	Verified string `json:"verified,omitempty"`
 	// Next is a staged key of a rotation (see `danectl rotate status`).
 	Next *NextKey `json:"next,omitempty"`
+	// NextAgedAt is when the staged key's record is aged at every owner of
+	// the lineage, from which `danectl rotate commit` is allowed (the time
+	// `danectl rotate status` reports; in the past once allowed); zero
+	// while a server blocks it, and when no key is staged or it is
+	// committed.
+	NextAgedAt time.Time `json:"next_aged_at,omitzero"`
 	// Scheduled is the run scheduled to complete the pending switch (or,
 	// with rotate_every, the rotation commit) when it becomes safe; nil
 	// when none is (ScheduleErr says why when scheduling failed; else the
@@ -258,6 +264,9 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		return ls
 	}
 	ls.Next = lv.State.Next
+	if n := ls.Next; n != nil && n.Committed.IsZero() {
+		ls.NextAgedAt = e.nextAgedAt(s, lv, n)
+	}
 	if sc := lv.State.Scheduled; sc != nil && !sc.At.Before(s.Now.Add(-time.Minute)) {
 		ls.Scheduled = sc
 	}

@@ -55,15 +55,26 @@ func TestRotationStageCommitDeploy(t *testing.T) {
 	}
 	// Both servers serve it (bounded wait), then 2 x TTL later it is aged.
 	deadline := time.Now().Add(10 * time.Second)
+	var observed []*Status
 	for {
-		rs, err := Observe(t.Context(), e, "mail")
+		observed, err = Observe(t.Context(), e, "mail")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rs[0].Blocking) == 1 && strings.Contains(rs[0].Blocking[0], "aged at") || time.Now().After(deadline) {
+		if len(observed[0].Blocking) == 1 && strings.Contains(observed[0].Blocking[0], "aged at") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// danectl status tells the same time as rotate status: when the commit
+	// becomes allowed.
+	if observed[0].AgedAt.IsZero() {
+		t.Fatalf("rotate status after both servers serve the staged record: %+v, want the time it is aged", observed[0])
+	}
+	if st, err := e.Status(t.Context(), "mail"); err != nil {
+		t.Fatalf("Status: %v", err)
+	} else if got := st.Lineages[0].NextAgedAt; !got.Equal(observed[0].AgedAt) {
+		t.Errorf("Status: next key aged at %v; rotate status says %v", got, observed[0].AgedAt)
 	}
 	e.Now = func() time.Time { return t0.Add(time.Minute) }
 	rs, err := Commit(t.Context(), e, "mail", false)
@@ -79,6 +90,11 @@ func TestRotationStageCommitDeploy(t *testing.T) {
 	}
 	if st := lineageState(t, e, "mail"); st.Next == nil || st.Next.Committed.IsZero() || !st.Next.Swapped {
 		t.Errorf("state after commit: %+v, want committed and swapped", st.Next)
+	}
+	if st, err := e.Status(t.Context(), "mail"); err != nil {
+		t.Fatalf("Status after commit: %v", err)
+	} else if got := st.Lineages[0].NextAgedAt; !got.IsZero() {
+		t.Errorf("Status after commit: next key aged at %v, want none (committed)", got)
 	}
 	// Until the renewal lego's key file holds the staged key and its
 	// certificate the old one: the timer's plan must not fail on that.

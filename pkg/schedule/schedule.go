@@ -1,8 +1,11 @@
-// Package schedule arranges the run that completes a pending switch, a
-// staged rotation or a held removal at the moment it becomes safe, instead
-// of at the next tick of the hourly timer (issue 15: the physical floor of
-// a switch is the last authoritative server's first sighting of the record
-// plus 2 × the TTL caches may hold; a timer period on top of it is waste).
+// Package schedule arranges the run that completes a pending switch, or
+// (with rotate_every) commits a staged rotation, at the moment it becomes
+// safe, instead of at the next tick of the hourly timer (issue 15: the
+// physical floor of a switch is the last authoritative server's first
+// sighting of the record plus 2 × the TTL caches may hold; a timer period
+// on top of it is waste). A removal is never scheduled on its own: the run
+// that switches removes the records no chain needs once it has verified
+// the switch (pkg/deploy, schedule.go).
 //
 // Three ways, picked by Detect in this order:
 //

@@ -217,8 +217,9 @@ func TestSwitchAtFloor(t *testing.T) {
 }
 
 // switchAtFloor renews with a new key and waits, without ticking, until
-// Postfix presents it; it fails when the switch came before the floor or
-// no run was scheduled.
+// Postfix presents it and both servers no longer serve the previous key's
+// record; it fails when the switch came before the floor, no run was
+// scheduled, or the record stayed.
 func (w *world) switchAtFloor() floorResult {
 	t := w.t
 	old := w.served()
@@ -282,6 +283,15 @@ func (w *world) switchAtFloor() floorResult {
 	if switched.Before(floor.Add(-2 * pollInterval)) {
 		t.Fatalf("switched at %s, before the floor %s (last server's first serving + 2 × TTL %d s)", clock(switched), clock(floor), p.maxTTL)
 	}
+	// Removal after a switch has no schedule of its own: the run that
+	// switched verifies the new chain and then removes the previous key's
+	// record, so both servers stop serving it without any tick here
+	// (NOTIFY and IXFR take milliseconds; 10 s bounds a loaded machine).
+	if err := w.recordsWithin(10*time.Second, fresh.Record); err != nil {
+		log, _ := os.ReadFile(w.state + "/scheduled-tick.log")
+		t.Fatalf("after the scheduled switch the previous key's record %s was not removed: %v\nstatus:\n%v\nscheduled-tick.log:\n%s", old.Record, err, w.danectl("status"), log)
+	}
+	removed := time.Now()
 	r := floorResult{start: start, floor: floor, switched: switched, safeAt: safeAt}
 	if log, err := os.ReadFile(w.state + "/scheduled-tick.log"); err == nil {
 		t.Logf("scheduled-tick.log:\n%s", log)
@@ -289,18 +299,25 @@ func (w *world) switchAtFloor() floorResult {
 	t.Logf("floor %s, danehook's safe_at %s (+%v), switched %s (+%v after safe_at)", clock(floor), clock(r.safeAt),
 		r.safeAt.Sub(floor).Round(time.Millisecond), clock(switched), switched.Sub(r.safeAt).Round(time.Millisecond))
 	w.say("   switched at %s by the scheduled run; floor %s; latency ÷ floor = %.3f", clock(switched), clock(floor), r.ratio())
+	t.Logf("the previous key's %s gone from both servers %v after the switch (no tick)", old.Record, removed.Sub(switched).Round(time.Millisecond))
 	return r
 }
 
 // rotationAtFloor sets rotate_every so that one `danectl tick` stages a
 // new key, and waits, without ticking again, until the scheduled run
 // commits it; it fails when the commit came before the floor of the staged
-// key's record or no run was scheduled. It leaves rotate_every unset.
+// key's record or no run was scheduled. A lego lineage gets lego_cert and
+// lego_key for the step (the commit hands lego the staged key through its
+// key file; TestRotate does the same), so lego's key file then holds the
+// staged key: the rotation is the last step of a lego world. It leaves
+// rotate_every (and lego_cert, lego_key) unset.
 func (w *world) rotationAtFloor() floorResult {
 	t := w.t
 	w.rotateEvery = "1s"
+	legoFiles := w.legoFiles
+	w.legoFiles = legoFiles || w.c.Name != "certbot"
 	w.writeConfig(w.bind.KeyFile)
-	defer func() { w.rotateEvery = ""; w.writeConfig(w.bind.KeyFile) }()
+	defer func() { w.rotateEvery, w.legoFiles = "", legoFiles; w.writeConfig(w.bind.KeyFile) }()
 	p := startFloorPoller(w.servers(), w.owner())
 	defer p.stop()
 	time.Sleep(time.Second + 2*pollInterval) // the served key is older than 1 s; the RRset's TTL is seen
@@ -352,8 +369,8 @@ func (w *world) rotationAtFloor() floorResult {
 }
 
 // TestBenchSwitchFloor is scripts/bench-switch.sh: switch latency ÷ floor
-// for certbot and lego v5 new-key renewals at several TTLs, with the at(1)
-// job as the only completing run. DANEHOOK_BENCH=1 runs it;
+// for certbot and lego v5 new-key renewals and rotate_every commits at
+// several TTLs, with the at(1) job as the only completing run. DANEHOOK_BENCH=1 runs it;
 // DANEHOOK_BENCH_TTLS (default "5,15") and DANEHOOK_BENCH_RUNS (renewals
 // per world, default 3) tune it.
 func TestBenchSwitchFloor(t *testing.T) {
@@ -401,10 +418,10 @@ func TestBenchSwitchFloor(t *testing.T) {
 					for i := range runs {
 						steps = append(steps, step{fmt.Sprintf("new-key-%d", i+1), func(w *world) { res = append(res, w.switchAtFloor()) }, ""})
 					}
+					// The rotation commit last: for lego it leaves lego's key
+					// file holding the committed key (rotationAtFloor).
 					var rot []floorResult
-					if c.Name == "certbot" {
-						steps = append(steps, step{"rotation", func(w *world) { rot = append(rot, w.rotationAtFloor()) }, ""})
-					}
+					steps = append(steps, step{"rotation", func(w *world) { rot = append(rot, w.rotationAtFloor()) }, ""})
 					w.run(t, steps)
 					mu.Lock()
 					rows = append(rows, row{c.Name, "new-key renewal", ttl, res})
