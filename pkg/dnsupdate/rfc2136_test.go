@@ -643,3 +643,47 @@ func TestApplyNeverAddsBesideCNAME(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 }
+
+// TestApplyZonesIndependent: the zones of one Apply are updated at once
+// and independently (decision S2): a zone the key may not change fails
+// with its own error (naming it), and the other zones are changed all the
+// same, whichever comes first in name order; a failing zone in the middle
+// stops neither side. Records are read back from the primary.
+func TestApplyZonesIndependent(t *testing.T) {
+	t.Parallel()
+	zones := []string{"a.test.", "example.test.", "m.test.", "z.test."}
+	l := bindlab.Start(t, bindlab.Options{Zones: zones, ExtraKeys: []bindlab.ExtraKey{{
+		Name: "narrow",
+		// Only the owners in example.test. and z.test. may change.
+		Grants: []string{`grant "narrow." name _25._tcp.mail.example.test. TLSA;`, `grant "narrow." name _25._tcp.mail.z.test. TLSA;`},
+	}}})
+	narrow, err := LoadTSIGKeyFile(l.Keys["narrow."].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &RFC2136{Server: l.Primary, Key: narrow, Timeout: 5 * time.Second}
+	r := rec(0x21)
+	var plan Plan
+	for _, z := range zones {
+		plan = append(plan, Change{Op: Add, RR: RR{Owner: "_25._tcp.mail." + z, TTL: 60, Record: r}})
+	}
+	err = p.Apply(t.Context(), plan)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("Apply: got %v, want ErrRefused for a.test. and m.test.", err)
+	}
+	for _, z := range []string{"a.test.", "m.test."} {
+		if !strings.Contains(err.Error(), `"`+z+`"`) && !strings.Contains(err.Error(), " "+z) {
+			t.Errorf("Apply's error does not name the refused zone %s: %v", z, err)
+		}
+	}
+	for _, z := range []string{"example.test.", "z.test."} {
+		if strings.Contains(err.Error(), z) {
+			t.Errorf("Apply's error names %s, which was changed: %v", z, err)
+		}
+	}
+	lab := labProvider(t, l)
+	assertServed(t, lab, "_25._tcp.mail.example.test.", r)
+	assertServed(t, lab, "_25._tcp.mail.z.test.", r)
+	assertServed(t, lab, "_25._tcp.mail.a.test.")
+	assertServed(t, lab, "_25._tcp.mail.m.test.")
+}
