@@ -97,34 +97,65 @@ func claimChanges(ov *ownerView, me string, desired []tlsa.Record) (add, remove 
 // does nothing without a registry or for a plan that keeps claims as they
 // are (Prune).
 func (e *Engine) syncClaims(ctx context.Context, s *snapshot, plans []*OwnerPlan) error {
-	var errs []error
+	// The claims of every owner go in one ApplyClaims call per provider
+	// and TTL (one UPDATE per zone for RFC 2136, as few as hold them),
+	// not one per owner: 80 owners took 81 UPDATEs.
+	type batchKey struct {
+		provider string
+		ttl      uint32
+	}
+	type owned struct {
+		ov          *ownerView
+		add, remove []dnsupdate.Claim
+	}
+	batches := map[batchKey][]owned{}
+	var keys []batchKey
 	for _, p := range plans {
 		ov := s.owner(p.Owner)
-		reg := e.registry(p.Provider)
-		if ov == nil || ov.Err != nil || reg == nil || p.keepClaims {
+		if ov == nil || ov.Err != nil || e.registry(p.Provider) == nil || p.keepClaims {
 			continue
 		}
 		add, remove := claimChanges(ov, s.HostID, p.Desired)
 		if len(add)+len(remove) == 0 {
 			continue
 		}
-		if err := reg.ApplyClaims(ctx, ov.TTL, add, remove); err != nil {
-			errs = append(errs, fmt.Errorf("ownership registry %s: %w", dnsupdate.RegistryName(ov.Owner), err))
+		k := batchKey{p.Provider, ov.TTL}
+		if _, ok := batches[k]; !ok {
+			keys = append(keys, k)
+		}
+		batches[k] = append(batches[k], owned{ov, add, remove})
+	}
+	var errs []error
+	for _, k := range keys {
+		b := batches[k]
+		var add, remove []dnsupdate.Claim
+		for _, o := range b {
+			add, remove = append(add, o.add...), append(remove, o.remove...)
+		}
+		if err := e.registry(k.provider).ApplyClaims(ctx, k.ttl, add, remove); err != nil {
+			what := dnsupdate.RegistryName(b[0].ov.Owner)
+			if len(b) > 1 {
+				what = fmt.Sprintf("%s and %d more owners' registries", what, len(b)-1)
+			}
+			errs = append(errs, fmt.Errorf("ownership registry %s (provider %s): %w", what, k.provider, err))
 			continue
 		}
-		var kept []dnsupdate.Claim
-		for _, c := range ov.Claims {
-			gone := false
-			for _, r := range remove {
-				gone = gone || (r.Host == c.Host && r.Record.Equal(c.Record))
+		for _, o := range b {
+			ov := o.ov
+			var kept []dnsupdate.Claim
+			for _, c := range ov.Claims {
+				gone := false
+				for _, r := range o.remove {
+					gone = gone || (r.Host == c.Host && r.Record.Equal(c.Record))
+				}
+				if !gone {
+					kept = append(kept, c)
+				}
 			}
-			if !gone {
-				kept = append(kept, c)
+			ov.Claims = append(kept, o.add...)
+			if err := e.confirmClaimed(ctx, ov, o.add); err != nil {
+				ov.Err = err
 			}
-		}
-		ov.Claims = append(kept, add...)
-		if err := e.confirmClaimed(ctx, ov, add); err != nil {
-			ov.Err = err
 		}
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"crypto"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,64 @@ func TestSharedOwnerThreeHostsInterleaved(t *testing.T) {
 			if got := servedRecords(t, hosts[0]); len(got) != 1 || !has(got, serves[0]) {
 				t.Fatalf("converged to %v, want only %s", got, serves[0])
 			}
+		})
+	}
+}
+
+// TestPublishClaimsBatched: with host_id, a publish sends every owner's
+// claims in one UPDATE per zone (as few as hold them), beside the records'
+// own UPDATE per zone, instead of one UPDATE per owner (80 owners took 81
+// UPDATEs). 80 owners in two zones: 4 UPDATEs; 600 owners in one zone:
+// their claims (about 140 bytes each) take two messages, the records one.
+// Every owner ends with its record and exactly this host's claim of it, at
+// both servers, and a rerun sends nothing.
+func TestPublishClaimsBatched(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		zones   []string
+		owners  int
+		updates uint64
+	}{
+		{"80 owners in 2 zones", []string{"example.test.", "other.test."}, 80, 4},
+		{"600 owners in 1 zone", []string{"example.test."}, 600, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lab := bindlab.Start(t, bindlab.Options{TTL: 1, Zones: tc.zones})
+			var hosts []string
+			for i := range tc.owners {
+				hosts = append(hosts, fmt.Sprintf("h%04d.%s", i, strings.TrimSuffix(tc.zones[i%len(tc.zones)], ".")))
+			}
+			e, rp, _ := transferEngine(t, lab, hosts, "", "mx1")
+			before := lab.Counters(t, "primary").Requests["UPDATE"]
+			if _, err := e.Publish(t.Context()); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+			if got := lab.Counters(t, "primary").Requests["UPDATE"] - before; got != tc.updates {
+				t.Errorf("Publish: server counted %d UPDATEs, want %d (claims and records, per zone)", got, tc.updates)
+			}
+			for _, z := range tc.zones {
+				lab.WaitSerial(t, lab.Secondary, z, lab.Serial(t, lab.Primary, z), 5*time.Second)
+			}
+			sec := &dnsupdate.RFC2136{Server: lab.Secondary, Key: rp.Key, Timeout: 5 * time.Second}
+			for i, h := range hosts {
+				if i%37 != 0 && i != len(hosts)-1 {
+					continue // a sample of the owners, first and last included
+				}
+				owner := "_25._tcp." + h + "."
+				for _, p := range []*dnsupdate.RFC2136{rp, sec} {
+					rrs, err := p.Records(t.Context(), owner)
+					if err != nil || len(rrs) != 1 {
+						t.Fatalf("%s at %s: %v, %v; want one record", owner, p.Server, rrs, err)
+					}
+					claims, err := p.Claims(t.Context(), owner)
+					if err != nil || len(claims) != 1 || claims[0].Host != "mx1" || !claims[0].Record.Equal(rrs[0].Record) {
+						t.Fatalf("%s at %s: claims %v, %v; want mx1's claim of %s", owner, p.Server, claims, err, rrs[0].Record)
+					}
+				}
+			}
+			rerunSendsNothing(t, e, lab)
 		})
 	}
 }

@@ -319,53 +319,88 @@ func (b *zoneBatch) registryPrerequisite(m *dns.Msg, owner string) {
 	m.Used(cp)
 }
 
-// ApplyClaims adds and removes claims with one TSIG-signed UPDATE per zone
-// (the zone of each claim's owner, FindZone), each claim one TXT record of
-// ttl seconds at RegistryName(owner); removing deletes only that exact
-// record (RFC 2136 §2.5.4). Nothing is sent when both are empty. Errors are
-// *UpdateError; zones before a failing one stay changed.
+// ApplyClaims adds and removes claims with TSIG-signed UPDATEs, one per
+// zone (the zone of each claim's owner, FindZone) unless a zone's claims do
+// not fit in one DNS message (65535 bytes with TSIG, RFC 1035 §4.2.2): then
+// as many messages as hold them, additions first. Each claim is one TXT
+// record of ttl seconds at RegistryName(owner); removing deletes only that
+// exact record (RFC 2136 §2.5.4). Nothing is sent when both are empty. Up
+// to zoneWorkers zones are updated at once (decision S2); a zone's failure
+// stops no other, and the error joins every failing zone's *UpdateError.
 func (p *RFC2136) ApplyClaims(ctx context.Context, ttl uint32, add, remove []Claim) error {
-	byZone := map[string]*dns.Msg{}
+	type zoneClaims struct {
+		rrs    []dns.RR
+		insert []bool
+	}
+	byZone := map[string]*zoneClaims{}
 	var zones []string
 	put := func(c Claim, insert bool) error {
 		z, err := p.FindZone(ctx, c.Owner)
 		if err != nil {
 			return err
 		}
-		m := byZone[z]
-		if m == nil {
-			m = new(dns.Msg)
-			m.SetUpdate(z)
-			byZone[z] = m
+		zc := byZone[z]
+		if zc == nil {
+			zc = &zoneClaims{}
+			byZone[z] = zc
 			zones = append(zones, z)
 		}
-		rr := &dns.TXT{Hdr: dns.RR_Header{Name: RegistryName(c.Owner), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{c.Text()}}
-		if insert {
-			m.Insert([]dns.RR{rr})
-		} else {
-			m.Remove([]dns.RR{rr})
-		}
+		zc.rrs = append(zc.rrs, &dns.TXT{Hdr: dns.RR_Header{Name: RegistryName(c.Owner), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{c.Text()}})
+		zc.insert = append(zc.insert, insert)
 		return nil
-	}
-	for _, c := range remove {
-		if err := put(c, false); err != nil {
-			return err
-		}
 	}
 	for _, c := range add {
 		if err := put(c, true); err != nil {
 			return err
 		}
 	}
-	sort.Strings(zones)
-	for _, z := range zones {
-		r, err := p.exchange(ctx, byZone[z], "update", z, "", "TXT", &p.updates)
-		if err != nil {
+	for _, c := range remove {
+		if err := put(c, false); err != nil {
 			return err
 		}
-		if r.Rcode != dns.RcodeSuccess {
-			return p.rcodeError(r, "update", z, "", "TXT")
-		}
 	}
-	return nil
+	sort.Strings(zones)
+	// Sizes are summed uncompressed (dns.Len), an upper bound of the
+	// packed message.
+	limit := dns.MaxMsgSize - p.tsigLen()
+	errs := make([]error, len(zones))
+	forEach(len(zones), zoneWorkers, func(i int) {
+		z, zc := zones[i], byZone[zones[i]]
+		var m *dns.Msg
+		size := 0
+		send := func() error {
+			r, err := p.exchange(ctx, m, "update", z, "", "TXT", &p.updates)
+			if err != nil {
+				return err
+			}
+			if r.Rcode != dns.RcodeSuccess {
+				return p.rcodeError(r, "update", z, "", "TXT")
+			}
+			m = nil
+			return nil
+		}
+		for j, rr := range zc.rrs {
+			n := dns.Len(rr)
+			if m != nil && size+n > limit {
+				if errs[i] = send(); errs[i] != nil {
+					return
+				}
+			}
+			if m == nil {
+				m = new(dns.Msg)
+				m.SetUpdate(z)
+				size = 12 + len(z) + 2 + 4
+			}
+			if zc.insert[j] {
+				m.Insert([]dns.RR{rr})
+			} else {
+				m.Remove([]dns.RR{rr})
+			}
+			size += n
+		}
+		if m != nil {
+			errs[i] = send()
+		}
+	})
+	return errors.Join(errs...)
 }
