@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/propagate"
@@ -142,13 +143,20 @@ func firstName(ov *ownerView) string {
 
 // forEachOwner runs f on every ov, up to ownerWorkers at a time.
 func forEachOwner(ovs []*ownerView, f func(*ownerView)) {
-	sem := make(chan struct{}, ownerWorkers)
+	// ownerWorkers goroutines take the owners in turn: one goroutine per
+	// owner grew a new stack through the read's call chain each time
+	// (runtime.newstack: about 10 % of a 5,000-owner publish's CPU).
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for _, ov := range ovs {
-		sem <- struct{}{}
+	for range min(ownerWorkers, len(ovs)) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			f(ov)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ovs) {
+					return
+				}
+				f(ovs[i])
+			}
 		})
 	}
 	wg.Wait()

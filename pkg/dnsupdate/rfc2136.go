@@ -1245,13 +1245,19 @@ const readWorkers = 32
 
 // forEach runs f(0) … f(n-1), up to workers at a time, and waits for all.
 func forEach(n, workers int, f func(i int)) {
-	sem := make(chan struct{}, workers)
+	// workers goroutines take the indexes in turn (not one goroutine per
+	// index, each growing its stack anew).
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
+	for range min(workers, n) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
 		})
 	}
 	wg.Wait()
@@ -1329,11 +1335,9 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	c := &dns.Client{Net: "tcp", Timeout: timeout}
 	signed := p.Key != nil && !isUnsigned(ctx)
 	signedAt := p.clock() // the Time Signed the server compares with its clock (RFC 8945 §5.2.3)
 	if signed {
-		c.TsigSecret = map[string]string{p.keyName(): p.Key.Secret}
 		m.SetTsig(p.keyName(), p.Key.dnsAlgorithm(), tsigFudge, signedAt.Unix())
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -1347,6 +1351,10 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	if m.Opcode == dns.OpcodeQuery {
 		r, err = p.pipeExchange(ctx, m, server) // decision T2, pipeline.go
 	} else {
+		c := &dns.Client{Net: "tcp", Timeout: timeout}
+		if signed {
+			c.TsigSecret = map[string]string{p.keyName(): p.Key.Secret}
+		}
 		r, err = exchangeContext(ctx, c, m, server)
 	}
 	if r != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,9 +185,22 @@ var ErrInterrupted = errors.New("interrupted")
 // prints "interrupted by SIGTERM" with the command's error. A second signal
 // is not caught: it kills the process at once.
 func Run(app *cli.App, args []string, stderr io.Writer) int {
+	setGC()
 	ctx, received, stop := notifySignals(context.Background())
 	defer stop()
 	return runContext(ctx, received, app, args, stderr)
+}
+
+// gcPercent is the garbage collector's target (runtime/debug.SetGCPercent)
+// of danehook's binaries, unless GOGC is set: they are short-lived, and at
+// Go's default of 100 a 5,000-owner publish spent about 14 % of its CPU in
+// the collector; at 400 its peak RSS went from 50 to 55 MB.
+const gcPercent = 400
+
+func setGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // notifySignals returns a context cancelled (cause ErrInterrupted) when
