@@ -450,6 +450,11 @@ func checkLocal(k *checker, cfg *config.Config) {
 			hint := ""
 			if errors.As(err, &nse) {
 				hint = "; " + nse.Hint()
+				if nse.Fix != "" && slices.ContainsFunc(want, func(f string) bool { return !fileExists(f) }) {
+					// A reload before the chain file exists would leave
+					// Postfix without STARTTLS: tick installs it first.
+					hint = "; once 'danectl status' shows the switch safe, run: " + nse.Fix + " && danectl tick"
+				}
 			}
 			if foreign := foreignFiles(served, want); len(foreign) > 0 {
 				k.postfixErrors++

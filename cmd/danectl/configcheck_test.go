@@ -208,7 +208,14 @@ func TestConfigCheck(t *testing.T) {
 			writeFile(t, filepath.Join(live, "privkey.pem"), "placeholder\n", 0o600)
 			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = "+live+"/fullchain.pem\nsmtpd_tls_key_file = "+live+"/privkey.pem\n", 0o644)
 		}, cliapp.ExitPostfix, []string{"error:   postfix = ", `service "smtp/inet" reads smtpd_tls_cert_file`, "fullchain.pem", "(main.cf)", "danehook does not protect",
-			"run: postconf -c", "-e 'smtpd_tls_chain_files = CHAINDIR/mail.pem' && postfix -c"}, ": 1 error(s)"},
+			"once 'danectl status' shows the switch safe, run: postconf -c", "-e 'smtpd_tls_chain_files = CHAINDIR/mail.pem' && danectl tick"}, ": 1 error(s)"},
+		{"postfix serves certbot's live files and the chain file exists", func(t *testing.T, w *checkWorld) {
+			live := filepath.Join(w.dir, "le", "live", "mail")
+			writeFile(t, filepath.Join(live, "fullchain.pem"), "placeholder\n", 0o644)
+			writeFile(t, filepath.Join(live, "privkey.pem"), "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.chainDir, "mail.pem"), "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+live+"/privkey.pem, "+live+"/fullchain.pem\n", 0o644)
+		}, cliapp.ExitPostfix, []string{"error:   postfix = ", "reads smtpd_tls_chain_files", "privkey.pem", "-e 'smtpd_tls_chain_files = CHAINDIR/mail.pem' && postfix -c"}, ""},
 		{"postfix serves snakeoil through chain files", func(t *testing.T, w *checkWorld) {
 			snake := filepath.Join(w.dir, "ssl-cert-snakeoil.pem")
 			writeFile(t, snake, "placeholder\n", 0o600)

@@ -37,12 +37,15 @@ directory); see README.md "Monitoring".
 
 A lineage configured before its first issuance is reported (one info line)
 and skipped; a first chain file installed while Postfix serves no chain is a
-warning with the postconf line, not an error.
+warning with the postconf line, not an error. While Postfix reads TLS files
+that exist and are not the lineages' chain files (certbot's live/ files, a
+snakeoil certificate), tick publishes the records but installs, reloads and
+removes nothing, and exits 8 with the postconf line as hint.
 
 Exit codes: as dane-reload: 0 ok (switches may still be pending), 2 bad
 input, 3 TSIG/authentication failure, 4 refused, 5 not authoritative,
-6 server failure, 8 postfix check/reload failed or the live chain does not
-match, 9 locked.`,
+6 server failure, 8 postfix check/reload failed, the live chain does not
+match, or Postfix reads files other than the chain files, 9 locked.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag,
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile-collector metrics to `PATH` (e.g. /var/lib/prometheus/node-exporter/danehook.prom)"},
 			&cli.StringFlag{
@@ -144,7 +147,9 @@ yet and does not change the exit code.
 
 Exit codes: 0 all good; 1 something waits (a pending switch, a record not
 aged yet, a reload pending); 8 the live STARTTLS chain does not match an aged
-record, or an endpoint does not answer (with DOMAIN: an MX host presents a
+record, an endpoint does not answer, or Postfix reads TLS files that are not
+the lineages' chain files (every hook run and tick refuses; the hint is the
+postconf line) (with DOMAIN: an MX host presents a
 chain that matches none of its TLSA records or offers no STARTTLS; 1 for
 other findings); 2 bad input; 3 TSIG/authentication
 failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
@@ -208,6 +213,11 @@ run holds the lock. With --plugin: 0-3 as above.`,
 				if verr != nil {
 					fmt.Fprintf(w, "  FAILED %v\n", verr)
 				}
+			}
+			if st.Refusal != nil {
+				// Postfix reads files danehook does not protect (exit 8,
+				// the postconf line as hint), as the hooks and tick refuse.
+				return cliapp.Classify(st.Refusal)
 			}
 			if verr != nil {
 				return cliapp.Classify(verr)

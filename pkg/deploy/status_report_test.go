@@ -90,7 +90,7 @@ func TestLineageStatusServed(t *testing.T) {
 				want[tOwner] = append(want[tOwner], rec311(t, tc.pending))
 			}
 			e := &Engine{}
-			ls := e.lineageStatus(s, lv, nexts, want)
+			ls := e.lineageStatus(&Status{}, s, lv, nexts, want)
 			if !ls.ServedNotAfter.Equal(served.Leaf.NotAfter) || ls.ServedNotAfter.Location() != time.UTC {
 				t.Errorf("ServedNotAfter = %v, want %v in UTC", ls.ServedNotAfter, served.Leaf.NotAfter.UTC())
 			}
