@@ -124,6 +124,37 @@ type Status struct {
 	Refusal error `json:"-"`
 }
 
+// taNameWarnings returns one warning per TLSA owner of lv at which the
+// DANE-TA (2 x x) records — served there or wanted — name a certificate of
+// the served chain file, or of the candidate chain cand, but do not apply
+// because its leaf lacks the MX host among its names (RFC 7672 §3.2.3).
+// With a 3 1 1 beside them the switch goes ahead on the 3 1 1 alone, and
+// senders can use only that; the warning names the lineage, the host, the
+// owner, the records and the leaf's names.
+func taNameWarnings(s *snapshot, lv *lineageView, cand *chain.Chain, want map[string][]tlsa.Record) []string {
+	var out []string
+	for _, c := range []struct {
+		what  string
+		chain *chain.Chain
+	}{{"served chain", lv.Installed}, {"next chain", cand}} {
+		if c.chain == nil || c.chain.Leaf == nil {
+			continue
+		}
+		for _, r := range lv.Refs {
+			ov := s.owner(r.Owner)
+			if ov == nil || ov.Err != nil {
+				continue
+			}
+			recs := appendUnique(append([]tlsa.Record(nil), ov.observed()...), want[r.Owner]...)
+			if why := taNameMissing(c.chain.Served(), r.Host, recs); why != "" {
+				out = append(out, fmt.Sprintf("lineage %s, host %s (%s): the %s's %s; senders can authenticate it only by the other records there: add %s to the certificate's names, or drop the 2 x x usage for this host",
+					lv.L.Name, r.Host, r.Owner, c.what, why, r.Host))
+			}
+		}
+	}
+	return out
+}
+
 // withHint is err's message followed by its hint (the postconf line), for
 // the Err of a report.
 func withHint(err error) string {
@@ -306,6 +337,7 @@ func (e *Engine) lineageStatus(st *Status, s *snapshot, lv *lineageView, next ma
 		ls.Unprotected = unprotected(s, lv)
 	}
 	ls.Warnings = issuerSetWarnings(lv, next[l.Name], s.Now)
+	ls.Warnings = append(ls.Warnings, taNameWarnings(s, lv, next[l.Name], want)...)
 	if why := e.notPresenting(lv); why != "" {
 		ls.Reload = true
 		ls.ReloadReason = why
