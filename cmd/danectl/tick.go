@@ -127,7 +127,9 @@ aged record, the live STARTTLS chain does not match, a pending switch cannot
 become safe before the served certificate expires, or a --critical-* limit.
 WARNING: a switch pending longer than --warning-pending, the served leaf
 expiring within --warning-expiry days, a lagging or silent authoritative
-server, a pending switch while the timer is not enabled, an unsigned zone.
+server, a pending switch while the timer is not enabled, an unsigned zone,
+2 x x records that do not apply to a host the certificate does not name (RFC
+7672 §3.2.3), Postfix reading TLS files other than the chain files.
 Perfdata: seconds_until_aged, days_until_expiry (served leaf),
 seconds_pending, servers_lagging, servers_unreachable,
 records_unowned_unmatched.

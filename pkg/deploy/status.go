@@ -129,8 +129,10 @@ type Status struct {
 // the served chain file, or of the candidate chain cand, but do not apply
 // because its leaf lacks the MX host among its names (RFC 7672 §3.2.3).
 // With a 3 1 1 beside them the switch goes ahead on the 3 1 1 alone, and
-// senders can use only that; the warning names the lineage, the host, the
-// owner, the records and the leaf's names.
+// senders can use only that; the warning names the host, the owner, the
+// records and the leaf's names (the lineage is the LineageStatus's, which
+// every report prints it under: status's heading, --json, the plugin's
+// "lineage NAME:" prefix).
 func taNameWarnings(s *snapshot, lv *lineageView, cand *chain.Chain, want map[string][]tlsa.Record) []string {
 	var out []string
 	for _, c := range []struct {
@@ -147,8 +149,8 @@ func taNameWarnings(s *snapshot, lv *lineageView, cand *chain.Chain, want map[st
 			}
 			recs := appendUnique(append([]tlsa.Record(nil), ov.observed()...), want[r.Owner]...)
 			if why := taNameMissing(c.chain.Served(), r.Host, recs); why != "" {
-				out = append(out, fmt.Sprintf("lineage %s, host %s (%s): the %s's %s; senders can authenticate it only by the other records there: add %s to the certificate's names, or drop the 2 x x usage for this host",
-					lv.L.Name, r.Host, r.Owner, c.what, why, r.Host))
+				out = append(out, fmt.Sprintf("host %s (%s): the %s's %s; senders can authenticate it only by the other records there: add %s to the certificate's names, or drop the 2 x x usage for this host",
+					r.Host, r.Owner, c.what, why, r.Host))
 			}
 		}
 	}

@@ -131,7 +131,7 @@ func TestLineageStatusDANETAName(t *testing.T) {
 			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, named), since: time.Hour}}},
 		{name: "served chain lacks the host, 3 1 1 and 2 1 1 aged", served: unnamed,
 			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, unnamed), since: time.Hour}},
-			want: "lineage mail, host mail.example.test (" + tOwner + "): the served chain's DANE-TA 2 1 1 "},
+			want: "host mail.example.test (" + tOwner + "): the served chain's DANE-TA 2 1 1 "},
 		{name: "next chain lacks the host; the switch is safe on its 3 1 1", served: named, next: unnamed,
 			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, named), since: time.Hour}, {rec: rec311(t, unnamed), since: time.Hour}},
 			want: "the next chain's DANE-TA 2 1 1 "},
