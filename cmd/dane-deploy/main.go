@@ -113,6 +113,10 @@ files other than the chain files, 9 locked.`,
 				}
 			}
 			if err != nil {
+				if res != nil && res.Pinned != "" {
+					// Done before a refusal (Postfix reads other files).
+					log.Info(pinnedMessage[d.Client], "file", res.Pinned)
+				}
 				return cliapp.Classify(err)
 			}
 			attrs := []any{"lineage", res.Lineage, "client", string(res.Client), "key", "3 1 1 " + res.SPKI, "key_changed", res.KeyChanged}
