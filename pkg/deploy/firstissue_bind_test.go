@@ -60,6 +60,14 @@ func TestFirstIssuancePostfixServesNothing(t *testing.T) {
 			t.Fatalf("Reload %d: the first chain file was not installed", i)
 		}
 	}
+	// status: a warning with the postconf line, not the refusal.
+	st, err := e.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Refusal != nil || st.Lineages[0].Err != "" || !has(st.Lineages[0].Warnings, "postconf") {
+		t.Errorf("status while Postfix serves nothing: refusal %v, error %q, warnings %q; want only a warning with the postconf line", st.Refusal, st.Lineages[0].Err, st.Lineages[0].Warnings)
+	}
 	// The operator runs the notice's postconf line.
 	if out, err := exec.Command("postconf", "-c", pf.ConfigDir, "-e", "smtpd_tls_chain_files = "+l.ChainFile).CombinedOutput(); err != nil {
 		t.Fatalf("postconf: %v: %s", err, out)
@@ -95,6 +103,9 @@ func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 	}
 	if !has(servedRecords(t, e), res.SPKI) {
 		t.Errorf("the refusing first Deploy did not publish the first chain's record: %v", servedRecords(t, e))
+	}
+	if st, err := e.Status(t.Context()); err != nil || !errors.Is(st.Refusal, ErrPostfixNotReading) {
+		t.Errorf("status while Postfix serves another chain: %v, refusal %v; want ErrPostfixNotReading", err, st.Refusal)
 	}
 	waitAged(t, e)
 	r, err := e.Reload(t.Context())
