@@ -53,11 +53,20 @@ TLSA owner; otherwise it records a pending switch (exit 0: the renewal itself
 succeeded) that dane-reload or 'danectl tick' completes later. lego v4 has no
 post hook, so under lego v4 dane-deploy also runs the reload step.
 
+While Postfix reads TLS files that exist and are not the lineages' chain
+files (certbot's live/ files, a snakeoil certificate), the ACME client's
+renewal reaches senders unannounced at the next smtpd start: dane-deploy then
+publishes the records, keeps the renewal as a pending switch, installs
+nothing and exits 8 with the postconf line that fixes it, whether the switch
+is safe, pending or not needed. Postfix serving no chain at all (the first
+issuance) is a warning with the same line, exit 0.
+
 A certificate no [lineage] manages (certbot runs directory hooks for every
 certificate it renews, a web server's too) gets one info line and exit 0.
 
 Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
-5 not authoritative, 6 server failure, 8 Postfix failure, 9 locked.`,
+5 not authoritative, 6 server failure, 8 Postfix failure or Postfix reads
+files other than the chain files, 9 locked.`,
 		Flags: []cli.Flag{
 			cliapp.ConfigFlag,
 			&cli.BoolFlag{Name: "reload", Usage: "also run dane-reload's step (default under lego v4, which has no post hook)"},
@@ -104,6 +113,10 @@ Exit codes: 0 ok or pending, 2 bad input, 3 TSIG/auth, 4 refused,
 				}
 			}
 			if err != nil {
+				if res != nil && res.Pinned != "" {
+					// Done before a refusal (Postfix reads other files).
+					log.Info(pinnedMessage[d.Client], "file", res.Pinned)
+				}
 				return cliapp.Classify(err)
 			}
 			attrs := []any{"lineage", res.Lineage, "client", string(res.Client), "key", "3 1 1 " + res.SPKI, "key_changed", res.KeyChanged}

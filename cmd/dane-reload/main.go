@@ -26,8 +26,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ErrWriter: stderr,
 		Description: `Exit codes: 0 ok (switches may still be pending; see 'danectl status'),
 2 bad input, 3 TSIG/auth, 4 refused, 5 not authoritative, 6 server failure,
-8 postfix check/reload failed or the live chain does not match (nothing is
-removed), 9 locked.`,
+8 postfix check/reload failed, the live chain does not match, or Postfix
+reads TLS files other than the lineages' chain files (certbot's live/ files,
+a snakeoil certificate: the records are published, nothing is installed,
+reloaded or removed; the hint is the postconf line) — nothing is removed,
+9 locked.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag},
 		Action: func(c *cli.Context) error {
 			e, err := cliapp.Engine(c)

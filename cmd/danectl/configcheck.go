@@ -63,7 +63,15 @@ that others may write. Then it checks every file the configuration names:
 Each finding names the setting and the file. Nothing is contacted on the
 network: 'danectl plan' and 'danectl check' talk to DNS and Postfix.
 
-Exit codes: 0 valid (warnings allowed), 2 errors found.`,
+Every smtpd service of Postfix that offers TLS must read the chain files:
+one that reads another file that exists (certbot's live/ files, Debian's
+ssl-cert-snakeoil) is an error, with the postconf line that fixes it (the
+hooks, tick, status and check refuse in that state); one that names no
+certificate, or files that do not exist yet (before the first issuance),
+a warning with the same line.
+
+Exit codes: 0 valid (warnings allowed), 2 errors found, 8 the only errors
+are Postfix reading files other than the chain files.`,
 			Flags:  []cli.Flag{cliapp.ConfigFlag},
 			Action: configCheck,
 		}},
@@ -74,6 +82,9 @@ Exit codes: 0 valid (warnings allowed), 2 errors found.`,
 type checker struct {
 	w                io.Writer
 	errors, warnings int
+	// postfixErrors counts the errors that are Postfix reading files
+	// danehook does not protect (exit 8 when they are the only ones).
+	postfixErrors int
 	// skip reports whether a setting (or a table) already has a problem
 	// reported from the configuration file.
 	skip func(setting string) bool
@@ -163,7 +174,13 @@ func configCheck(c *cli.Context) error {
 	checkLocal(k, cfg)
 
 	if k.errors > 0 {
-		return fail(exitUsage, fmt.Errorf("config check: %s: %d error(s), %d warning(s)", cfg.Path, k.errors, k.warnings),
+		code := exitUsage
+		if k.errors == k.postfixErrors {
+			// Only Postfix's configuration is at fault: the class the
+			// hooks exit with for the same refusal.
+			code = cliapp.ExitPostfix
+		}
+		return fail(code, fmt.Errorf("config check: %s: %d error(s), %d warning(s)", cfg.Path, k.errors, k.warnings),
 			"fix the errors above; warnings name things that do not exist yet or may be intended")
 	}
 	fmt.Fprintf(k.w, "config check: %s: ok, %d warning(s)\n", cfg.Path, k.warnings)
@@ -403,9 +420,14 @@ func checkLocal(k *checker, cfg *config.Config) {
 		k.warn("postfix.command", cmd, "not found: dane-reload cannot check or reload Postfix")
 		return
 	}
-	// What every smtpd service reads: the hooks refuse to install while
-	// it is not the lineages' chain files (a warning here, because the
-	// README's order configures Postfix after danehook).
+	// What every smtpd service reads. When a service reads a file that
+	// exists and is not a lineage's chain file (certbot's live/ files,
+	// Debian's snakeoil), Postfix serves a chain danehook does not
+	// protect and every hook run and tick refuses: an error here too
+	// (exit 8). When it reads none of the chain files yet but serves no
+	// chain either (no certificate parameter, or files that do not exist:
+	// the first issuance), a warning, because the README's order
+	// configures Postfix after the first chain file exists.
 	var want []string
 	for _, n := range cfg.LineageNames() {
 		if f := cfg.Lineages[n].ChainFile; !slices.Contains(want, f) {
@@ -428,12 +450,51 @@ func checkLocal(k *checker, cfg *config.Config) {
 			hint := ""
 			if errors.As(err, &nse) {
 				hint = "; " + nse.Hint()
+				if nse.Fix != "" && slices.ContainsFunc(want, func(f string) bool { return !fileExists(f) }) {
+					// A reload before the chain file exists would leave
+					// Postfix without STARTTLS: tick installs it first.
+					hint = "; once 'danectl status' shows the switch safe, run: " + nse.Fix + " && danectl tick"
+				}
 			}
-			k.warn("postfix", dir, "%v: the hooks install nothing until it does%s", err, hint)
+			if foreign := foreignFiles(served, want); len(foreign) > 0 {
+				k.postfixErrors++
+				k.fail("postfix", dir, "%v: Postfix serves %s, which danehook does not protect (the ACME client replaces such files at a renewal): every hook run, tick, status and check refuses until every smtpd service reads the chain files%s",
+					err, strings.Join(foreign, ", "), hint)
+				break
+			}
+			k.warn("postfix", dir, "%v: Postfix serves no TLS chain yet (the files it names do not exist); the hooks install the first chain file without reloading until it reads it%s", err, hint)
 		} else {
 			k.ok("postfix", dir, "every smtpd service that offers TLS reads the chain files")
 		}
 	}
+}
+
+// foreignFiles returns the files that smtpd services offering TLS read,
+// that exist, and that are none of want (compared cleaned, through
+// symbolic links): what Postfix serves that danehook does not protect.
+func foreignFiles(served *postfix.Config, want []string) []string {
+	canon := func(f string) string {
+		f = filepath.Clean(f)
+		if r, err := filepath.EvalSymlinks(f); err == nil {
+			return r
+		}
+		return f
+	}
+	var ours, out []string
+	for _, f := range want {
+		ours = append(ours, canon(f))
+	}
+	for _, svc := range served.Services {
+		if !svc.Offers() {
+			continue
+		}
+		for _, f := range svc.Files() {
+			if fileExists(f) && !slices.Contains(ours, canon(f)) && !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 func fileExists(path string) bool {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"github.com/danehook/danehook/cmd/internal/cliapp"
 	"github.com/danehook/danehook/internal/fixture"
 	"os"
 	"path/filepath"
@@ -198,7 +199,42 @@ func TestConfigCheck(t *testing.T) {
 		}, exitUsage, []string{"error:   lineage.mail.ca_file = ", "error:   lineage.mail.endpoints[0] = \"127.0.0.1\": want host:port"}, ": 2 error(s)"},
 		{"postfix reads certbot's files", func(t *testing.T, w *checkWorld) {
 			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = /etc/letsencrypt/live/mail/fullchain.pem\nsmtpd_tls_key_file = /etc/letsencrypt/live/mail/privkey.pem\n", 0o644)
-		}, exitOK, []string{"warning: postfix = ", "fullchain.pem", "postconf -c", "smtpd_tls_chain_files = CHAINDIR/mail.pem"}, ""},
+		}, exitOK, []string{"warning: postfix = ", "fullchain.pem", "serves no TLS chain yet", "postconf -c", "smtpd_tls_chain_files = CHAINDIR/mail.pem"}, ""},
+		// The files exist: Postfix serves a chain danehook does not
+		// protect, and every run refuses (issue 9 item 5), exit 8.
+		{"postfix serves certbot's existing live files", func(t *testing.T, w *checkWorld) {
+			live := filepath.Join(w.dir, "le", "live", "mail")
+			writeFile(t, filepath.Join(live, "fullchain.pem"), "placeholder\n", 0o644)
+			writeFile(t, filepath.Join(live, "privkey.pem"), "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = "+live+"/fullchain.pem\nsmtpd_tls_key_file = "+live+"/privkey.pem\n", 0o644)
+		}, cliapp.ExitPostfix, []string{"error:   postfix = ", `service "smtp/inet" reads smtpd_tls_cert_file`, "fullchain.pem", "(main.cf)", "danehook does not protect",
+			"once 'danectl status' shows the switch safe, run: postconf -c", "-e 'smtpd_tls_chain_files = CHAINDIR/mail.pem' && danectl tick"}, ": 1 error(s)"},
+		{"postfix serves certbot's live files and the chain file exists", func(t *testing.T, w *checkWorld) {
+			live := filepath.Join(w.dir, "le", "live", "mail")
+			writeFile(t, filepath.Join(live, "fullchain.pem"), "placeholder\n", 0o644)
+			writeFile(t, filepath.Join(live, "privkey.pem"), "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.chainDir, "mail.pem"), "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+live+"/privkey.pem, "+live+"/fullchain.pem\n", 0o644)
+		}, cliapp.ExitPostfix, []string{"error:   postfix = ", "reads smtpd_tls_chain_files", "privkey.pem", "-e 'smtpd_tls_chain_files = CHAINDIR/mail.pem' && postfix -c"}, ""},
+		{"postfix serves snakeoil through chain files", func(t *testing.T, w *checkWorld) {
+			snake := filepath.Join(w.dir, "ssl-cert-snakeoil.pem")
+			writeFile(t, snake, "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+snake+"\n", 0o644)
+		}, cliapp.ExitPostfix, []string{"error:   postfix = ", "ssl-cert-snakeoil.pem", "smtpd_tls_chain_files", "postconf -c"}, ""},
+		{"a master.cf override on submission only", func(t *testing.T, w *checkWorld) {
+			other := filepath.Join(w.dir, "old-copy.pem")
+			writeFile(t, other, "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "master.cf"), "smtp      inet  n       -       y       -       -       smtpd\nsubmission inet n       -       y       -       -       smtpd\n  -o smtpd_tls_chain_files="+other+"\n", 0o644)
+		}, cliapp.ExitPostfix, []string{"error:   postfix = ", `service "submission/inet" reads smtpd_tls_chain_files`, "(master.cf service submission/inet)", "old-copy.pem", "-P submission/inet/smtpd_tls_chain_files=CHAINDIR/mail.pem"}, ""},
+		{"a master.cf override naming a file not there yet", func(t *testing.T, w *checkWorld) {
+			writeFile(t, filepath.Join(w.dir, "postfix", "master.cf"), "smtp      inet  n       -       y       -       -       smtpd\nsubmission inet n       -       y       -       -       smtpd\n  -o smtpd_tls_chain_files="+filepath.Join(w.dir, "nope.pem")+"\n", 0o644)
+		}, exitOK, []string{"warning: postfix = ", "submission/inet", "-P submission/inet/smtpd_tls_chain_files=CHAINDIR/mail.pem"}, ""},
+		{"postfix refusal and a configuration error", func(t *testing.T, w *checkWorld) {
+			snake := filepath.Join(w.dir, "ssl-cert-snakeoil.pem")
+			writeFile(t, snake, "placeholder\n", 0o600)
+			writeFile(t, filepath.Join(w.dir, "postfix", "main.cf"), "smtpd_tls_security_level = may\nsmtpd_tls_chain_files = "+snake+"\n", 0o644)
+			os.Remove(w.keyFile)
+		}, exitUsage, []string{"error:   postfix = ", "error:   provider.primary.key_file"}, ": 2 error(s)"},
 		{"syntax error has file:line", func(t *testing.T, w *checkWorld) {
 			w.write(t, "ttl = = 3\n")
 		}, exitUsage, nil, "CONFIG:19:"},

@@ -129,8 +129,10 @@ the chain one STARTTLS handshake to the host presents matches them.
 
 Exit codes: 0 everything aged and nothing pending (with DOMAIN: every MX
 host matches), 1 something waits or an owner or lineage could not be
-observed (shown as ERROR), 2 bad input, 9 another danehook run holds the
-lock.`,
+observed (shown as ERROR), 2 bad input, 8 Postfix reads TLS files that are
+not the lineages' chain files (certbot's live/ files, a snakeoil
+certificate: every hook run and tick refuses; the hint is the postconf line),
+9 another danehook run holds the lock.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag, cliapp.JSONFlag, timerFlag,
 			&cli.IntFlag{Name: "smtp-port", Value: 25, Usage: "with DOMAIN: the TCP `PORT` dialed for STARTTLS at each MX host"}},
 		Action: statusAction,
@@ -322,6 +324,11 @@ func statusAction(c *cli.Context) error {
 		}
 	} else {
 		writeStatus(w, st, now, tr)
+	}
+	if st.Refusal != nil {
+		// Postfix reads files danehook does not protect: every hook run
+		// and tick refuses (exit 8), and so does status.
+		return cliapp.Classify(st.Refusal)
 	}
 	if !st.OK() {
 		return fail(exitMismatch, fmt.Errorf("danectl: waiting: %s", st.Waiting()), "")

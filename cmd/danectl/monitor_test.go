@@ -136,6 +136,14 @@ func TestPluginEvaluate(t *testing.T) {
 			edit: func(st *deploy.Status) {
 				st.Lineages[0].Warnings = []string{`the chain is issued by "CN=E7", which is not in the issuer set`}
 			}},
+		{name: "DANE-TA records do not apply to the host", state: "WARNING", text: `lineage mail: host mail.example.test (` + mOwner + `): the served chain's DANE-TA 2 1 1`,
+			edit: func(st *deploy.Status) {
+				st.Lineages[0].Warnings = []string{`host mail.example.test (` + mOwner + `): the served chain's DANE-TA 2 1 1 86cb57ec91d0f4fb… does not apply to host mail.example.test: the leaf's subjectAltName dNSNames ["smtp.example.test"] do not name "mail.example.test" (DANE-TA needs a name match, RFC 7672 §3.2.3)`}
+			}},
+		{name: "Postfix reads other files", state: "WARNING", text: `lineage mail: lineage "mail": postfix does not read the lineage's chain file`,
+			edit: func(st *deploy.Status) {
+				st.Lineages[0].Err = `lineage "mail": postfix does not read the lineage's chain file: Postfix serves /etc/ssl/certs/ssl-cert-snakeoil.pem, …; run: postconf -e 'smtpd_tls_chain_files = /etc/postfix/danehook/mail.pem' && postfix reload`
+			}},
 		{name: "pending switch cannot become safe before expiry", state: "CRITICAL", text: "before the served certificate expires",
 			edit: func(st *deploy.Status) {
 				pend(st, time.Hour, mNow.Add(2*time.Hour))

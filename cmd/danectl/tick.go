@@ -37,12 +37,15 @@ directory); see README.md "Monitoring".
 
 A lineage configured before its first issuance is reported (one info line)
 and skipped; a first chain file installed while Postfix serves no chain is a
-warning with the postconf line, not an error.
+warning with the postconf line, not an error. While Postfix reads TLS files
+that exist and are not the lineages' chain files (certbot's live/ files, a
+snakeoil certificate), tick publishes the records but installs, reloads and
+removes nothing, and exits 8 with the postconf line as hint.
 
 Exit codes: as dane-reload: 0 ok (switches may still be pending), 2 bad
 input, 3 TSIG/authentication failure, 4 refused, 5 not authoritative,
-6 server failure, 8 postfix check/reload failed or the live chain does not
-match, 9 locked.`,
+6 server failure, 8 postfix check/reload failed, the live chain does not
+match, or Postfix reads files other than the chain files, 9 locked.`,
 		Flags: []cli.Flag{cliapp.ConfigFlag,
 			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus textfile-collector metrics to `PATH` (e.g. /var/lib/prometheus/node-exporter/danehook.prom)"},
 			&cli.StringFlag{
@@ -124,7 +127,9 @@ aged record, the live STARTTLS chain does not match, a pending switch cannot
 become safe before the served certificate expires, or a --critical-* limit.
 WARNING: a switch pending longer than --warning-pending, the served leaf
 expiring within --warning-expiry days, a lagging or silent authoritative
-server, a pending switch while the timer is not enabled, an unsigned zone.
+server, a pending switch while the timer is not enabled, an unsigned zone,
+2 x x records that do not apply to a host the certificate does not name (RFC
+7672 §3.2.3), Postfix reading TLS files other than the chain files.
 Perfdata: seconds_until_aged, days_until_expiry (served leaf),
 seconds_pending, servers_lagging, servers_unreachable,
 records_unowned_unmatched.
@@ -144,7 +149,9 @@ yet and does not change the exit code.
 
 Exit codes: 0 all good; 1 something waits (a pending switch, a record not
 aged yet, a reload pending); 8 the live STARTTLS chain does not match an aged
-record, or an endpoint does not answer (with DOMAIN: an MX host presents a
+record, an endpoint does not answer, or Postfix reads TLS files that are not
+the lineages' chain files (every hook run and tick refuses; the hint is the
+postconf line) (with DOMAIN: an MX host presents a
 chain that matches none of its TLSA records or offers no STARTTLS; 1 for
 other findings); 2 bad input; 3 TSIG/authentication
 failure, 4 refused, 5 not authoritative, 6 server failure; 9 another danehook
@@ -208,6 +215,11 @@ run holds the lock. With --plugin: 0-3 as above.`,
 				if verr != nil {
 					fmt.Fprintf(w, "  FAILED %v\n", verr)
 				}
+			}
+			if st.Refusal != nil {
+				// Postfix reads files danehook does not protect (exit 8,
+				// the postconf line as hint), as the hooks and tick refuse.
+				return cliapp.Classify(st.Refusal)
 			}
 			if verr != nil {
 				return cliapp.Classify(verr)

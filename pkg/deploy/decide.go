@@ -70,6 +70,30 @@ func coveredAt(ov *ownerView, certs []*x509.Certificate, recs []tlsa.Record, now
 	return true
 }
 
+// taNameMissing says why the DANE-TA (2 x x) records among recs that name
+// a certificate of certs do not apply at host: the leaf does not carry
+// host among its names (RFC 7672 §3.2.3, postfix.CheckName). "" when no
+// such record names a certificate of certs, or the name is there.
+func taNameMissing(certs []*x509.Certificate, host string, recs []tlsa.Record) string {
+	if len(certs) == 0 {
+		return ""
+	}
+	var ta []string
+	for _, r := range recs {
+		if r.Usage == tlsa.UsageDANETA && touches(r, certs) {
+			ta = append(ta, short(r.String()))
+		}
+	}
+	if len(ta) == 0 {
+		return ""
+	}
+	err := postfix.CheckName(certs[0], host)
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf("DANE-TA %s does not apply to host %s: %v", strings.Join(ta, ", "), host, err)
+}
+
 // touches reports whether rec's data names any certificate (or key) of
 // certs, whatever its usage: a record a chain may rely on.
 func touches(rec tlsa.Record, certs []*x509.Certificate) bool {
@@ -130,7 +154,7 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 	}
 	d.Leaf = describeLeaf(c)
 	unknown := false
-	var why []string
+	var why, names []string
 	for _, r := range lv.Refs {
 		ov := s.owner(r.Owner)
 		if ov == nil || ov.Err != nil {
@@ -148,6 +172,10 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 			continue
 		}
 		d.Safe = false
+		nameWhy := taNameMissing(c.Served(), r.Host, appendUnique(append([]tlsa.Record(nil), ov.observed()...), want[r.Owner]...))
+		if nameWhy != "" {
+			names = append(names, r.Owner+": "+nameWhy)
+		}
 		// When will a record of c be aged? The earliest among the observed
 		// and wanted records that c matches.
 		var best propagate.Status
@@ -169,6 +197,9 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 			unknown = true
 			if len(blocking) == 0 {
 				blocking = []string{"no record at the owner matches the new chain yet"}
+				if nameWhy != "" {
+					blocking = []string{nameWhy}
+				}
 			}
 			d.Blocking = append(d.Blocking, fmt.Sprintf("%s: %s", r.Owner, strings.Join(dedupe(blocking), "; ")))
 			continue
@@ -207,6 +238,9 @@ func decideSwitch(s *snapshot, lv *lineageView, c *chain.Chain, want map[string]
 		d.Reason = strings.Join(why, "; ")
 	} else {
 		d.Reason = "the new chain matches no aged record at every owner yet"
+		if len(names) > 0 {
+			d.Reason += " (" + strings.Join(names, "; ") + ")"
+		}
 	}
 	return d
 }

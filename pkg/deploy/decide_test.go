@@ -47,6 +47,24 @@ func memChain(t *testing.T, ca *testCA, k *ecdsa.PrivateKey, age time.Duration) 
 	return &chain.Chain{Key: k, Leaf: leaf, Issuers: []*x509.Certificate{ca.cert}}
 }
 
+// memChainNamed is memChain with a leaf whose only name (subjectAltName
+// dNSName and subject CN) is name.
+func memChainNamed(t *testing.T, ca *testCA, k *ecdsa.PrivateKey, age time.Duration, name string) *chain.Chain {
+	t.Helper()
+	c := memChain(t, ca, k, age)
+	leaf := *c.Leaf
+	leaf.DNSNames = []string{name}
+	leaf.Subject.CommonName = name
+	der, err := x509.CreateCertificate(rand.Reader, &leaf, ca.cert, c.Key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Leaf, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func rec311(t *testing.T, c *chain.Chain) tlsa.Record {
 	t.Helper()
 	r, err := tlsa.FromSPKI(c.Leaf.RawSubjectPublicKeyInfo, tlsa.UsageDANEEE, tlsa.MatchSHA256)
@@ -146,6 +164,7 @@ func TestDecideSwitch(t *testing.T) {
 	sameKey := memChain(t, ca, k, time.Hour) // a same-key renewal
 	newKey := memChain(t, ca, nil, time.Hour)
 	withTA := func(c *chain.Chain) *chain.Chain { cp := *c; cp.TA = ca.cert; return &cp }
+	otherName := memChainNamed(t, ca, nil, time.Hour, "smtp.example.test")
 	stale := "3 1 1 " + strings.Repeat("ab", 32)
 	staleRec, _ := tlsa.Parse(stale)
 
@@ -181,6 +200,12 @@ func TestDecideSwitch(t *testing.T) {
 		{name: "DANE-TA of another CA", next: newKey, ttl: 60, usages: []string{"2 1 1"},
 			recs: []servedRec{{rec: rec211(t, other), since: time.Hour}}, why: "does not serve it"},
 		{name: "no record at all: a first issuance waits", next: newKey, ttl: 60, why: "does not serve it"},
+		// RFC 7672 §3.2.3: a DANE-TA match needs the MX host among the
+		// leaf's names; only 2 1 1 usable and the leaf names another host.
+		{name: "DANE-TA aged but the leaf lacks the MX host", next: withTA(otherName), ttl: 60, usages: []string{"2 1 1"},
+			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}}, why: "does not apply to host mail.example.test"},
+		{name: "DANE-TA aged, the leaf lacks the host, its 3 1 1 aged too", next: otherName, ttl: 60, usages: []string{"3 1 1", "2 1 1"},
+			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, otherName), since: time.Hour}}, safe: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, lv := world(t, cur, tc.ttl, tc.recs, tc.history)
@@ -194,6 +219,9 @@ func TestDecideSwitch(t *testing.T) {
 			}
 			if text := d.Reason + " " + strings.Join(d.Blocking, "; "); tc.why != "" && !strings.Contains(text, tc.why) {
 				t.Errorf("decision %q, want it to say %q", text, tc.why)
+			}
+			if strings.Contains(tc.name, "lacks the MX host") && !d.Safe && !strings.Contains(d.Reason, tHost) {
+				t.Errorf("reason %q does not name the host %s", d.Reason, tHost)
 			}
 		})
 	}

@@ -60,6 +60,14 @@ func TestFirstIssuancePostfixServesNothing(t *testing.T) {
 			t.Fatalf("Reload %d: the first chain file was not installed", i)
 		}
 	}
+	// status: a warning with the postconf line, not the refusal.
+	st, err := e.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Refusal != nil || st.Lineages[0].Err != "" || !has(st.Lineages[0].Warnings, "postconf") {
+		t.Errorf("status while Postfix serves nothing: refusal %v, error %q, warnings %q; want only a warning with the postconf line", st.Refusal, st.Lineages[0].Err, st.Lineages[0].Warnings)
+	}
 	// The operator runs the notice's postconf line.
 	if out, err := exec.Command("postconf", "-c", pf.ConfigDir, "-e", "smtpd_tls_chain_files = "+l.ChainFile).CombinedOutput(); err != nil {
 		t.Fatalf("postconf: %v: %s", err, out)
@@ -74,17 +82,30 @@ func TestFirstIssuancePostfixServesNothing(t *testing.T) {
 }
 
 // TestFirstIssuancePostfixServesOtherChain: the guard stands when Postfix
-// serves some other chain (here its own self-signed file): the first
-// chain file is not installed, and the error is ErrPostfixNotReading with
-// the postconf line; what Postfix presents does not change.
+// serves some other chain (here its own self-signed file, as Debian's
+// snakeoil): every run refuses with ErrPostfixNotReading and the postconf
+// line — the first deploy hook too, which still publishes the first
+// chain's record and keeps the chain pending —; the first chain file is
+// not installed and what Postfix presents does not change.
 func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 	e, _, pf := observedLab(t, postfixlab.Options{ChainFiles: []string{"ecdsa.pem"}})
 	l := e.Config.Lineages["ecdsa"]
 	served := presentedLeaf(t, pf, postfix.ECDSA)
 	l.ChainFile = filepath.Join(t.TempDir(), "mail-ecdsa.pem")
 	d := firstRenewal(t, "ecdsa")
-	if _, err := e.Deploy(t.Context(), d); err != nil {
-		t.Fatalf("first Deploy: %v", err)
+	res, err := e.Deploy(t.Context(), d)
+	if !errors.Is(err, ErrPostfixNotReading) || res == nil || res.Pending == nil || res.Installed {
+		t.Fatalf("first Deploy while Postfix serves another chain: %+v, %v; want ErrPostfixNotReading and a pending switch", res, err)
+	}
+	var wh interface{ Hint() string }
+	if !errors.As(err, &wh) || !strings.Contains(wh.Hint(), "once 'danectl status' shows the switch safe") || !strings.Contains(wh.Hint(), "&& danectl tick") {
+		t.Errorf("hint of the refusal before the switch is safe: want the postconf line once status shows it safe; got %v", err)
+	}
+	if !has(servedRecords(t, e), res.SPKI) {
+		t.Errorf("the refusing first Deploy did not publish the first chain's record: %v", servedRecords(t, e))
+	}
+	if st, err := e.Status(t.Context()); err != nil || !errors.Is(st.Refusal, ErrPostfixNotReading) {
+		t.Errorf("status while Postfix serves another chain: %v, refusal %v; want ErrPostfixNotReading", err, st.Refusal)
 	}
 	waitAged(t, e)
 	r, err := e.Reload(t.Context())
@@ -95,7 +116,7 @@ func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 		t.Errorf("notices %q: the refusal must not be downgraded to a notice", r.Notices)
 	}
 	var h interface{ Hint() string }
-	if !errors.As(err, &h) || !strings.Contains(h.Hint(), "postconf") || !strings.Contains(h.Hint(), l.ChainFile) || !strings.Contains(h.Hint(), "&& danectl tick") {
+	if !errors.As(err, &h) || !strings.HasPrefix(h.Hint(), "run: postconf") || !strings.Contains(h.Hint(), l.ChainFile) || !strings.Contains(h.Hint(), "&& danectl tick") {
 		t.Errorf("hint of the first switch's refusal: want the postconf line followed by danectl tick (not a reload before the file exists); got %v", err)
 	}
 	if _, err := os.Stat(l.ChainFile); !errors.Is(err, os.ErrNotExist) {

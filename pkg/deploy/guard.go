@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -89,6 +91,94 @@ func (e *Engine) postfixReads(s *snapshot, l *config.Lineage) error {
 	return nil
 }
 
+// postfixForeign checks, on every run (issue 9 item 5), that no smtpd
+// service of Postfix that offers TLS reads a file that exists and is not a
+// configured lineage's chain_file: certbot's live/ files, Debian's
+// ssl-cert-snakeoil, a copy of an old chain. Postfix then serves a chain
+// danehook does not protect: the ACME client replaces those files at a
+// renewal, and the next smtpd start presents a key no aged record
+// matches. Files that do not exist are not judged here (Postfix serves no
+// chain from them: the first issuance, postfixNotYet), nor are lineages
+// not issued yet.
+//
+// It returns nil when Postfix's configuration was not read, when it names
+// no such file, or when every lineage is not issued yet; otherwise the
+// error of postfixReads for the issued lineages (wrapping
+// ErrPostfixNotReading and the *postfix.NotServedError that names each
+// service, the parameter and where it is set, with the postconf line as
+// its hint), wrapped in notYetInstalled when a lineage's chain file does
+// not exist yet (its hint then ends in `danectl tick`, not in a reload).
+func (e *Engine) postfixForeign(s *snapshot) error {
+	if !s.PostfixRead || s.Postfix == nil {
+		return nil
+	}
+	var ours []string
+	for _, name := range e.Config.LineageNames() {
+		ours = append(ours, canonFile(e.Config.Lineages[name].ChainFile))
+	}
+	var foreign []string
+	for _, svc := range s.Postfix.Services {
+		if !svc.Offers() {
+			continue
+		}
+		for _, f := range svc.Files() {
+			if _, err := os.Stat(f); err != nil || slices.Contains(ours, canonFile(f)) || slices.Contains(foreign, f) {
+				continue
+			}
+			foreign = append(foreign, f)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	var names, want []string
+	installed := true
+	for _, name := range e.Config.LineageNames() {
+		lv := s.lineage(name)
+		if lv == nil || lv.NotIssued {
+			continue
+		}
+		names = append(names, fmt.Sprintf("%q", name))
+		if f := lv.L.ChainFile; !slices.Contains(want, f) {
+			want = append(want, f)
+		}
+		installed = installed && lv.Installed != nil
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	err := s.Postfix.Check(want)
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("lineage %s: %w: Postfix serves %s, which danehook does not protect (the ACME client replaces such files at a renewal, and the next smtpd start would present a key no aged TLSA record matches); nothing is installed, switched or removed until every smtpd service reads the chain file: %w",
+		strings.Join(names, ", "), ErrPostfixNotReading, strings.Join(foreign, ", "), err)
+	if !installed {
+		return &notYetInstalled{err: err, waiting: true}
+	}
+	return err
+}
+
+// switchesSafe sets the hint of err (postfixForeign's) for runs in which
+// every switch onto a first chain file is safe now: the postconf line and
+// `danectl tick` may run at once.
+func switchesSafe(err error) error {
+	var n *notYetInstalled
+	if errors.As(err, &n) {
+		n.waiting = false
+	}
+	return err
+}
+
+// canonFile is path cleaned, with symbolic links resolved when it exists.
+func canonFile(path string) string {
+	path = filepath.Clean(path)
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}
+
 // postfixNotYet says, for a lineage whose chain file Postfix does not read
 // (err from postfixReads), whether that is the state of a first issuance
 // that needs no refusal: Postfix serves no chain at all (no smtpd service
@@ -115,16 +205,27 @@ func postfixNotYet(s *snapshot, l *config.Lineage, err error) (string, bool) {
 // chain: its hint is the postconf line followed by `danectl tick`, not by
 // `postfix reload`, which would make Postfix read a file that is not there
 // yet.
-type notYetInstalled struct{ err error }
+//
+// With waiting set (the refusal of a run that does not switch, whose
+// switch may not be safe yet) the hint says to run the line once `danectl
+// status` shows the switch safe.
+type notYetInstalled struct {
+	err     error
+	waiting bool
+}
 
 func (e *notYetInstalled) Error() string { return e.err.Error() }
 func (e *notYetInstalled) Unwrap() error { return e.err }
 
-// Hint returns "run: postconf -e '…' && danectl tick (…)".
+// Hint returns "run: postconf -e '…' && danectl tick (…)", or with waiting
+// "once 'danectl status' shows the switch safe, run: …".
 func (e *notYetInstalled) Hint() string {
 	var nse *postfix.NotServedError
 	if !errors.As(e.err, &nse) || nse.Fix == "" {
 		return ""
+	}
+	if e.waiting {
+		return "once 'danectl status' shows the switch safe (its records aged), run: " + nse.Fix + " && danectl tick (tick installs the chain file and reloads Postfix; Postfix pointed at a chain file that does not exist yet would offer no STARTTLS)"
 	}
 	return "run: " + nse.Fix + " && danectl tick (tick installs the chain file, whose records are aged, and reloads Postfix; a reload before the file exists would leave Postfix without STARTTLS)"
 }

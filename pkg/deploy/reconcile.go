@@ -147,9 +147,20 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 
 	cand := next[l.Name]
 	dec := decideSwitch(s, lv, cand, want)
+	// Postfix reads files danehook does not protect (certbot's live/
+	// files, a snakeoil certificate): the records above are published
+	// (harmless, and they shorten the wait once Postfix is fixed), the
+	// renewal is kept as a pending switch, and nothing is installed —
+	// whether the switch is safe, pending or not needed.
+	ferr := e.postfixForeign(s)
+	if ferr != nil && cand != nil && dec.Safe {
+		ferr = switchesSafe(ferr)
+	}
 	switch {
 	case perr != nil:
 		// Nothing is installed on a failed publication; the next run repeats it.
+	case ferr != nil:
+		res.Reason = dec.Reason
 	case cand == nil:
 		res.Reason = "the installed chain file already sends this chain"
 	case !dec.Safe:
@@ -179,12 +190,12 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		crashpoint("deploy:installed")
 		res.Installed, res.Reason = true, dec.Reason
 	}
-	if perr != nil && cand != nil && !res.Installed {
+	if (perr != nil || ferr != nil) && cand != nil && !res.Installed {
 		// Keep the renewal as a pending switch, so that the next run (tick,
 		// dane-reload) carries it on even when the ACME client's files are
 		// not configured as the lineage's source.
 		if dec.Safe {
-			dec.Blocking = append(dec.Blocking, "not installed by the deploy hook: "+perr.Error())
+			dec.Blocking = append(dec.Blocking, "not installed by the deploy hook: "+errors.Join(perr, ferr).Error())
 		}
 		if err := e.recordPending(lv, cand, dec); err != nil {
 			perr = errors.Join(perr, err)
@@ -192,17 +203,19 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		res.Pending = lv.State.Pending
 	}
 	if err := e.save(s); err != nil {
-		return res, errors.Join(perr, err)
+		return res, errors.Join(perr, ferr, err)
 	}
 	if perr != nil {
-		return res, perr
+		return res, errors.Join(perr, ferr)
 	}
+	// Keeping the key for the next renewal is safe work too: it runs
+	// before a refusal (ferr) is returned.
 	pinned, err := e.keepKey(ctx, l, d)
 	if err != nil {
-		return res, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err)
+		return res, errors.Join(ferr, fmt.Errorf("lineage %q: keep the key for the next renewal: %w", l.Name, err))
 	}
 	res.Pinned = pinned
-	return res, nil
+	return res, ferr
 }
 
 // keepKey repairs, after a renewal, the client setting that makes the
@@ -623,6 +636,32 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	if err := e.apply(ctx, s, plans); err != nil {
 		// Nothing is switched or removed on a failed publication.
 		return res, errors.Join(append(errs, planErr, err, e.save(s))...)
+	}
+	if ferr := e.postfixForeign(s); ferr != nil {
+		// Postfix reads files danehook does not protect: the records are
+		// published (above), each newest chain is kept as a pending
+		// switch, and nothing is installed, reloaded or removed.
+		safe := true
+		for _, lv := range s.Lineages {
+			cand := next[lv.L.Name]
+			if lv.Err != nil || cand == nil {
+				safe = safe && (lv.NotIssued || lv.Installed != nil)
+				continue
+			}
+			dec := decideSwitch(s, lv, cand, want)
+			safe = safe && (dec.Safe || lv.Installed != nil)
+			if dec.Safe {
+				dec.Blocking = append(dec.Blocking, "not installed: Postfix reads files danehook does not protect (see the error)")
+			}
+			if err := e.recordPending(lv, cand, dec); err != nil {
+				errs = append(errs, err)
+			}
+			res.Pending[lv.L.Name] = lv.State.Pending
+		}
+		if safe {
+			ferr = switchesSafe(ferr)
+		}
+		return res, errors.Join(append(errs, ferr, planErr, e.save(s))...)
 	}
 
 	// Switch what is safe.

@@ -775,8 +775,24 @@ func (e *Engine) postfixChains(ctx context.Context) (*postfix.Config, []*chain.C
 			continue
 		}
 		var loads [][]string
+		// Postfix reads smtpd_tls_chain_files as one sequence of PEM
+		// objects, a key followed by its chain, so a key alone in one file
+		// goes with the certificates of the next (the common
+		// "live/privkey.pem, live/fullchain.pem" of certbot users).
+		keyOnly := ""
 		for _, f := range svc.ChainFiles {
-			loads = append(loads, []string{f})
+			switch b, err := chain.ReadFile(f); {
+			case keyOnly != "":
+				loads = append(loads, []string{keyOnly, f})
+				keyOnly = ""
+			case err == nil && len(b.Certificates) == 0 && len(b.PrivateKeys) > 0:
+				keyOnly = f
+			default:
+				loads = append(loads, []string{f})
+			}
+		}
+		if keyOnly != "" {
+			loads = append(loads, []string{keyOnly})
 		}
 		if len(svc.ChainFiles) == 0 {
 			for _, p := range svc.CertKeyPairs {

@@ -2,12 +2,14 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/danehook/danehook/pkg/chain"
+	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
 	"github.com/danehook/danehook/pkg/schedule"
 	"github.com/danehook/danehook/pkg/tlsa"
@@ -120,6 +122,70 @@ type LineageStatus struct {
 type Status struct {
 	Lineages []LineageStatus `json:"lineages"`
 	Owners   []OwnerStatus   `json:"owners"`
+	// Refusal is set when every hook run and tick refuses to act: Postfix
+	// reads TLS files that are not the lineages' chain files (certbot's
+	// live/ files, a snakeoil certificate), so it serves a chain danehook
+	// does not protect. It wraps ErrPostfixNotReading and has a Hint
+	// (the postconf line); each issued lineage's Err says the same.
+	Refusal error `json:"-"`
+}
+
+// taNameWarnings returns one warning per TLSA owner of lv at which the
+// DANE-TA (2 x x) records — served there or wanted — name a certificate of
+// the served chain file, or of the candidate chain cand, but do not apply
+// because its leaf lacks the MX host among its names (RFC 7672 §3.2.3).
+// With a 3 1 1 beside them the switch goes ahead on the 3 1 1 alone, and
+// senders can use only that; the warning names the host, the owner, the
+// records and the leaf's names (the lineage is the LineageStatus's, which
+// every report prints it under: status's heading, --json, the plugin's
+// "lineage NAME:" prefix).
+func taNameWarnings(s *snapshot, lv *lineageView, cand *chain.Chain, want map[string][]tlsa.Record) []string {
+	var out []string
+	for _, c := range []struct {
+		what  string
+		chain *chain.Chain
+	}{{"served chain", lv.Installed}, {"next chain", cand}} {
+		if c.chain == nil || c.chain.Leaf == nil {
+			continue
+		}
+		for _, r := range lv.Refs {
+			ov := s.owner(r.Owner)
+			if ov == nil || ov.Err != nil {
+				continue
+			}
+			recs := appendUnique(append([]tlsa.Record(nil), ov.observed()...), want[r.Owner]...)
+			if why := taNameMissing(c.chain.Served(), r.Host, recs); why != "" {
+				out = append(out, fmt.Sprintf("host %s (%s): the %s's %s; senders can authenticate it only by the other records there: add %s to the certificate's names, or drop the 2 x x usage for this host",
+					r.Host, r.Owner, c.what, why, r.Host))
+			}
+		}
+	}
+	return out
+}
+
+// withHint is err's message followed by its hint (the postconf line), for
+// the Err of a report.
+func withHint(err error) string {
+	var h interface{ Hint() string }
+	if errors.As(err, &h) && h.Hint() != "" {
+		return err.Error() + "; " + h.Hint()
+	}
+	return err.Error()
+}
+
+// notYetWarning is Status's warning for a lineage whose chain file Postfix
+// does not read while it serves no chain at all (postfixNotYet): the file
+// and the postconf line.
+func notYetWarning(lv *lineageView, err error) string {
+	var nse *postfix.NotServedError
+	fix := ""
+	if errors.As(err, &nse) && nse.Fix != "" {
+		fix = nse.Fix
+	}
+	if lv.Installed == nil {
+		return fmt.Sprintf("Postfix serves no TLS chain and does not read the chain file %s, which does not exist yet: once the switch is safe, run: %s && danectl tick", lv.L.ChainFile, fix)
+	}
+	return fmt.Sprintf("the chain file %s is installed, and Postfix does not read it yet (it serves no TLS chain now): run: %s && danectl tick", lv.L.ChainFile, fix)
 }
 
 // unprotected returns, for each owner of lv at which the installed chain
@@ -232,7 +298,7 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 	selected := map[string]bool{}
 	for _, l := range ls {
 		selected[l.Name] = true
-		st.Lineages = append(st.Lineages, e.lineageStatus(s, s.lineage(l.Name), next, want))
+		st.Lineages = append(st.Lineages, e.lineageStatus(st, s, s.lineage(l.Name), next, want))
 	}
 	verified := map[string]string{}
 	for _, lv := range s.Lineages {
@@ -252,7 +318,7 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 	return st, nil
 }
 
-func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*chain.Chain, want map[string][]tlsa.Record) LineageStatus {
+func (e *Engine) lineageStatus(st *Status, s *snapshot, lv *lineageView, next map[string]*chain.Chain, want map[string][]tlsa.Record) LineageStatus {
 	l := lv.L
 	ls := LineageStatus{Name: l.Name, ChainFile: l.ChainFile}
 	if lv.Err != nil {
@@ -282,12 +348,26 @@ func (e *Engine) lineageStatus(s *snapshot, lv *lineageView, next map[string]*ch
 		ls.Unprotected = unprotected(s, lv)
 	}
 	ls.Warnings = issuerSetWarnings(lv, next[l.Name], s.Now)
+	ls.Warnings = append(ls.Warnings, taNameWarnings(s, lv, next[l.Name], want)...)
 	if why := e.notPresenting(lv); why != "" {
 		ls.Reload = true
 		ls.ReloadReason = why
 	}
-	if err := e.postfixReads(s, l); err != nil {
-		ls.Err = err.Error()
+	if err := e.postfixForeign(s); err != nil {
+		// Every run refuses (exit 8 in the binaries): Status says so.
+		if c := next[l.Name]; c != nil && lv.Installed == nil && decideSwitch(s, lv, c, want).Safe {
+			err = switchesSafe(err)
+		}
+		ls.Err = withHint(err)
+		st.Refusal = err
+	} else if err := e.postfixReads(s, l); err != nil {
+		if _, ok := postfixNotYet(s, l, err); ok && (lv.Installed == nil || lv.State.VerifiedChain == "") {
+			// Postfix serves no chain at all (a first issuance): the
+			// postconf line is the operator's next step, not an error.
+			ls.Warnings = append(ls.Warnings, notYetWarning(lv, err))
+		} else {
+			ls.Err = withHint(refuseFirst(lv, err))
+		}
 	}
 	if c := next[l.Name]; c != nil {
 		d := decideSwitch(s, lv, c, want)

@@ -90,7 +90,7 @@ func TestLineageStatusServed(t *testing.T) {
 				want[tOwner] = append(want[tOwner], rec311(t, tc.pending))
 			}
 			e := &Engine{}
-			ls := e.lineageStatus(s, lv, nexts, want)
+			ls := e.lineageStatus(&Status{}, s, lv, nexts, want)
 			if !ls.ServedNotAfter.Equal(served.Leaf.NotAfter) || ls.ServedNotAfter.Location() != time.UTC {
 				t.Errorf("ServedNotAfter = %v, want %v in UTC", ls.ServedNotAfter, served.Leaf.NotAfter.UTC())
 			}
@@ -106,6 +106,68 @@ func TestLineageStatusServed(t *testing.T) {
 			st := &Status{Lineages: []LineageStatus{ls}}
 			if (tc.unprotected != "" || tc.expiryErr != "") && (st.OK() || !strings.Contains(st.Waiting(), "lineage mail: ")) {
 				t.Errorf("OK() = %v, Waiting() = %q: want the problem reported", st.OK(), st.Waiting())
+			}
+		})
+	}
+}
+
+// TestLineageStatusDANETAName: status warns, naming the lineage and the
+// host, when the DANE-TA records at an owner do not apply to the served or
+// the next chain because its leaf lacks the MX host (RFC 7672 §3.2.3) —
+// also when a 3 1 1 beside them makes the switch safe, which is then
+// silent about the 2 1 1 otherwise; no warning when the name is there.
+func TestLineageStatusDANETAName(t *testing.T) {
+	ca := newCA(t)
+	named := memChain(t, ca, nil, 0)
+	unnamed := memChainNamed(t, ca, nil, time.Hour, "smtp.example.test")
+	for _, tc := range []struct {
+		name         string
+		served, next *chain.Chain
+		recs         []servedRec
+		noTA         bool   // usages = ["3 1 1"]: no 2 1 1 wanted
+		want         string // "" no warning, else a substring of the one warning
+	}{
+		{name: "served chain names the host", served: named,
+			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, named), since: time.Hour}}},
+		{name: "served chain lacks the host, 3 1 1 and 2 1 1 aged", served: unnamed,
+			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, unnamed), since: time.Hour}},
+			want: "host mail.example.test (" + tOwner + "): the served chain's DANE-TA 2 1 1 "},
+		{name: "next chain lacks the host; the switch is safe on its 3 1 1", served: named, next: unnamed,
+			recs: []servedRec{{rec: rec211(t, ca), since: time.Hour}, {rec: rec311(t, named), since: time.Hour}, {rec: rec311(t, unnamed), since: time.Hour}},
+			want: "the next chain's DANE-TA 2 1 1 "},
+		{name: "no 2 x x record served or wanted: nothing to say", served: unnamed, noTA: true,
+			recs: []servedRec{{rec: rec311(t, unnamed), since: time.Hour}}},
+		{name: "2 1 1 wanted, not published yet, leaf lacks the host", served: unnamed,
+			recs: []servedRec{{rec: rec311(t, unnamed), since: time.Hour}}, want: "the served chain's DANE-TA 2 1 1 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, lv := world(t, tc.served, 60, tc.recs, nil)
+			lv.L.Usages = []string{"3 1 1", "2 1 1"}
+			nexts := map[string]*chain.Chain{}
+			want := map[string][]tlsa.Record{tOwner: {rec311(t, tc.served), rec211(t, ca)}}
+			if tc.noTA {
+				lv.L.Usages = []string{"3 1 1"}
+				want[tOwner] = want[tOwner][:1]
+			}
+			if tc.next != nil {
+				nexts["mail"] = tc.next
+				want[tOwner] = append(want[tOwner], rec311(t, tc.next))
+				if d := decideSwitch(s, lv, tc.next, want); !d.Safe {
+					t.Fatalf("the switch is not safe: %s %v", d.Reason, d.Blocking)
+				}
+			}
+			ls := (&Engine{}).lineageStatus(&Status{}, s, lv, nexts, want)
+			var got []string
+			for _, w := range ls.Warnings {
+				if strings.Contains(w, "DANE-TA") {
+					got = append(got, w)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) > 0:
+				t.Errorf("warnings %q, want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want) || !strings.Contains(got[0], `do not name "mail.example.test"`)):
+				t.Errorf("warnings %q, want one with %q naming the host", got, tc.want)
 			}
 		})
 	}

@@ -6,7 +6,6 @@ var (
 	ParseMaillog = parseMaillog
 	HasKeyword   = hasKeyword
 	NameMatches  = nameMatches
-	CheckName    = checkName
 	NewLogLines  = newLogLines
 	MainCFValue  = mainCFValue
 

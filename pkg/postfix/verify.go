@@ -181,6 +181,13 @@ func validateFrom(chain []*x509.Certificate, ta int, now time.Time) error {
 	return err
 }
 
+// CheckName reports whether leaf names host as a DANE-TA(2) match needs
+// (RFC 7672 §3.2.3; the rule Evaluate applies, see checkName): nil when a
+// subjectAltName dNSName (or, without any, the subject CN) is host or a
+// wildcard for exactly its first label, else an error naming the leaf's
+// names and host.
+func CheckName(leaf *x509.Certificate, host string) error { return checkName(leaf, host) }
+
 // checkName reports whether the leaf names host, as RFC 7672 §3.2.3 asks of
 // DANE-TA(2) chains: a subjectAltName dNSName equal to host, or "*.<parent>"
 // where the wildcard stands for exactly host's first label; the subject
