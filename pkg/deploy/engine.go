@@ -292,13 +292,18 @@ func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
 // nothing. Changes go per provider, one UPDATE per zone for RFC 2136 (as
 // few as hold them when they do not fit in one DNS message). On
 // error the records already sent stay owned, so the next run repairs the
-// difference.
+// difference. The records of an ACME client's files whose issuer is not
+// trusted (a lineage without allow_untrusted) are not published: the
+// error wraps ErrUntrusted, after the other records went out.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
 	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	// The ACME client's files are published only from a trusted issuer
+	// (allow_untrusted aside); the others' records go out all the same.
+	untrusted := errors.Join(e.dropUntrusted(s)...)
 	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
 		return nil, err
@@ -313,11 +318,11 @@ func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, er
 	}
 	plans, err := e.addPlans(s, want, rs)
 	if err != nil {
-		return plans, errors.Join(err, e.save(s))
+		return plans, errors.Join(untrusted, err, e.save(s))
 	}
 	e.countMessages(ctx, plans, true)
 	if err := e.apply(ctx, s, plans); err != nil {
-		return plans, errors.Join(err, e.save(s))
+		return plans, errors.Join(untrusted, err, e.save(s))
 	}
-	return plans, e.save(s)
+	return plans, errors.Join(untrusted, e.save(s))
 }

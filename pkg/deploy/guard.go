@@ -64,6 +64,41 @@ func trusted(l *config.Lineage, c *chain.Chain) error {
 	return nil
 }
 
+// dropUntrusted applies trusted to the chains of every lineage's view
+// that are not served yet and that no hook checked: what the ACME client
+// holds on disk (Source, read by the timer, dane-reload and publish from
+// certbot_lineage, lego_cert, …) and a recorded pending switch (checked
+// when it was recorded, but allow_untrusted or ca_file may have changed
+// since). A chain refused is dropped from the view, so that this run
+// neither wants, publishes nor installs its records; a chain whose leaf is
+// the installed one is served already and stays. It returns one error per
+// refused chain (wrapping ErrUntrusted, see trusted), nil when none.
+func (e *Engine) dropUntrusted(s *snapshot) []error {
+	var errs []error
+	for _, lv := range s.Lineages {
+		if lv.Err != nil || lv.L.AllowUntrusted {
+			continue
+		}
+		var refused []*chain.Chain
+		for _, p := range []**chain.Chain{&lv.Source, &lv.Pending} {
+			c := *p
+			if c == nil || c.Leaf == nil || (lv.Installed != nil && lv.Installed.Leaf != nil && lv.Installed.Leaf.Equal(c.Leaf)) {
+				continue
+			}
+			err := trusted(lv.L, c)
+			if err == nil {
+				continue
+			}
+			*p = nil
+			if !slices.ContainsFunc(refused, func(x *chain.Chain) bool { return x.Leaf.Equal(c.Leaf) }) {
+				errs = append(errs, err)
+				refused = append(refused, c)
+			}
+		}
+	}
+	return errs
+}
+
 // postfixReads checks that every smtpd service of Postfix that offers TLS
 // reads exactly the lineages' chain files (postfix.Config.Check: main.cf,
 // master.cf -o overrides, legacy cert/key parameters). It returns nil when

@@ -129,6 +129,10 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	if lv.Err != nil {
 		return nil, lv.Err
 	}
+	// The renewal was checked above; what the lineage's files hold and a
+	// pending switch are checked here (a refusal does not block the
+	// renewal, it is returned at the end).
+	untrusted := errors.Join(e.dropUntrusted(s)...)
 	res := &DeployResult{Lineage: l.Name, Client: d.Client, SPKI: spkiHex(c)}
 	res.KeyChanged = lv.Installed != nil && spkiHex(lv.Installed) != res.SPKI
 	lv.State.KeySPKI = res.SPKI
@@ -191,6 +195,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		}
 		res.Pending = lv.State.Pending
 	}
+	perr = errors.Join(perr, untrusted)
 	if err := e.save(s); err != nil {
 		return res, errors.Join(perr, err)
 	}
@@ -599,6 +604,10 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		// Without knowing what Postfix reads, nothing may be removed.
 		errs = append(errs, fmt.Errorf("read what Postfix serves: %w", s.PostfixErr))
 	}
+	// Untrusted chains (the ACME client's files, a pending switch) are
+	// neither published nor installed: dropped from the views before
+	// anything is wanted.
+	errs = append(errs, e.dropUntrusted(s)...)
 	next := e.candidates(s)
 	for name, c := range next {
 		if err := trusted(s.lineage(name).L, c); err != nil {
