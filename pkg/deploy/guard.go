@@ -11,6 +11,7 @@ import (
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/propagate"
 )
 
 // Guardrails a mail operator expects before a chain is published or
@@ -24,7 +25,9 @@ var (
 	// chain_file, so installing it would change nothing Postfix serves (and
 	// whatever Postfix reads instead is not protected by danehook).
 	ErrPostfixNotReading = errors.New("postfix does not read the lineage's chain file")
-	// ErrUnsigned: require_dnssec is set and the zone is not signed.
+	// ErrUnsigned: require_dnssec is set and the zone is not signed (or,
+	// with a provider resolver configured, not validated: no DS, no AD
+	// bit), so senders would ignore its TLSA records.
 	ErrUnsigned = errors.New("zone is not DNSSEC-signed")
 )
 
@@ -185,13 +188,19 @@ func (e *Engine) requireDNSSEC(ctx context.Context, s *snapshot, names ...string
 		}
 		checked[ov.Zone] = true
 		ck := newChecker(e.Config.Providers[ov.Provider], ov.TTL, true)
+		// With RequireDNSSEC the checker itself refuses an unsigned (or,
+		// with a resolver, unvalidated) zone: that answer is the
+		// guardrail's refusal, not a DNS failure.
 		sec, err := ck.DNSSEC(ctx, ov.Zone)
-		if err != nil {
-			return fmt.Errorf("zone %q: %w", ov.Zone, err)
-		}
-		if !sec.Signed {
+		switch {
+		case errors.Is(err, propagate.ErrUnsigned) || (err == nil && !sec.Signed):
 			return fmt.Errorf("zone %q (lineages %s): %w: require_dnssec = true, and senders ignore TLSA records in unsigned zones (RFC 7672 §2.2): %s",
 				ov.Zone, strings.Join(ov.Lineages, ", "), ErrUnsigned, sec.Explanation)
+		case errors.Is(err, propagate.ErrInsecure):
+			return fmt.Errorf("zone %q (lineages %s): %w: require_dnssec = true: %s",
+				ov.Zone, strings.Join(ov.Lineages, ", "), ErrUnsigned, sec.Warning)
+		case err != nil:
+			return fmt.Errorf("zone %q: %w", ov.Zone, err)
 		}
 	}
 	return nil
