@@ -348,3 +348,60 @@ func TestTrustedIssuerProceeds(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireDNSSECBlocksDeploy: with require_dnssec = true and an
+// unsigned zone, dane-deploy and the timer (Reload from the lineage's lego
+// files) stop before publishing: ErrUnsigned naming the zone and the
+// setting, no UPDATE, both servers unchanged, nothing installed. With the
+// zone signed (bindlab Options.Signed) the same renewal is published and,
+// once aged, installed.
+func TestRequireDNSSECBlocksDeploy(t *testing.T) {
+	for _, signed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unsigned", true: "signed"}[signed], func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			crt, key := filepath.Join(dir, "lego", "mail.crt"), filepath.Join(dir, "lego", "mail.key")
+			lines := "allow_untrusted = true\nrequire_dnssec = true\n" +
+				`lego_cert = "` + crt + "\"\nlego_key = \"" + key + "\"\n"
+			e, lab, rp := guardLab(t, bindlab.Options{TTL: 1, Signed: signed}, trustLine(lines))
+			if err := os.MkdirAll(filepath.Dir(e.Config.Lineages["mail"].ChainFile), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			k, c, _ := newCA(t).issue(t, nil)
+			d := renewalFiles(t, k, c)
+			writeFile(t, key, k) // lego's files: the same renewal
+			writeFile(t, crt, c)
+			served := serverTLSA(t, lab.Primary, owner)
+			before, sb := rp.Sent(), lab.Counters(t, "primary").Requests["UPDATE"]
+			res, err := e.Deploy(t.Context(), d)
+			if signed {
+				if err != nil || res.Pending == nil || !has(servedRecords(t, e), fixture.SPKI(t, c)) {
+					t.Fatalf("Deploy into a signed zone: %+v, %v; want published and pending", res, err)
+				}
+				waitAged(t, e)
+				if res, err = e.Deploy(t.Context(), d); err != nil || !res.Installed {
+					t.Fatalf("Deploy into a signed zone once aged: %+v, %v; want installed", res, err)
+				}
+				return
+			}
+			wantUnsigned := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, ErrUnsigned) {
+					t.Fatalf("%s into an unsigned zone with require_dnssec: %v, want ErrUnsigned", what, err)
+				}
+				for _, s := range []string{`zone "example.test."`, "require_dnssec = true", "mail"} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("%s: error does not name %q: %v", what, s, err)
+					}
+				}
+			}
+			wantUnsigned("Deploy", err)
+			assertNothingDone(t, "Deploy", e, lab, rp, before, served, sb)
+
+			before, sb = rp.Sent(), lab.Counters(t, "primary").Requests["UPDATE"]
+			_, err = e.Reload(t.Context())
+			wantUnsigned("Reload (tick) with the renewal in lego's files", err)
+			assertNothingDone(t, "Reload", e, lab, rp, before, served, sb)
+		})
+	}
+}
