@@ -57,12 +57,12 @@ func TestPruneForeignRecords(t *testing.T) {
 	_, otherCert := postfixlab.SelfSigned(t, fixture.Host, false)
 	_, _, staleKey := ca.issue(t, nil)
 	foreign := []string{
-		"3 0 1 " + hexSum(fixture.Leaf(t, otherCert).Raw),       // a panel's 3 0 1 of another certificate
-		"3 1 1 " + fixture.KeySPKI(t, staleKey),                 // a stale key
+		"3 0 1 " + hexSum(fixture.Leaf(t, otherCert).Raw),        // a panel's 3 0 1 of another certificate
+		"3 1 1 " + fixture.KeySPKI(t, staleKey),                  // a stale key
 		"2 1 1 " + hexSum(newCA(t).cert.RawSubjectPublicKeyInfo), // an unrelated (retired) CA
 	}
 	keep := []string{
-		"3 0 1 " + hexSum(served.Raw), // the served certificate, by hand
+		"3 0 1 " + hexSum(served.Raw),  // the served certificate, by hand
 		"3 1 1 " + fixture.SPKI(t, nc), // the pending renewal's key, by hand
 	}
 	var script strings.Builder
