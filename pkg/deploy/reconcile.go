@@ -912,6 +912,15 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 				delete(lv.PresentErr, ep)
 			}
 			if err != nil {
+				if reloaded {
+					// The instance reloaded may not be the one listening
+					// at the endpoint ([postfix] config_dir): say which.
+					dir := e.Config.Postfix.ConfigDir
+					if dir == "" {
+						dir = "the default (postconf's config_directory)"
+					}
+					err = fmt.Errorf("%w; the Postfix instance reloaded is config_dir %s: check that it is the one listening at %s", err, dir, ep)
+				}
 				return done, "", fmt.Errorf("lineage %q: %s: %w: %w", l.Name, ep, ErrVerify, err)
 			}
 			certs = got
