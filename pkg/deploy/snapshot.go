@@ -131,9 +131,9 @@ type snapshot struct {
 	// ownedOnDisk is DNS.Owned as dns.json holds it (loaded, then as last
 	// saved): saveDNS keeps dns.json.prev in step when ownership changes.
 	ownedOnDisk map[string][]string
-	Lineages []*lineageView
-	Owners   []*ownerView
-	byOwner  map[string]*ownerView // index of Owners (owner)
+	Lineages    []*lineageView
+	Owners      []*ownerView
+	byOwner     map[string]*ownerView // index of Owners (owner)
 	// Postfix is what every smtpd service is configured to read;
 	// PostfixChains the chains in those files.
 	Postfix       *postfix.Config
