@@ -219,7 +219,9 @@ func dnsName(z string) string {
 // additions Publish, dane-deploy and tick send, and the removals tick would
 // send once it has verified what Postfix presents (Held lists those that
 // must wait, with the reason in HeldReasons). Errors name the lineage,
-// file, provider or server at fault.
+// file, provider or server at fault; an untrusted chain of the ACME
+// client's files is left out of the plans and reported (ErrUntrusted),
+// as Publish does.
 //
 // Plan holds the lock like every run that saves: it records this run's
 // sightings of records in dns.json (aging counts from them), and a save
@@ -231,6 +233,9 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 		return nil, err
 	}
 	defer unlock()
+	// As Publish: an untrusted chain of the ACME client's files is not
+	// planned (publish would refuse it); the error says why.
+	untrusted := errors.Join(e.dropUntrusted(s)...)
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {
@@ -273,7 +278,7 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 		}
 	}
 	e.countMessages(ctx, plans, false)
-	return plans, e.saveDNS(s)
+	return plans, errors.Join(untrusted, e.saveDNS(s))
 }
 
 func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
