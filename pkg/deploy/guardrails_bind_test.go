@@ -253,7 +253,7 @@ func wantUntrusted(t *testing.T, what string, err error, issuer string) {
 // TestUntrustedIssuerRefused: a lineage without allow_untrusted whose
 // renewal's issuer is in neither the system trust store nor ca_file (four
 // shapes) is refused by dane-deploy, by the timer (Reload from the
-// lineage's lego files) and by danectl publish: no UPDATE, the RRset on both servers unchanged,
+// lineage's lego files), by danectl plan and publish: no UPDATE, the RRset on both servers unchanged,
 // no chain file, no pending switch. With ca_file naming the root that
 // issued it the same files are published and, once aged, installed; with
 // allow_untrusted = true too.
@@ -292,8 +292,13 @@ func TestUntrustedIssuerRefused(t *testing.T) {
 			}
 			assertNothingDone(t, "Reload", e, lab, rp, before, served, sb)
 
+			plans, err := e.Plan(t.Context())
+			wantUntrusted(t, "Plan (danectl plan) of lego's files", err, sh.issuer)
+			if len(plans) > 0 && len(plans[0].Changes) > 0 {
+				t.Errorf("Plan planned %s", planText(plans))
+			}
 			before, sb = rp.Sent(), lab.Counters(t, "primary").Requests["UPDATE"]
-			plans, err := e.Publish(t.Context())
+			plans, err = e.Publish(t.Context())
 			wantUntrusted(t, "Publish (danectl publish) of lego's files", err, sh.issuer)
 			if len(plans) > 0 && len(plans[0].Changes) > 0 {
 				t.Errorf("Publish planned %s", planText(plans))

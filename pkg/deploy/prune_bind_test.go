@@ -37,6 +37,7 @@ func hexSum(b []byte) string {
 // the previous certificate's 3 0 1 is listed; Prune keeps it while Postfix
 // does not present the installed chain file.
 func TestPruneForeignRecords(t *testing.T) {
+	t.Parallel()
 	e, lab, pf := observedLab(t, postfixlab.Options{ChainFiles: []string{"ecdsa.pem"}})
 	e.Config.HostID = "mx1"
 	served := presentedLeaf(t, pf, postfix.ECDSA)
