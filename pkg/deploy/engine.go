@@ -235,7 +235,7 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 	defer unlock()
 	// As Publish: an untrusted chain of the ACME client's files is not
 	// planned (publish would refuse it); the error says why.
-	untrusted := errors.Join(e.dropUntrusted(s)...)
+	untrusted := joinByName(e.dropUntrusted(s))
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {
@@ -308,7 +308,7 @@ func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, er
 	defer unlock()
 	// The ACME client's files are published only from a trusted issuer
 	// (allow_untrusted aside); the others' records go out all the same.
-	untrusted := errors.Join(e.dropUntrusted(s)...)
+	untrusted := joinByName(e.dropUntrusted(s))
 	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
 		return nil, err

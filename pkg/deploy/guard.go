@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -74,10 +75,11 @@ func trusted(l *config.Lineage, c *chain.Chain) error {
 // when it was recorded, but allow_untrusted or ca_file may have changed
 // since). A chain refused is dropped from the view, so that this run
 // neither wants, publishes nor installs its records; a chain whose leaf is
-// the installed one is served already and stays. It returns one error per
-// refused chain (wrapping ErrUntrusted, see trusted), nil when none.
-func (e *Engine) dropUntrusted(s *snapshot) []error {
-	var errs []error
+// the installed one is served already and stays. It returns the refusals
+// by lineage name (each wrapping ErrUntrusted, see trusted), empty when
+// none.
+func (e *Engine) dropUntrusted(s *snapshot) map[string]error {
+	out := map[string]error{}
 	for _, lv := range s.Lineages {
 		if lv.Err != nil || lv.L.AllowUntrusted {
 			continue
@@ -94,12 +96,22 @@ func (e *Engine) dropUntrusted(s *snapshot) []error {
 			}
 			*p = nil
 			if !slices.ContainsFunc(refused, func(x *chain.Chain) bool { return x.Leaf.Equal(c.Leaf) }) {
-				errs = append(errs, err)
+				out[lv.L.Name] = errors.Join(out[lv.L.Name], err)
 				refused = append(refused, c)
 			}
 		}
 	}
-	return errs
+	return out
+}
+
+// joinByName joins errs in the order of their names.
+func joinByName(errs map[string]error) error {
+	names := slices.Sorted(maps.Keys(errs))
+	all := make([]error, 0, len(names))
+	for _, n := range names {
+		all = append(all, errs[n])
+	}
+	return errors.Join(all...)
 }
 
 // postfixReads checks that every smtpd service of Postfix that offers TLS

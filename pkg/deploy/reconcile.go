@@ -132,7 +132,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	// The renewal was checked above; what the lineage's files hold and a
 	// pending switch are checked here (a refusal does not block the
 	// renewal, it is returned at the end).
-	untrusted := errors.Join(e.dropUntrusted(s)...)
+	untrusted := joinByName(e.dropUntrusted(s))
 	res := &DeployResult{Lineage: l.Name, Client: d.Client, SPKI: spkiHex(c)}
 	res.KeyChanged = lv.Installed != nil && spkiHex(lv.Installed) != res.SPKI
 	lv.State.KeySPKI = res.SPKI
@@ -607,7 +607,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 	// Untrusted chains (the ACME client's files, a pending switch) are
 	// neither published nor installed: dropped from the views before
 	// anything is wanted.
-	errs = append(errs, e.dropUntrusted(s)...)
+	if err := joinByName(e.dropUntrusted(s)); err != nil {
+		errs = append(errs, err)
+	}
 	next := e.candidates(s)
 	for name, c := range next {
 		if err := trusted(s.lineage(name).L, c); err != nil {
