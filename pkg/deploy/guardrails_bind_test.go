@@ -253,7 +253,8 @@ func wantUntrusted(t *testing.T, what string, err error, issuer string) {
 // TestUntrustedIssuerRefused: a lineage without allow_untrusted whose
 // renewal's issuer is in neither the system trust store nor ca_file (four
 // shapes) is refused by dane-deploy, by the timer (Reload from the
-// lineage's lego files), by danectl plan and publish: no UPDATE, the RRset on both servers unchanged,
+// lineage's lego files), by danectl plan and publish (status warns): no
+// UPDATE, the RRset on both servers unchanged,
 // no chain file, no pending switch. With ca_file naming the root that
 // issued it the same files are published and, once aged, installed; with
 // allow_untrusted = true too.
@@ -292,6 +293,13 @@ func TestUntrustedIssuerRefused(t *testing.T) {
 			}
 			assertNothingDone(t, "Reload", e, lab, rp, before, served, sb)
 
+			st, err := e.Status(t.Context())
+			if err != nil || len(st.Lineages) != 1 || !strings.Contains(strings.Join(st.Lineages[0].Warnings, "\n"), "not published or installed") {
+				t.Errorf("Status: %v; want a warning that the untrusted chain is not published or installed, got %+v", err, st)
+			}
+			if st != nil && len(st.Owners) == 1 && len(st.Owners[0].Records.Records) > 0 {
+				t.Errorf("Status wants %+v at the owner for an untrusted chain", st.Owners[0].Records.Records)
+			}
 			plans, err := e.Plan(t.Context())
 			wantUntrusted(t, "Plan (danectl plan) of lego's files", err, sh.issuer)
 			if len(plans) > 0 && len(plans[0].Changes) > 0 {
