@@ -418,3 +418,39 @@ func TestRequireDNSSECBlocksDeploy(t *testing.T) {
 		})
 	}
 }
+
+// TestUntrustedPendingNotInstalled: a pending switch recorded while the
+// lineage said allow_untrusted = true is not installed by a later run once
+// the setting is gone, although its record is aged: Reload (the timer)
+// refuses with ErrUntrusted, and the chain file stays absent. With the
+// setting back the same run installs it.
+func TestUntrustedPendingNotInstalled(t *testing.T) {
+	t.Parallel()
+	e, _, _ := guardLab(t, bindlab.Options{TTL: 1}, nil)
+	l := e.Config.Lineages["mail"]
+	if err := os.MkdirAll(filepath.Dir(l.ChainFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	k, c := postfixlab.SelfSigned(t, fixture.Host, false)
+	res, err := e.Deploy(t.Context(), renewalFiles(t, k, c))
+	if err != nil || res.Pending == nil {
+		t.Fatalf("Deploy with allow_untrusted: %+v, %v; want a pending switch", res, err)
+	}
+	waitAged(t, e)
+	l.AllowUntrusted = false
+	r, err := e.Reload(t.Context())
+	wantUntrusted(t, "Reload of an aged pending switch without allow_untrusted", err, "CN="+fixture.Host)
+	if len(r.Switched) > 0 {
+		t.Errorf("Reload switched %v", r.Switched)
+	}
+	if _, err := os.Stat(l.ChainFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the untrusted pending chain was installed (%v)", err)
+	}
+	l.AllowUntrusted = true
+	// Reload then installs it; Postfix (fixture.LabConfig's postconf-only
+	// directory) cannot be reloaded, which is not what this test is about.
+	r, _ = e.Reload(t.Context())
+	if len(r.Switched) != 1 {
+		t.Errorf("Reload with allow_untrusted back: switched %v, want the pending chain", r.Switched)
+	}
+}
