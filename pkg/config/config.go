@@ -122,7 +122,9 @@ type Lineage struct {
 	// *.cer) holding the CA certificates (intermediates) the ACME CA may
 	// issue from; required when TA = "issuer-set".
 	IssuerSet string `toml:"issuer_set"`
-	// CAFile is an extra PEM file searched for the root when TA = "root".
+	// CAFile is an extra PEM file of roots: searched for the root when
+	// TA = "root", and trusted beside the system trust store by the
+	// allow_untrusted guardrail (a private or test CA's root).
 	CAFile string `toml:"ca_file"`
 	// TTL of the published records in seconds; default 300.
 	TTL int `toml:"ttl"`

@@ -219,7 +219,9 @@ func dnsName(z string) string {
 // additions Publish, dane-deploy and tick send, and the removals tick would
 // send once it has verified what Postfix presents (Held lists those that
 // must wait, with the reason in HeldReasons). Errors name the lineage,
-// file, provider or server at fault.
+// file, provider or server at fault; an untrusted chain of the ACME
+// client's files is left out of the plans and reported (ErrUntrusted),
+// as Publish does.
 //
 // Plan holds the lock like every run that saves: it records this run's
 // sightings of records in dns.json (aging counts from them), and a save
@@ -231,6 +233,9 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 		return nil, err
 	}
 	defer unlock()
+	// As Publish: an untrusted chain of the ACME client's files is not
+	// planned (publish would refuse it); the error says why.
+	untrusted := joinByName(e.dropUntrusted(s))
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {
@@ -273,7 +278,7 @@ func (e *Engine) Plan(ctx context.Context, names ...string) ([]*OwnerPlan, error
 		}
 	}
 	e.countMessages(ctx, plans, false)
-	return plans, e.saveDNS(s)
+	return plans, errors.Join(untrusted, e.saveDNS(s))
 }
 
 func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
@@ -292,13 +297,18 @@ func hasChange(cs []dnsupdate.Change, rec tlsa.Record) bool {
 // nothing. Changes go per provider, one UPDATE per zone for RFC 2136 (as
 // few as hold them when they do not fit in one DNS message). On
 // error the records already sent stay owned, so the next run repairs the
-// difference.
+// difference. The records of an ACME client's files whose issuer is not
+// trusted (a lineage without allow_untrusted) are not published: the
+// error wraps ErrUntrusted, after the other records went out.
 func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, error) {
 	ls, s, unlock, err := e.observeLocked(ctx, names, observeOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	// The ACME client's files are published only from a trusted issuer
+	// (allow_untrusted aside); the others' records go out all the same.
+	untrusted := joinByName(e.dropUntrusted(s))
 	want, err := e.wanted(s, e.candidates(s))
 	if err != nil {
 		return nil, err
@@ -313,11 +323,11 @@ func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, er
 	}
 	plans, err := e.addPlans(s, want, rs)
 	if err != nil {
-		return plans, errors.Join(err, e.save(s))
+		return plans, errors.Join(untrusted, err, e.save(s))
 	}
 	e.countMessages(ctx, plans, true)
 	if err := e.apply(ctx, s, plans); err != nil {
-		return plans, errors.Join(err, e.save(s))
+		return plans, errors.Join(untrusted, err, e.save(s))
 	}
-	return plans, e.save(s)
+	return plans, errors.Join(untrusted, e.save(s))
 }

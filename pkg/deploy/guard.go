@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/postfix"
+	"github.com/danehook/danehook/pkg/propagate"
 )
 
 // Guardrails a mail operator expects before a chain is published or
@@ -26,7 +28,9 @@ var (
 	// chain_file, so installing it would change nothing Postfix serves (and
 	// whatever Postfix reads instead is not protected by danehook).
 	ErrPostfixNotReading = errors.New("postfix does not read the lineage's chain file")
-	// ErrUnsigned: require_dnssec is set and the zone is not signed.
+	// ErrUnsigned: require_dnssec is set and the zone is not signed (or,
+	// with a provider resolver configured, not validated: no DS, no AD
+	// bit), so senders would ignore its TLSA records.
 	ErrUnsigned = errors.New("zone is not DNSSEC-signed")
 )
 
@@ -64,6 +68,52 @@ func trusted(l *config.Lineage, c *chain.Chain) error {
 			l.Name, ErrUntrusted, describeLeaf(c), c.Leaf.Issuer, err, l.Name)
 	}
 	return nil
+}
+
+// dropUntrusted applies trusted to the chains of every lineage's view
+// that are not served yet and that no hook checked: what the ACME client
+// holds on disk (Source, read by the timer, dane-reload and publish from
+// certbot_lineage, lego_cert, …) and a recorded pending switch (checked
+// when it was recorded, but allow_untrusted or ca_file may have changed
+// since). A chain refused is dropped from the view, so that this run
+// neither wants, publishes nor installs its records; a chain whose leaf is
+// the installed one is served already and stays. It returns the refusals
+// by lineage name (each wrapping ErrUntrusted, see trusted), empty when
+// none.
+func (e *Engine) dropUntrusted(s *snapshot) map[string]error {
+	out := map[string]error{}
+	for _, lv := range s.Lineages {
+		if lv.Err != nil || lv.L.AllowUntrusted {
+			continue
+		}
+		var refused []*chain.Chain
+		for _, p := range []**chain.Chain{&lv.Source, &lv.Pending} {
+			c := *p
+			if c == nil || c.Leaf == nil || (lv.Installed != nil && lv.Installed.Leaf != nil && lv.Installed.Leaf.Equal(c.Leaf)) {
+				continue
+			}
+			err := trusted(lv.L, c)
+			if err == nil {
+				continue
+			}
+			*p = nil
+			if !slices.ContainsFunc(refused, func(x *chain.Chain) bool { return x.Leaf.Equal(c.Leaf) }) {
+				out[lv.L.Name] = errors.Join(out[lv.L.Name], err)
+				refused = append(refused, c)
+			}
+		}
+	}
+	return out
+}
+
+// joinByName joins errs in the order of their names.
+func joinByName(errs map[string]error) error {
+	names := slices.Sorted(maps.Keys(errs))
+	all := make([]error, 0, len(names))
+	for _, n := range names {
+		all = append(all, errs[n])
+	}
+	return errors.Join(all...)
 }
 
 // postfixReads checks that every smtpd service of Postfix that offers TLS
@@ -251,13 +301,19 @@ func (e *Engine) requireDNSSEC(ctx context.Context, s *snapshot, names ...string
 		}
 		checked[ov.Zone] = true
 		ck := newChecker(e.Config.Providers[ov.Provider], ov.TTL, true)
+		// With RequireDNSSEC the checker itself refuses an unsigned (or,
+		// with a resolver, unvalidated) zone: that answer is the
+		// guardrail's refusal, not a DNS failure.
 		sec, err := ck.DNSSEC(ctx, ov.Zone)
-		if err != nil {
-			return fmt.Errorf("zone %q: %w", ov.Zone, err)
-		}
-		if !sec.Signed {
+		switch {
+		case errors.Is(err, propagate.ErrUnsigned) || (err == nil && !sec.Signed):
 			return fmt.Errorf("zone %q (lineages %s): %w: require_dnssec = true, and senders ignore TLSA records in unsigned zones (RFC 7672 §2.2): %s",
 				ov.Zone, strings.Join(ov.Lineages, ", "), ErrUnsigned, sec.Explanation)
+		case errors.Is(err, propagate.ErrInsecure):
+			return fmt.Errorf("zone %q (lineages %s): %w: require_dnssec = true: %s",
+				ov.Zone, strings.Join(ov.Lineages, ", "), ErrUnsigned, sec.Warning)
+		case err != nil:
+			return fmt.Errorf("zone %q: %w", ov.Zone, err)
 		}
 	}
 	return nil

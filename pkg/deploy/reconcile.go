@@ -129,6 +129,10 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	if lv.Err != nil {
 		return nil, lv.Err
 	}
+	// The renewal was checked above; what the lineage's files hold and a
+	// pending switch are checked here (a refusal does not block the
+	// renewal, it is returned at the end).
+	untrusted := joinByName(e.dropUntrusted(s))
 	res := &DeployResult{Lineage: l.Name, Client: d.Client, SPKI: spkiHex(c)}
 	res.KeyChanged = lv.Installed != nil && spkiHex(lv.Installed) != res.SPKI
 	lv.State.KeySPKI = res.SPKI
@@ -202,6 +206,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 		}
 		res.Pending = lv.State.Pending
 	}
+	perr = errors.Join(perr, untrusted)
 	if err := e.save(s); err != nil {
 		return res, errors.Join(perr, ferr, err)
 	}
@@ -612,6 +617,12 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		// Without knowing what Postfix reads, nothing may be removed.
 		errs = append(errs, fmt.Errorf("read what Postfix serves: %w", s.PostfixErr))
 	}
+	// Untrusted chains (the ACME client's files, a pending switch) are
+	// neither published nor installed: dropped from the views before
+	// anything is wanted.
+	if err := joinByName(e.dropUntrusted(s)); err != nil {
+		errs = append(errs, err)
+	}
 	next := e.candidates(s)
 	for name, c := range next {
 		if err := trusted(s.lineage(name).L, c); err != nil {
@@ -942,6 +953,15 @@ func (e *Engine) verifyLineage(ctx context.Context, s *snapshot, lv *lineageView
 				delete(lv.PresentErr, ep)
 			}
 			if err != nil {
+				if reloaded {
+					// The instance reloaded may not be the one listening
+					// at the endpoint ([postfix] config_dir): say which.
+					dir := e.Config.Postfix.ConfigDir
+					if dir == "" {
+						dir = "the default (postconf's config_directory)"
+					}
+					err = fmt.Errorf("%w; the Postfix instance reloaded is config_dir %s: check that it is the one listening at %s", err, dir, ep)
+				}
 				return done, "", fmt.Errorf("lineage %q: %s: %w: %w", l.Name, ep, ErrVerify, err)
 			}
 			certs = got

@@ -128,9 +128,12 @@ type snapshot struct {
 	// savedDNS is a copy of DNS as this run last wrote it to dns.json
 	// (saveDNS); nil before the run's first save.
 	savedDNS *DNSState
-	Lineages []*lineageView
-	Owners   []*ownerView
-	byOwner  map[string]*ownerView // index of Owners (owner)
+	// ownedOnDisk is DNS.Owned as dns.json holds it (loaded, then as last
+	// saved): saveDNS keeps dns.json.prev in step when ownership changes.
+	ownedOnDisk map[string][]string
+	Lineages    []*lineageView
+	Owners      []*ownerView
+	byOwner     map[string]*ownerView // index of Owners (owner)
 	// Postfix is what every smtpd service is configured to read;
 	// PostfixChains the chains in those files.
 	Postfix       *postfix.Config
@@ -184,7 +187,7 @@ func (e *Engine) observe(ctx context.Context, opts observeOpts) (*snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshot{DNS: dns, HostID: e.Config.HostID}
+	s := &snapshot{DNS: dns, HostID: e.Config.HostID, ownedOnDisk: cloneStrings(dns.Owned)}
 	owners := map[string]*ownerView{}
 	// Each lineage's state and files (chains verified, ACME client files)
 	// are read independently of the others: up to GOMAXPROCS at a time (a

@@ -17,15 +17,27 @@ import (
 // compact JSON (state.Store.SaveCompact): it holds every owner, and
 // indenting it was about half of the encoding's cost; a dns.json saved
 // indented by an earlier version loads the same.
+//
+// A save that changes which records danehook owns also writes
+// dns.json.prev (state.Store.SaveCompactCopy): the copy dns.json is
+// restored from when it is damaged (state.Load's hint) is otherwise one
+// write behind, and a restore after the run that owned a record before
+// sending it would disown that record for ever (measured: with
+// publish_wait = 0 the deploy hook's one write was the owning one).
 func (e *Engine) saveDNS(s *snapshot) error {
 	if s.savedDNS != nil && s.DNS.equal(s.savedDNS) {
 		return nil
 	}
-	if err := e.Store.SaveCompact(dnsDoc, s.DNS); err != nil {
+	save := e.Store.SaveCompact
+	if !equalStrings(s.DNS.Owned, s.ownedOnDisk) {
+		save = e.Store.SaveCompactCopy
+	}
+	if err := save(dnsDoc, s.DNS); err != nil {
 		s.savedDNS = nil
 		return err
 	}
 	s.savedDNS = s.DNS.clone()
+	s.ownedOnDisk = cloneStrings(s.DNS.Owned)
 	return nil
 }
 

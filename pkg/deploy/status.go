@@ -91,7 +91,9 @@ type LineageStatus struct {
 	NotIssued       bool   `json:"not_issued,omitempty"`
 	NotIssuedReason string `json:"not_issued_reason,omitempty"`
 	// Warnings are problems that do not break mail now but will: an issuer
-	// set that no longer covers what the CA issues from.
+	// set that no longer covers what the CA issues from; a chain of the
+	// ACME client's files (or a pending switch) whose issuer is not
+	// trusted, which no run publishes or installs (allow_untrusted).
 	Warnings []string `json:"warnings,omitempty"`
 	// Err is set when the lineage's chains could not be read.
 	Err string `json:"error,omitempty"`
@@ -289,6 +291,9 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 		return nil, err
 	}
 	defer unlock()
+	// What a run would refuse to publish or install is not desired here
+	// either; the refusal is the lineage's warning.
+	untrusted := e.dropUntrusted(s)
 	next := e.candidates(s)
 	want, err := e.wanted(s, next)
 	if err != nil {
@@ -298,7 +303,11 @@ func (e *Engine) Status(ctx context.Context, names ...string) (*Status, error) {
 	selected := map[string]bool{}
 	for _, l := range ls {
 		selected[l.Name] = true
-		st.Lineages = append(st.Lineages, e.lineageStatus(st, s, s.lineage(l.Name), next, want))
+		ls := e.lineageStatus(st, s, s.lineage(l.Name), next, want)
+		if err := untrusted[l.Name]; err != nil {
+			ls.Warnings = append(ls.Warnings, "not published or installed: "+err.Error())
+		}
+		st.Lineages = append(st.Lineages, ls)
 	}
 	verified := map[string]string{}
 	for _, lv := range s.Lineages {

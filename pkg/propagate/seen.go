@@ -192,15 +192,20 @@ func (s *Seen) FirstSeen(owner string, rec tlsa.Record, addr string) (time.Time,
 	return t, ok
 }
 
-// WaitTTL returns the TTL, in seconds, that ageing at o's owner waits twice
-// for: the largest of the TLSA RRset TTLs the servers report, the
-// configured TTL and the zone's negative-caching TTL. The RRset TTL bounds
-// how long a resolver keeps the RRset it fetched before the change; the
-// negative TTL bounds how long it remembers that there was no such RRset;
-// the configured TTL is taken too because it may be larger than what the
-// servers serve yet (a TTL being raised). A TTL that was lowered together
-// with the change is not visible here: configure the old, larger TTL until
-// the change is aged.
+// WaitTTL returns the TTL, in seconds, that this one observation of o's
+// owner asks ageing to wait twice for: the largest of the TLSA RRset TTLs
+// the servers report now, the configured TTL and the zone's
+// negative-caching TTL (RFC 2308). The RRset TTL bounds how long a
+// resolver keeps the RRset it fetched; the negative TTL bounds how long it
+// remembers that there was no such RRset; the configured TTL is taken too
+// because it may be larger than what the servers serve yet (a TTL being
+// raised). A TTL that was lowered by the change itself (BIND gives the
+// whole RRset the TTL of an UPDATE that adds a record with a smaller one)
+// is not in this observation but in the sightings: Age waits for the
+// larger of WaitTTL and Seen.CachedTTL at the last server's first
+// sighting, the largest RRset TTL noted by Seen.Update at the owner that a
+// resolver may still hold then (DESIGN §2 "aged"). Use Age, or its
+// Status.TTL, for the wait; WaitTTL alone is a lower bound.
 func (o *Observation) WaitTTL() uint32 {
 	ttl := max(o.ConfiguredTTL, o.NegativeTTL)
 	for _, s := range o.Servers {
@@ -224,8 +229,8 @@ type Status struct {
 	// LastSeen is the latest first-seen time among the servers that serve
 	// the record; zero when none does.
 	LastSeen time.Time `json:"last_seen,omitzero"`
-	// TTL is the TTL the wait is based on, in seconds
-	// (Observation.WaitTTL).
+	// TTL is the TTL the wait is based on, in seconds: the larger of
+	// Observation.WaitTTL and Seen.CachedTTL at LastSeen.
 	TTL uint32 `json:"ttl"`
 	// Serving lists the addresses that serve the record.
 	Serving []string `json:"serving"`
@@ -262,7 +267,8 @@ func short(rec string) string {
 // call seen.Update(obs, now) first). Every server of obs must serve rec,
 // answer authoritatively and not lag behind the primary's serial; each one
 // that does not is named in Blocking and the record is not aged. Otherwise
-// AgedAt = the latest first-seen time + 2 × obs.WaitTTL() seconds. A server
+// AgedAt = the latest first-seen time + 2 × max(obs.WaitTTL(),
+// seen.CachedTTL(owner, that time)) seconds. A server
 // that serves rec but has no sighting in seen counts as first seen at now.
 // Age never reads the clock.
 func Age(obs *Observation, seen *Seen, rec tlsa.Record, now time.Time) Status {

@@ -62,30 +62,39 @@ func (s *Store) Load(name string, v any) (bool, error) {
 	if err := json.Unmarshal(data, v); err != nil {
 		hint := "move it aside; danehook then owns no record it published before, so it never removes them: 'danectl status' lists them as matching no chain and 'danectl prune' removes those once that is safe"
 		if prev, perr := os.ReadFile(p + prevExt); perr == nil && json.Valid(prev) {
-			hint = fmt.Sprintf("the copy before the last write is intact: 'mv %s %s' restores it", p+prevExt, p)
+			hint = fmt.Sprintf("the copy kept by the last writes is intact: 'mv %s %s' restores it", p+prevExt, p)
 		}
 		return false, fmt.Errorf("state %s is corrupt (%v): %s", p, err, hint)
 	}
 	return true, nil
 }
 
-// prevExt names the copy of a document as it was before its last Save.
+// prevExt names the copy of a document as it was before its last Save,
+// or as its last SaveCompactCopy wrote it.
 const prevExt = ".prev"
 
 // Save encodes v as indented JSON and writes it atomically as the document
 // called name, mode 0600. A document that already holds exactly that text
 // with mode 0600 is left alone (no write, no fsync: a run that changed one
 // lineage of fifty writes one file, not fifty).
-func (s *Store) Save(name string, v any) error { return s.save(name, v, "  ") }
+func (s *Store) Save(name string, v any) error { return s.save(name, v, "  ", false) }
 
 // SaveCompact is Save with JSON on one line, no indentation: for a large
 // document programs read (`jq . FILE` shows it indented). Indenting is
 // about half the cost of encoding a document of thousands of map entries
 // and doubles its size. Load reads either form, so a document saved
 // indented before loads and is then saved compact.
-func (s *Store) SaveCompact(name string, v any) error { return s.save(name, v, "") }
+func (s *Store) SaveCompact(name string, v any) error { return s.save(name, v, "", false) }
 
-func (s *Store) save(name string, v any, indent string) error {
+// SaveCompactCopy is SaveCompact, and writes the same text as the
+// document's .prev copy too (atomically, mode 0600, its own file): for a
+// write that a restore of the copy must not undo. A damaged document is
+// restored from .prev (Load's hint); after a plain save that copy is one
+// write behind, so what that write added would be lost by the restore.
+// It costs a second write of the document.
+func (s *Store) SaveCompactCopy(name string, v any) error { return s.save(name, v, "", true) }
+
+func (s *Store) save(name string, v any, indent string, keepCopy bool) error {
 	p, err := s.path(name, ".json")
 	if err != nil {
 		return err
@@ -102,6 +111,9 @@ func (s *Store) save(name string, v any, indent string) error {
 	data := buf.Bytes()
 	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len(data)) {
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+			if keepCopy {
+				return s.writeCopy(p, data)
+			}
 			return nil
 		}
 	}
@@ -109,7 +121,25 @@ func (s *Store) save(name string, v any, indent string) error {
 	// so that a document damaged outside danehook can be restored.
 	os.Remove(p + prevExt)
 	_ = os.Link(p, p+prevExt)
-	return atomicfile.Write(p, data, 0o600)
+	if err := atomicfile.Write(p, data, 0o600); err != nil {
+		return err
+	}
+	if keepCopy {
+		return s.writeCopy(p, data)
+	}
+	return nil
+}
+
+// writeCopy makes p's .prev copy hold data, unless it already does.
+func (s *Store) writeCopy(p string, data []byte) error {
+	if old, err := os.ReadFile(p + prevExt); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	// os.Remove first: .prev may be a hard link to an older p, which
+	// atomicfile.Write replaces by rename anyway; removing keeps no stale
+	// link if the write fails.
+	os.Remove(p + prevExt)
+	return atomicfile.Write(p+prevExt, data, 0o600)
 }
 
 // Lock is a held exclusive lock; Unlock releases it.

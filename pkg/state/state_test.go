@@ -124,6 +124,67 @@ func TestCorruptDocumentNamesTheIntactPrevious(t *testing.T) {
 	}
 }
 
+// TestSaveCompactCopyKeepsTheCopyInStep: after SaveCompactCopy the .prev
+// copy holds that write (a restore after in-place damage loses nothing of
+// it), also when the document already held the text; the next plain save
+// keeps the copy one write behind again.
+func TestSaveCompactCopyKeepsTheCopyInStep(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	type doc struct{ N int }
+	p := filepath.Join(s.Dir, "dns.json")
+	load := func(path string) int {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d doc
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return d.N
+	}
+	if err := s.SaveCompact("dns", doc{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCompactCopy("dns", doc{2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(p + ".prev"); got != 2 {
+		t.Fatalf(".prev after SaveCompactCopy holds N=%d, want 2", got)
+	}
+	// In-place damage (the same inode) leaves the copy intact.
+	if err := os.WriteFile(p, []byte("{trunc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var d doc
+	if _, err := s.Load("dns", &d); err == nil || !strings.Contains(err.Error(), "mv "+p+".prev "+p) {
+		t.Fatalf("Load: %v, want the restore command", err)
+	}
+	if err := os.Rename(p+".prev", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("dns", &d); err != nil || d.N != 2 {
+		t.Fatalf("restored: %+v, %v; want N=2", d, err)
+	}
+	// The document already holds the text: the copy is written anyway.
+	if err := s.SaveCompactCopy("dns", doc{2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(p + ".prev"); got != 2 {
+		t.Errorf(".prev after an unchanged SaveCompactCopy holds N=%d, want 2", got)
+	}
+	if err := s.SaveCompact("dns", doc{3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := load(p + ".prev"); got != 2 {
+		t.Errorf(".prev after a plain save holds N=%d, want the write before (2)", got)
+	}
+	if fi, err := os.Stat(p + ".prev"); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf(".prev mode %v, %v; want 0600", fi.Mode(), err)
+	}
+}
+
 // TestSaveUnchangedWritesNothing: saving the text a document already holds
 // leaves the file (same inode, so no rename) and its .prev alone; a change,
 // or a mode other than 0600, is written.
