@@ -105,6 +105,9 @@ files other than the chain files, 9 locked.`,
 			}
 			if res != nil {
 				for _, p := range res.Plans {
+					if len(p.HeldAdditions) > 0 {
+						log.Warn("first TLSA records not published", "owner", p.Owner, "records", len(p.HeldAdditions), "reason", p.HeldAdditionsReason)
+					}
 					for _, ch := range p.Changes {
 						if ch.Op != dnsupdate.Keep {
 							log.Info("dns change", "change", ch.String(), "zone", p.Zone, "provider", p.Provider)

@@ -149,6 +149,10 @@ type planJSON struct {
 	Desired  []string     `json:"desired"`
 	Changes  []changeJSON `json:"changes"`
 	Held     []string     `json:"held,omitempty"`
+	// HeldAdditions: an owner's first records, not published while what
+	// Postfix serves would not match them (deploy.OwnerPlan.HeldAdditions).
+	HeldAdditions       []string `json:"held_additions,omitempty"`
+	HeldAdditionsReason string   `json:"held_additions_reason,omitempty"`
 	// ZoneMessages: UPDATE messages the zone's changes take (deploy.OwnerPlan.ZoneMessages).
 	ZoneMessages int `json:"zone_update_messages,omitempty"`
 }
@@ -214,6 +218,10 @@ func printPlans(dst io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) 
 			for _, h := range p.Held {
 				j.Held = append(j.Held, h.Record.String())
 			}
+			for _, h := range p.HeldAdditions {
+				j.HeldAdditions = append(j.HeldAdditions, h.Record.String())
+			}
+			j.HeldAdditionsReason = p.HeldAdditionsReason
 			out = append(out, j)
 		}
 		enc := json.NewEncoder(w)
@@ -273,6 +281,9 @@ func printPlans(dst io.Writer, plans []*deploy.OwnerPlan, asJSON, applied bool) 
 		}
 		for _, h := range p.Held {
 			fmt.Fprintf(w, "  held: %s (waiting for 'dane-reload' to verify the new chain)\n", h)
+		}
+		for _, h := range p.HeldAdditions {
+			fmt.Fprintf(w, "  not published: %s (%s)\n", h, p.HeldAdditionsReason)
 		}
 	}
 	sort.Strings(zones)

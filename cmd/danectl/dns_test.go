@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/danehook/danehook/internal/bindlab"
+	"github.com/danehook/danehook/internal/fixture"
 )
 
 // dnsLab starts BIND and writes a configuration with one lineage whose
@@ -61,6 +62,12 @@ func danectl(t *testing.T, args ...string) (int, string, string) {
 
 func TestPlanPublishStatusCommands(t *testing.T) {
 	cfg, lab := dnsLab(t, func(l *bindlab.Lab) string { return l.KeyFile })
+	// Postfix configured to serve the lineage's chain file: the owner's
+	// first records are published (not held, as while this host's own
+	// Postfix offered no STARTTLS).
+	pfDir := filepath.Join(t.TempDir(), "postfix")
+	fixture.WritePostfixConfig(t, pfDir, filepath.Join(filepath.Dir(cfg), "mail.pem"))
+	editConfig(t, cfg, "", "", fmt.Sprintf("\n[postfix]\nconfig_dir = %q\n", pfDir))
 	code, out, errs := danectl(t, "plan", "--config", cfg)
 	if code != exitMismatch || !strings.Contains(out, "+ _25._tcp.mail.example.test. 1 IN TLSA 3 1 1 ") {
 		t.Fatalf("plan: exit %d, want 1 with one addition\n%s%s", code, out, errs)

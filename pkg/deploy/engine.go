@@ -150,6 +150,11 @@ type OwnerPlan struct {
 	// Postfix presents was not verified); HeldReasons says why, in order.
 	Held        []dnsupdate.RR
 	HeldReasons []string
+	// HeldAdditions are the first records of an owner no server serves a
+	// TLSA record at yet, not published while what Postfix is configured
+	// to serve would not match them (HeldAdditionsReason says what).
+	HeldAdditions       []dnsupdate.RR
+	HeldAdditionsReason string
 	// keepClaims leaves this host's claims at the owner as they are (a
 	// plan whose Desired is not the owner's desired RRset: Prune).
 	keepClaims bool

@@ -84,9 +84,14 @@ func TestFirstIssuancePostfixServesNothing(t *testing.T) {
 // TestFirstIssuancePostfixServesOtherChain: the guard stands when Postfix
 // serves some other chain (here its own self-signed file, as Debian's
 // snakeoil): every run refuses with ErrPostfixNotReading and the postconf
-// line — the first deploy hook too, which still publishes the first
-// chain's record and keeps the chain pending —; the first chain file is
-// not installed and what Postfix presents does not change.
+// line, and what Postfix presents does not change. The first chain's
+// record is not published: with the owner's first TLSA record out while
+// Postfix presents another key, every DANE sender would defer mail until
+// the line is run (firstRecordsHeld). The first chain file is installed
+// (Postfix reads another file: nothing a sender sees changes), so the
+// hint's line — postconf, a reload, danectl tick — may run at once: after
+// the reload Postfix serves the chain file with no TLSA record yet, and
+// the tick publishes its first record.
 func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 	e, _, pf := observedLab(t, postfixlab.Options{ChainFiles: []string{"ecdsa.pem"}})
 	l := e.Config.Lineages["ecdsa"]
@@ -94,40 +99,70 @@ func TestFirstIssuancePostfixServesOtherChain(t *testing.T) {
 	l.ChainFile = filepath.Join(t.TempDir(), "mail-ecdsa.pem")
 	d := firstRenewal(t, "ecdsa")
 	res, err := e.Deploy(t.Context(), d)
-	if !errors.Is(err, ErrPostfixNotReading) || res == nil || res.Pending == nil || res.Installed {
-		t.Fatalf("first Deploy while Postfix serves another chain: %+v, %v; want ErrPostfixNotReading and a pending switch", res, err)
+	if !errors.Is(err, ErrPostfixNotReading) || res == nil || !res.Installed {
+		t.Fatalf("first Deploy while Postfix serves another chain: %+v, %v; want ErrPostfixNotReading and the first chain file installed", res, err)
 	}
-	var wh interface{ Hint() string }
-	if !errors.As(err, &wh) || !strings.Contains(wh.Hint(), "once 'danectl status' shows the switch safe") || !strings.Contains(wh.Hint(), "&& danectl tick") {
-		t.Errorf("hint of the refusal before the switch is safe: want the postconf line once status shows it safe; got %v", err)
+	wantHint := func(what string, err error) string {
+		t.Helper()
+		var h interface{ Hint() string }
+		if !errors.As(err, &h) || !strings.HasPrefix(h.Hint(), "run: postconf") || !strings.Contains(h.Hint(), l.ChainFile) ||
+			!strings.Contains(h.Hint(), " reload && danectl tick") {
+			t.Fatalf("hint of %s: want the postconf line, a reload and danectl tick, to run at once; got %v", what, err)
+		}
+		return h.Hint()
 	}
-	if !has(servedRecords(t, e), res.SPKI) {
-		t.Errorf("the refusing first Deploy did not publish the first chain's record: %v", servedRecords(t, e))
+	wantHint("the first Deploy's refusal", err)
+	if got := servedRecords(t, e); len(got) != 0 {
+		t.Errorf("the refusing first Deploy published %v while Postfix presents another key", got)
+	}
+	held := 0
+	for _, p := range res.Plans {
+		held += len(p.HeldAdditions)
+	}
+	if held == 0 {
+		t.Errorf("first Deploy's plans hold no first record: %+v", res.Plans)
 	}
 	if st, err := e.Status(t.Context()); err != nil || !errors.Is(st.Refusal, ErrPostfixNotReading) {
 		t.Errorf("status while Postfix serves another chain: %v, refusal %v; want ErrPostfixNotReading", err, st.Refusal)
+	} else {
+		wantHint("status", st.Refusal)
 	}
-	waitAged(t, e)
 	r, err := e.Reload(t.Context())
 	if !errors.Is(err, ErrPostfixNotReading) {
 		t.Fatalf("Reload while Postfix serves another chain: %+v, %v; want ErrPostfixNotReading", r, err)
 	}
-	if len(r.Notices) > 0 {
-		t.Errorf("notices %q: the refusal must not be downgraded to a notice", r.Notices)
+	if len(r.Notices) > 0 || r.Reloaded {
+		t.Errorf("notices %q, reloaded %v: the refusal must not be downgraded, nor Postfix reloaded", r.Notices, r.Reloaded)
 	}
-	var h interface{ Hint() string }
-	if !errors.As(err, &h) || !strings.HasPrefix(h.Hint(), "run: postconf") || !strings.Contains(h.Hint(), l.ChainFile) || !strings.Contains(h.Hint(), "&& danectl tick") {
-		t.Errorf("hint of the first switch's refusal: want the postconf line followed by danectl tick (not a reload before the file exists); got %v", err)
-	}
-	if _, err := os.Stat(l.ChainFile); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the chain file was installed although Postfix serves another chain: %v", err)
-	}
+	hint := wantHint("Reload's refusal", err)
 	if got := presentedLeaf(t, pf, postfix.ECDSA); !got.Equal(served) {
 		t.Errorf("Postfix changed what it presents")
 	}
-	_, err = e.Deploy(t.Context(), d)
-	if !errors.Is(err, ErrPostfixNotReading) {
-		t.Fatalf("Deploy of the aged first chain while Postfix serves another chain: %v; want ErrPostfixNotReading", err)
+	if got := servedRecords(t, e); len(got) != 0 {
+		t.Errorf("the refusing Reload published %v", got)
+	}
+	if _, err = e.Deploy(t.Context(), d); !errors.Is(err, ErrPostfixNotReading) {
+		t.Fatalf("second Deploy while Postfix serves another chain: %v; want ErrPostfixNotReading", err)
+	}
+
+	// The operator runs the hint's line; its danectl tick publishes.
+	line := strings.TrimPrefix(hint[:strings.Index(hint, " && danectl tick")], "run: ")
+	if out, err := exec.Command("sh", "-c", line).CombinedOutput(); err != nil {
+		t.Fatalf("the hint's line %q: %v: %s", line, err, out)
+	}
+	first, _, err := readChainFile(l.ChainFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postfix.WaitPresented(t.Context(), pf.Addr, postfixlab.Hostname, first.Leaf, 10*time.Second); err != nil {
+		t.Errorf("after the reload Postfix does not present the first chain: %v", err)
+	}
+	r, err = e.Reload(t.Context())
+	if err != nil || len(r.Published) == 0 || len(r.HeldFirst) > 0 {
+		t.Fatalf("tick after the hint's line: %+v, %v; want the first record published", r, err)
+	}
+	if !has(servedRecords(t, e), res.SPKI) {
+		t.Errorf("the first chain's record is not served: %v", servedRecords(t, e))
 	}
 }
 

@@ -3,18 +3,23 @@ package deploy
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/danehook/danehook/pkg/chain"
 	"github.com/danehook/danehook/pkg/config"
+	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
+	"github.com/danehook/danehook/pkg/tlsa"
 )
 
 // Guardrails a mail operator expects before a chain is published or
@@ -210,8 +215,10 @@ func (e *Engine) postfixForeign(s *snapshot) error {
 }
 
 // switchesSafe sets the hint of err (postfixForeign's) for runs in which
-// every switch onto a first chain file is safe now: the postconf line and
-// `danectl tick` may run at once.
+// every switch onto a first chain file is safe now, or in which first
+// records are held (firstRecordsHeld: they would never age while Postfix
+// reads the other files): the postconf line and `danectl tick` may run at
+// once.
 func switchesSafe(err error) error {
 	var n *notYetInstalled
 	if errors.As(err, &n) {
@@ -328,4 +335,166 @@ func anyIn(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// firstRecordsHeld says why the additions at ov must wait, or "" when they
+// may go. It only ever holds the first records at an owner: one at which no
+// server (and not the provider) serves a TLSA record. A DANE sender (RFC
+// 7672 §2.2) that finds an owner's first TLSA RRset requires STARTTLS and a
+// chain that matches it, where before, with no TLSA RRset at all, it
+// delivered with opportunistic TLS; so publishing them while Postfix
+// offers no STARTTLS, or serves another chain (Debian's snakeoil), defers
+// every DANE sender's mail until Postfix is changed. The first records go
+// once what Postfix is configured to serve would match them: every smtpd
+// service that offers TLS reads a lineage's chain file (installed in this
+// run or later), or files whose chain they match (certbot's live/ files of
+// the same key), or files that do not exist yet. "" also when Postfix's
+// configuration was not read (danectl publish): nothing tells.
+func (e *Engine) firstRecordsHeld(s *snapshot, ov *ownerView, add []dnsupdate.Change) string {
+	if len(add) == 0 || !s.PostfixRead || s.PostfixErr != nil || s.Postfix == nil || len(ov.observed()) > 0 {
+		return ""
+	}
+	var recs []tlsa.Record
+	for _, c := range add {
+		recs = append(recs, c.Record)
+	}
+	ours := map[string]bool{}
+	for _, name := range e.Config.LineageNames() {
+		ours[canonFile(e.Config.Lineages[name].ChainFile)] = true
+	}
+	// The services that answer at this owner: those listening on its port,
+	// or on the port of an endpoint of its lineages (the address danehook
+	// checks, which may differ from the port published, as behind NAT),
+	// or whose port cannot be told.
+	port, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(ov.Owner, ".", 2)[0], "_"))
+	ports := []int{port}
+	for _, name := range ov.Lineages {
+		if l := e.Config.Lineages[name]; l != nil {
+			for _, ep := range l.Endpoints {
+				if _, ps, err := net.SplitHostPort(ep); err == nil {
+					if n, err := strconv.Atoi(ps); err == nil {
+						ports = append(ports, n)
+					}
+				}
+			}
+		}
+	}
+	offers := false
+	for i := range s.Postfix.Services {
+		svc := &s.Postfix.Services[i]
+		if p, known := servicePort(svc.Service); known && !slices.Contains(ports, p) || !svc.Offers() {
+			continue // another port's service, or one without TLS
+		}
+		offers = true
+		for _, f := range svc.Files() {
+			if ours[canonFile(f)] {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			certs := certsOf(b)
+			if len(certs) == 0 {
+				continue // a key file (smtpd_tls_chain_files = key, cert, …)
+			}
+			if !coveredAt(ov, certs, recs, s.Now) {
+				return fmt.Sprintf("Postfix service %s serves %s (%s), which the first TLSA records at %s would not match: a DANE sender would defer mail to %s until Postfix serves the lineage's chain file (they are published by the first run after that)",
+					svc.Service, f, certs[0].Subject, ov.Owner, ov.Host)
+			}
+		}
+	}
+	if !offers {
+		return fmt.Sprintf("no smtpd service of Postfix on port %d offers STARTTLS: with its first TLSA records published, a DANE sender would defer mail to %s (RFC 7672 §2.2); they are published by the first run once Postfix offers TLS with the lineage's chain file", port, ov.Host)
+	}
+	return ""
+}
+
+// servicePort returns the TCP port of a master.cf service ("smtp/inet",
+// "127.0.0.1:2525/inet", "submission/inet"), known false for a service
+// whose port this cannot tell: not inet (smtpd/pass behind postscreen
+// serves whatever port postscreen listens on), or a service name other
+// than smtp (25), submission (587), smtps and submissions (465, RFC 8314).
+func servicePort(service string) (int, bool) {
+	name, typ, _ := strings.Cut(service, "/")
+	if typ != "inet" {
+		return 0, false
+	}
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, true
+	}
+	switch name {
+	case "smtp":
+		return 25, true
+	case "submission":
+		return 587, true
+	case "smtps", "submissions":
+		return 465, true
+	}
+	return 0, false
+}
+
+// heldFirstRefusal wraps postfixForeign's refusal of a run that held an
+// owner's first TLSA records (firstRecordsHeld): they never age while
+// Postfix serves the other chain, so the operator need not wait for
+// anything; the first chain file is installed (nothing reads it yet), and
+// the hint is the postconf line, a reload (Postfix then serves the chain
+// file, with no TLSA record yet: senders deliver without DANE), then
+// danectl tick, which publishes the first records.
+func heldFirstRefusal(err error) error {
+	var n *notYetInstalled
+	if errors.As(err, &n) {
+		err = n.err
+	}
+	return &heldFirst{err: err}
+}
+
+type heldFirst struct{ err error }
+
+func (e *heldFirst) Error() string { return e.err.Error() }
+func (e *heldFirst) Unwrap() error { return e.err }
+
+// Hint returns "run: postconf … && postfix reload && danectl tick (…)".
+func (e *heldFirst) Hint() string {
+	var nse *postfix.NotServedError
+	if !errors.As(e.err, &nse) {
+		return ""
+	}
+	if nse.Fix == "" {
+		return nse.Hint() + "; then run danectl tick (it publishes the first TLSA records once Postfix serves the chain file)"
+	}
+	return nse.Hint() + " && danectl tick (the chain file is installed; the first TLSA records are not published while Postfix serves a chain they would not match, and tick publishes them once it serves the chain file)"
+}
+
+// anyHeldFirst reports whether a plan of plans holds its first records
+// (OwnerPlan.HeldAdditions).
+func anyHeldFirst(plans []*OwnerPlan) bool {
+	for _, p := range plans {
+		if len(p.HeldAdditions) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// certsOf returns the certificates of a PEM file's content, in order
+// (other blocks skipped).
+func certsOf(b []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return out
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
 }

@@ -23,10 +23,14 @@ import (
 // deploy hook with a pending new-key renewal, a same-key renewal whose
 // record is aged, dane-reload or tick with nothing to switch, status —
 // while some smtpd service reads TLS files that exist and are not the
-// lineage's chain file, the run publishes what is needed, installs,
-// reloads and removes nothing, and fails with ErrPostfixNotReading naming
-// the service, the parameter and where it is set, with the postconf line
-// as hint. Running that line converges.
+// lineage's chain file, the run installs, reloads and removes nothing,
+// and fails with ErrPostfixNotReading naming the service, the parameter
+// and where it is set, with the postconf line as hint. Running that line
+// converges. It publishes what is needed, except an owner's first records
+// while the service of the owner's port serves a chain they would not
+// match (certbot's live/ files of another key: firstRecordsHeld), which
+// would make every DANE sender defer mail until the line is run; then the
+// hint says to run the line at once, and the run after it publishes.
 
 // certbotLive writes a certbot-like lineage (live/ symbolic links into
 // archive/) holding a self-signed ECDSA certificate for the lab's host and
@@ -60,6 +64,9 @@ type foreignShape struct {
 	want func(key, crt string) []string
 	// fix is the start of the postconf line in the hint.
 	fix string
+	// held: the service of the owner's port reads the other files, so
+	// the owner's first records are held, not published.
+	held bool
 }
 
 var foreignShapes = []foreignShape{
@@ -71,7 +78,8 @@ var foreignShapes = []foreignShape{
 		want: func(key, crt string) []string {
 			return []string{`/inet" reads smtpd_tls_chain_files`, key, crt, "(main.cf)"}
 		},
-		fix: "-e 'smtpd_tls_chain_files = ",
+		fix:  "-e 'smtpd_tls_chain_files = ",
+		held: true,
 	},
 	{
 		name: "legacy smtpd_tls_cert_file and smtpd_tls_key_file",
@@ -81,7 +89,8 @@ var foreignShapes = []foreignShape{
 		want: func(key, crt string) []string {
 			return []string{`/inet" reads smtpd_tls_cert_file`, "smtpd_tls_key_file", crt, "(main.cf)"}
 		},
-		fix: "-e 'smtpd_tls_chain_files = ",
+		fix:  "-e 'smtpd_tls_chain_files = ",
+		held: true,
 	},
 	{
 		name: "a master.cf -o override on submission only",
@@ -136,8 +145,11 @@ func TestPostfixReadingOtherFilesRefusesEveryRun(t *testing.T) {
 				t.Errorf("Reload reloaded (%v), switched %v or removed %v", r.Reloaded, r.Switched, r.Removed)
 			}
 			installed, _, _ := readChainFile(l.ChainFile)
-			if !has(servedRecords(t, e), tlsa.SPKIDigestHex(installed.Leaf)) {
-				t.Errorf("the refusing Reload did not publish the installed chain's record: %v", servedRecords(t, e))
+			if got := has(servedRecords(t, e), tlsa.SPKIDigestHex(installed.Leaf)); got == sh.held {
+				t.Errorf("the refusing Reload published the installed chain's record: %v, want %v (held: %v): %v", got, !sh.held, r.HeldFirst, servedRecords(t, e))
+			}
+			if sh.held && (len(r.HeldFirst) != 1 || !strings.Contains(r.HeldFirst[0], "would not match")) {
+				t.Errorf("Reload's held first records: %q; want one owner, saying what Postfix serves", r.HeldFirst)
 			}
 
 			// dane-deploy with a new key: its record is published (safe),
@@ -154,8 +166,8 @@ func TestPostfixReadingOtherFilesRefusesEveryRun(t *testing.T) {
 			if res == nil || res.Installed || res.Pending == nil || res.Pending.SPKI != res.SPKI {
 				t.Fatalf("Deploy result %+v; want the renewal pending, not installed", res)
 			}
-			if !has(servedRecords(t, e), res.SPKI) {
-				t.Errorf("the refusing Deploy did not publish the new key's record %s: %v", short(res.SPKI), servedRecords(t, e))
+			if got := has(servedRecords(t, e), res.SPKI); got == sh.held {
+				t.Errorf("the refusing Deploy published the new key's record %s: %v, want %v: %v", short(res.SPKI), got, !sh.held, servedRecords(t, e))
 			}
 
 			// status and check: the same refusal.
@@ -168,6 +180,36 @@ func TestPostfixReadingOtherFilesRefusesEveryRun(t *testing.T) {
 				t.Errorf("status OK %v, lineages %+v; want the lineage's error with the postconf line", st.OK(), st.Lineages)
 			}
 
+			if sh.held {
+				// Nothing was published, so nothing ages: the hint says to
+				// run the line now; after it, the next run publishes, and
+				// the pending renewal switches once its record aged.
+				hint := refused("Status", st.Refusal)
+				i := strings.Index(hint, " && danectl tick")
+				if !strings.HasPrefix(hint, "run: ") || i < 0 {
+					t.Fatalf("hint %q: want the line to run at once, ending in danectl tick", hint)
+				}
+				line := strings.TrimPrefix(hint[:i], "run: ")
+				if out, err := exec.Command("sh", "-c", line).CombinedOutput(); err != nil {
+					t.Fatalf("the hint's line %q: %v: %s", line, err, out)
+				}
+				r, err = e.Reload(t.Context())
+				if err != nil || len(r.HeldFirst) > 0 || len(r.Published) == 0 {
+					t.Fatalf("Reload after the hint's line: %+v, %v; want the records published", r, err)
+				}
+				if got := presentedLeaf(t, pf, postfix.ECDSA); !got.Equal(installed.Leaf) {
+					t.Errorf("after the hint's line Postfix presents %s, want the installed chain", got.Subject)
+				}
+				waitAged(t, e)
+				r, err = e.Reload(t.Context())
+				if err != nil || len(r.Switched) != 1 {
+					t.Fatalf("Reload once the records aged: %+v, %v; want the pending renewal switched", r, err)
+				}
+				if got := presentedLeaf(t, pf, postfix.ECDSA); tlsa.SPKIDigestHex(got) != res.SPKI {
+					t.Errorf("Postfix presents 3 1 1 %s, want the renewal's %s", short(tlsa.SPKIDigestHex(got)), short(res.SPKI))
+				}
+				return
+			}
 			waitAged(t, e)
 			// A same-key renewal whose key's record is aged: safe, but
 			// refused.

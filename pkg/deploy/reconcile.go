@@ -155,14 +155,28 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	// files, a snakeoil certificate): the records above are published
 	// (harmless, and they shorten the wait once Postfix is fixed), the
 	// renewal is kept as a pending switch, and nothing is installed —
-	// whether the switch is safe, pending or not needed.
+	// whether the switch is safe, pending or not needed. Except a first
+	// chain whose owners' first records were held (firstRecordsHeld): no
+	// service of its owners reads the chain file, so installing it changes
+	// nothing a sender sees, and it must exist before Postfix is pointed
+	// at it (the hint: the postconf line, a reload, then danectl tick).
 	ferr := e.postfixForeign(s)
+	held := ferr != nil && anyHeldFirst(res.Plans)
 	if ferr != nil && cand != nil && dec.Safe {
 		ferr = switchesSafe(ferr)
+	}
+	if held {
+		ferr = heldFirstRefusal(ferr)
 	}
 	switch {
 	case perr != nil:
 		// Nothing is installed on a failed publication; the next run repeats it.
+	case held && cand != nil && lv.Installed == nil:
+		if err := e.install(lv, cand); err != nil {
+			return res, errors.Join(ferr, err)
+		}
+		crashpoint("deploy:installed")
+		res.Installed, res.Reason = true, "the first chain file, which Postfix does not read yet (its first TLSA records wait for it)"
 	case ferr != nil:
 		res.Reason = dec.Reason
 	case cand == nil:
@@ -365,6 +379,13 @@ func (e *Engine) addPlans(s *snapshot, want map[string][]tlsa.Record, refs []own
 			errs = append(errs, err)
 			add = nil
 		}
+		if why := e.firstRecordsHeld(s, ov, add); why != "" {
+			for _, c := range add {
+				op.HeldAdditions = append(op.HeldAdditions, c.RR)
+			}
+			op.HeldAdditionsReason = why
+			add = nil
+		}
 		op.Changes = append(op.Changes, add...)
 		out = append(out, op)
 	}
@@ -543,6 +564,9 @@ type ReloadResult struct {
 	Pending map[string]*Pending
 	// Published lists the records added in this run.
 	Published []string
+	// HeldFirst lists, one "owner: reason" each, the owners whose first
+	// TLSA records were not published (OwnerPlan.HeldAdditions).
+	HeldFirst []string
 	// Reloaded is true when Postfix was reloaded.
 	Reloaded bool
 	// Verified lists each endpoint check that matched.
@@ -643,6 +667,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		for _, c := range p.Changes {
 			res.Published = append(res.Published, c.RR.String())
 		}
+		if len(p.HeldAdditions) > 0 {
+			res.HeldFirst = append(res.HeldFirst, p.Owner+": "+p.HeldAdditionsReason)
+		}
 	}
 	if err := e.apply(ctx, s, plans); err != nil {
 		// Nothing is switched or removed on a failed publication.
@@ -653,10 +680,19 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		// published (above), each newest chain is kept as a pending
 		// switch, and nothing is installed, reloaded or removed.
 		safe := true
+		held := anyHeldFirst(plans)
 		for _, lv := range s.Lineages {
 			cand := next[lv.L.Name]
 			if lv.Err != nil || cand == nil {
 				safe = safe && (lv.NotIssued || lv.Installed != nil)
+				continue
+			}
+			if held && lv.Installed == nil {
+				// A first chain whose first records are held: installed,
+				// as Deploy does (nothing reads it yet).
+				if err := e.install(lv, cand); err != nil {
+					errs = append(errs, err)
+				}
 				continue
 			}
 			dec := decideSwitch(s, lv, cand, want)
@@ -671,6 +707,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 		}
 		if safe {
 			ferr = switchesSafe(ferr)
+		}
+		if held {
+			ferr = heldFirstRefusal(ferr)
 		}
 		return res, errors.Join(append(errs, ferr, planErr, e.save(s))...)
 	}

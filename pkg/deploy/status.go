@@ -364,8 +364,17 @@ func (e *Engine) lineageStatus(st *Status, s *snapshot, lv *lineageView, next ma
 	}
 	if err := e.postfixForeign(s); err != nil {
 		// Every run refuses (exit 8 in the binaries): Status says so.
+		held := false
+		for _, r := range lv.Refs {
+			if ov := s.owner(r.Owner); ov != nil && ov.Err == nil && e.firstRecordsHeld(s, ov, additions(ov, want[ov.Owner])) != "" {
+				held = true
+			}
+		}
 		if c := next[l.Name]; c != nil && lv.Installed == nil && decideSwitch(s, lv, c, want).Safe {
 			err = switchesSafe(err)
+		}
+		if held {
+			err = heldFirstRefusal(err)
 		}
 		ls.Err = withHint(err)
 		st.Refusal = err

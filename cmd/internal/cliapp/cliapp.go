@@ -428,6 +428,9 @@ func LogReload(log *slog.Logger, r *deploy.ReloadResult) {
 	for _, rr := range r.Published {
 		log.Info("published a record a chain that may be served needs", "record", rr)
 	}
+	for _, h := range r.HeldFirst {
+		log.Warn("first TLSA records not published", "owner_reason", h)
+	}
 	for _, s := range r.Switched {
 		log.Info("pending switch completed: records aged, new chain installed", "lineage", s)
 	}
