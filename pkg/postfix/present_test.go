@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,20 +294,18 @@ func TestReloadWaitsForPreviousGeneration(t *testing.T) {
 	for _, load := range []bool{false, true} {
 		name := map[bool]string{false: "idle", true: "loaded"}[load]
 		if load {
-			stop := make(chan struct{})
+			var stop atomic.Bool
 			var spin sync.WaitGroup
 			for range 2 * runtime.NumCPU() {
 				spin.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
+					n := 0
+					for !stop.Load() {
+						n++ // busy: the CPU is what the goroutine takes
 					}
+					_ = n
 				})
 			}
-			defer func() { close(stop); spin.Wait() }()
+			defer func() { stop.Store(true); spin.Wait() }()
 		}
 		t.Run(name+"/queue directory", func(t *testing.T) {
 			in := l.Instance
