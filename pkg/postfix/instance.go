@@ -186,6 +186,13 @@ func checkChainFiles(label string, files []string) error {
 // 20 of 100 stalled with no wait, 0 of 100 after 10 ms, 0 of 100 after 20 ms.
 const ReloadSettle = 20 * time.Millisecond
 
+// ReloadGrace is how long Reload waits, after the first smtpd of the
+// previous generation exited, for the others: an idle one exits within
+// milliseconds of the first (on a loaded CI machine one took longer than
+// 20 ms), one in an SMTP session only when its session ends, and it
+// accepts no connection meanwhile.
+const ReloadGrace = 100 * time.Millisecond
+
 // ReloadSettleMax bounds Reload's wait for the previous generation's smtpd
 // processes: one still in an SMTP session exits only once its session
 // ends, and the stall the wait avoids costs about 1 s itself.
@@ -202,7 +209,7 @@ const ReloadSettleMax = time.Second
 // such an smtpd (see ReloadSettle). So with the queue directory known
 // (SetQueueDirectory) and on Linux, Reload lists master's smtpd children
 // (/proc) before the reload and, after it, waits until every one of them
-// exited, or until one has and ReloadSettle passed since (the others are
+// exited, or until one has and ReloadGrace passed since (the others are
 // in SMTP sessions and accept nothing), at most ReloadSettleMax; otherwise
 // it waits ReloadSettle. It returns early when ctx ends.
 //
@@ -265,7 +272,7 @@ func (in *Instance) smtpdGeneration() (int, []int) {
 }
 
 // waitGenerationGone polls every interval until none of pids is still a
-// child of master, or one is gone and ReloadSettle has passed since, or
+// child of master, or one is gone and ReloadGrace has passed since, or
 // ReloadSettleMax has passed, or ctx ends.
 func waitGenerationGone(ctx context.Context, master int, pids []int, interval time.Duration) {
 	start := time.Now()
@@ -285,7 +292,7 @@ func waitGenerationGone(ctx context.Context, master int, pids []int, interval ti
 		}
 		switch {
 		case alive == 0,
-			!firstGone.IsZero() && now.Sub(firstGone) >= ReloadSettle,
+			!firstGone.IsZero() && now.Sub(firstGone) >= ReloadGrace,
 			now.Sub(start) >= ReloadSettleMax:
 			return
 		}
