@@ -12,7 +12,6 @@ import (
 	"github.com/danehook/danehook/pkg/config"
 	"github.com/danehook/danehook/pkg/dnsupdate"
 	"github.com/danehook/danehook/pkg/state"
-	"github.com/miekg/dns"
 )
 
 // scaleEngine configures owners TLSA owners in zone example.test. of a
@@ -184,18 +183,5 @@ func rerunSendsNothing(t *testing.T, e *Engine, lab *bindlab.Lab) {
 // owner has.
 func tlsaCount(t *testing.T, addr, owner string) int {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(owner, dns.TypeTLSA)
-	m.RecursionDesired = false
-	r, _, err := (&dns.Client{Net: "tcp", Timeout: 5 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("query %s at %s: %v", owner, addr, err)
-	}
-	n := 0
-	for _, rr := range r.Answer {
-		if _, ok := rr.(*dns.TLSA); ok {
-			n++
-		}
-	}
-	return n
+	return len(serverTLSA(t, addr, owner))
 }
