@@ -45,6 +45,15 @@ renew-newkey)
   openssl x509 -req -in "$LIVE/new.csr" -CA "$CA" -CAkey "$CAKEY" -days 90 \
     -set_serial "0x$(openssl rand -hex 8)" -out "$LIVE/cert.pem" 2>/dev/null
   cat "$LIVE/cert.pem" "$LIVE/chain.pem" >"$LIVE/fullchain.pem"
+  # Each timed run publishes its new key beside the served one and leaves
+  # the switch pending, so a round of 20 would reach the 12-record cap at
+  # the owner (danehook then refuses the addition, exit 2). Before each
+  # run the owner is set back to the served chain's record alone (danehook
+  # observes that, and forgets the records gone), untimed.
+  served=$(openssl x509 -in "$CHAIN" -noout -pubkey |
+    openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)
+  printf 'server %s %s\nzone %s\nupdate delete %s TLSA\nupdate add %s %s TLSA 3 1 1 %s\nsend\n' \
+    "$DNS_IP" "$DNS_PORT" "$ZONE" "$OWNER" "$OWNER" "$TTL" "$served" | nsupdate -k "$KEYFILE"
   exit 0
   ;;
 danehook)
