@@ -480,6 +480,25 @@ func anyHeldFirst(plans []*OwnerPlan) bool {
 	return false
 }
 
+// heldFirstAt reports whether a plan of plans at one of lv's owners holds
+// its first records: only then is lv's first chain file installed while
+// Postfix reads other files (a lineage whose owners have records keeps its
+// first chain pending: a service reading its missing chain file would
+// serve it at once, unaged).
+func heldFirstAt(plans []*OwnerPlan, lv *lineageView) bool {
+	for _, p := range plans {
+		if len(p.HeldAdditions) == 0 {
+			continue
+		}
+		for _, r := range lv.Refs {
+			if r.Owner == p.Owner {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // certsOf returns the certificates of a PEM file's content, in order
 // (other blocks skipped).
 func certsOf(b []byte) []*x509.Certificate {

@@ -161,7 +161,7 @@ func (e *Engine) Deploy(ctx context.Context, d *hookenv.Deploy) (*DeployResult, 
 	// nothing a sender sees, and it must exist before Postfix is pointed
 	// at it (the hint: the postconf line, a reload, then danectl tick).
 	ferr := e.postfixForeign(s)
-	held := ferr != nil && anyHeldFirst(res.Plans)
+	held := ferr != nil && heldFirstAt(res.Plans, lv)
 	if ferr != nil && cand != nil && dec.Safe {
 		ferr = switchesSafe(ferr)
 	}
@@ -687,9 +687,9 @@ func (e *Engine) reload(ctx context.Context) (*ReloadResult, error) {
 				safe = safe && (lv.NotIssued || lv.Installed != nil)
 				continue
 			}
-			if held && lv.Installed == nil {
-				// A first chain whose first records are held: installed,
-				// as Deploy does (nothing reads it yet).
+			if lv.Installed == nil && heldFirstAt(plans, lv) {
+				// A first chain whose owners' first records are held:
+				// installed, as Deploy does (nothing reads it yet).
 				if err := e.install(lv, cand); err != nil {
 					errs = append(errs, err)
 				}
