@@ -358,10 +358,7 @@ func (e *Engine) firstRecordsHeld(s *snapshot, ov *ownerView, add []dnsupdate.Ch
 	for _, c := range add {
 		recs = append(recs, c.Record)
 	}
-	ours := map[string]bool{}
-	for _, name := range e.Config.LineageNames() {
-		ours[canonFile(e.Config.Lineages[name].ChainFile)] = true
-	}
+	sf := e.servedFiles(s)
 	// The services that answer at this owner: those listening on its port,
 	// or on the port of an endpoint of its lineages (the address danehook
 	// checks, which may differ from the port published, as behind NAT),
@@ -387,16 +384,9 @@ func (e *Engine) firstRecordsHeld(s *snapshot, ov *ownerView, add []dnsupdate.Ch
 		}
 		offers = true
 		for _, f := range svc.Files() {
-			if ours[canonFile(f)] {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			certs := certsOf(b)
-			if len(certs) == 0 {
-				continue // a key file (smtpd_tls_chain_files = key, cert, …)
+			certs, foreign := sf.certs(f)
+			if !foreign || len(certs) == 0 {
+				continue // ours, missing, or a key file (smtpd_tls_chain_files = key, cert, …)
 			}
 			if !coveredAt(ov, certs, recs, s.Now) {
 				return fmt.Sprintf("Postfix service %s serves %s (%s), which the first TLSA records at %s would not match: a DANE sender would defer mail to %s until Postfix serves the lineage's chain file (they are published by the first run after that)",
@@ -408,6 +398,43 @@ func (e *Engine) firstRecordsHeld(s *snapshot, ov *ownerView, add []dnsupdate.Ch
 		return fmt.Sprintf("no smtpd service of Postfix on port %d offers STARTTLS: with its first TLSA records published, a DANE sender would defer mail to %s (RFC 7672 §2.2); they are published by the first run once Postfix offers TLS with the lineage's chain file", port, ov.Host)
 	}
 	return ""
+}
+
+// servedFiles caches, for one run, what firstRecordsHeld needs of the
+// files Postfix reads: it is asked once per owner without records.
+type servedFiles struct {
+	ours  map[string]bool                // the lineages' chain files, canonical
+	files map[string][]*x509.Certificate // other files read: their certificates
+}
+
+func (e *Engine) servedFiles(s *snapshot) *servedFiles {
+	if s.served == nil {
+		sf := &servedFiles{ours: map[string]bool{}, files: map[string][]*x509.Certificate{}}
+		for _, name := range e.Config.LineageNames() {
+			sf.ours[canonFile(e.Config.Lineages[name].ChainFile)] = true
+		}
+		s.served = sf
+	}
+	return s.served
+}
+
+// certs returns the certificates of f, read once, and whether f is a file
+// that exists and is not a lineage's chain file.
+func (sf *servedFiles) certs(f string) ([]*x509.Certificate, bool) {
+	if certs, ok := sf.files[f]; ok {
+		return certs, certs != nil
+	}
+	var certs []*x509.Certificate
+	if !sf.ours[canonFile(f)] {
+		if b, err := os.ReadFile(f); err == nil {
+			certs = certsOf(b)
+			if certs == nil {
+				certs = []*x509.Certificate{} // exists: a key file
+			}
+		}
+	}
+	sf.files[f] = certs
+	return certs, certs != nil
 }
 
 // servicePort returns the TCP port of a master.cf service ("smtp/inet",

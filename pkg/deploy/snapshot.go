@@ -134,6 +134,10 @@ type snapshot struct {
 	Lineages    []*lineageView
 	Owners      []*ownerView
 	byOwner     map[string]*ownerView // index of Owners (owner)
+	// served is what firstRecordsHeld reads once per run: the lineages'
+	// chain files (canonical) and the certificates of the other files
+	// Postfix's services read (nil for a file that does not exist).
+	served *servedFiles
 	// Postfix is what every smtpd service is configured to read;
 	// PostfixChains the chains in those files.
 	Postfix       *postfix.Config
