@@ -17,8 +17,12 @@
 #                primary and secondary allow the key to transfer; with
 #                SECONDARY_XFR=0 the secondary refuses and is asked per
 #                owner) once 64 owners of a zone are read; the primary
-#                too with one zone (named in the configuration), while
-#                with 10 zones each owner is read directly there
+#                too, the configuration naming its zones (zone = "…" for
+#                one, zones = […] for several, as the floor's script names
+#                them)
+#   discovery    danectl-nowait without zone / zones: each owner is read
+#                directly at the primary, whose answer places it in its
+#                zone (zone discovery); the secondary by transfer
 #   direct       danectl-nowait with zone_transfers = false: a direct TLSA
 #                query per owner at each server (the read path of a server
 #                that allows no transfer)
@@ -116,8 +120,8 @@ done
 POLL
 chmod +x "$t/caught-up.sh"
 
-printf '| owners | zones | danectl publish | danectl, publish_wait 0s | direct reads, 0s | floor: nsupdate, fewest messages | floor + secondary caught up | per owner | libdns/rfc2136, 0s | danectl / (floor + caught up) | danectl 0s / floor | direct / floor | libdns / floor | per owner / floor | UPDATEs (danectl, floor, libdns) | rerun UPDATEs |\n' > "$t/table.md"
-printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
+printf '| owners | zones | danectl publish | danectl, publish_wait 0s | zones discovered, 0s | direct reads, 0s | floor: nsupdate, fewest messages | floor + secondary caught up | per owner | libdns/rfc2136, 0s | danectl / (floor + caught up) | danectl 0s / floor | discovered / floor | direct / floor | libdns / floor | per owner / floor | UPDATEs (danectl, floor, libdns) | rerun UPDATEs |\n' > "$t/table.md"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n' >> "$t/table.md"
 
 for z in $zones; do
   for n in $sizes; do
@@ -140,11 +144,13 @@ for z in $zones; do
     printf '[schedule]\npublish_wait = "0s"\n' >> "$d/nowait.toml"
     sed 's/^type = "rfc2136"$/type = "libdns"\nname = "rfc2136"/' "$d/nowait.toml" > "$d/libdns.toml"
     sed 's/^type = "rfc2136"$/type = "rfc2136"\nzone_transfers = false/' "$d/nowait.toml" > "$d/direct.toml"
+    grep -v '^zones* = ' "$d/nowait.toml" > "$d/discovery.toml"
     zlist=$(i=0; while [ $i -lt "$z" ]; do printf 'z%d.bench.test. ' $i; i=$((i + 1)); done)
     echo "== $n owners in $z zone(s)" >&2
     hyperfine --style basic --warmup 1 --runs "$runs" --prepare "$reset" --export-csv "$d/fast.csv" \
       -n danectl "$t/danectl publish --config $d/danehook.toml >/dev/null" \
       -n danectl-nowait "$t/danectl publish --config $d/nowait.toml >/dev/null" \
+      -n discovery "$t/danectl publish --config $d/discovery.toml >/dev/null" \
       -n direct "$t/danectl publish --config $d/direct.toml >/dev/null" \
       -n floor "nsupdate -k $KEY_FILE $d/floor.txt" \
       -n floor+xfr "nsupdate -k $KEY_FILE $d/floor.txt && $t/caught-up.sh ${PRIMARY%:*} ${SECONDARY%:*} $PORT $zlist" >&2
@@ -183,13 +189,13 @@ for z in $zones; do
     touch "$d/stop"; wait "$lab_pid" || true; lab_pid=
 
     awk -v n="$n" -v z="$z" -v ud=$((u1 - u0)) -v uf=$((u4 - u3)) -v ul=$((u6 - u5)) -v ur=$((u2 - u1)) \
-      -v d="$(mean "$d/fast.csv" danectl)" -v w="$(mean "$d/fast.csv" danectl-nowait)" -v r="$(mean "$d/fast.csv" direct)" -v l="$(mean "$d/libdns.csv" libdns)" \
+      -v d="$(mean "$d/fast.csv" danectl)" -v w="$(mean "$d/fast.csv" danectl-nowait)" -v v="$(mean "$d/fast.csv" discovery)" -v r="$(mean "$d/fast.csv" direct)" -v l="$(mean "$d/libdns.csv" libdns)" \
       -v f="$(mean "$d/fast.csv" floor)" -v x="$(mean "$d/fast.csv" floor+xfr)" -v p="$(mean "$d/slow.csv" per-owner)" 'BEGIN {
-      split(d, D, " "); split(w, W, " "); split(r, R, " "); split(l, L, " "); split(f, F, " "); split(x, X, " "); split(p, P, " ")
+      split(d, D, " "); split(w, W, " "); split(v, V, " "); split(r, R, " "); split(l, L, " "); split(f, F, " "); split(x, X, " "); split(p, P, " ")
       pc = P[1] > 0 ? sprintf("%.2f s", P[1]) : "-"; pr = P[1] > 0 ? sprintf("%.0f×", P[1] / F[1]) : "-"
       lc = L[1] > 0 ? sprintf("%.3f ± %.3f s", L[1], L[2]) : "fails"; lr = L[1] > 0 ? sprintf("%.2f×", L[1] / F[1]) : "-"
-      printf "| %d | %d | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %s | %s | %.2f× | %.2f× | %.2f× | %s | %s | %d, %d, %d | %d |\n",
-        n, z, D[1], D[2], W[1], W[2], R[1], R[2], F[1], F[2], X[1], X[2], pc, lc, D[1] / X[1], W[1] / F[1], R[1] / F[1], lr, pr, ud, uf, ul, ur
+      printf "| %d | %d | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %.3f ± %.3f s | %s | %s | %.2f× | %.2f× | %.2f× | %.2f× | %s | %s | %d, %d, %d | %d |\n",
+        n, z, D[1], D[2], W[1], W[2], V[1], V[2], R[1], R[2], F[1], F[2], X[1], X[2], pc, lc, D[1] / X[1], W[1] / F[1], V[1] / F[1], R[1] / F[1], lr, pr, ud, uf, ul, ur
     }' >> "$t/table.md"
   done
 done

@@ -62,12 +62,19 @@ func TestServeBenchLab(t *testing.T) {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "state_dir = %q\n[provider.lab]\ntype = \"rfc2136\"\nserver = %q\nkey_file = %q\nnameserver_port = %d\ntimeout = 10\n",
 		filepath.Join(dir, "state"), l.Primary, l.KeyFile, l.Port)
+	// The zones named, as an operator whose primary serves them would
+	// (and as the floor's nsupdate script names each), so their owners
+	// are read from the primary's transfer too (pkg/deploy observeOwners);
+	// scripts/bench-dnsupdate.sh's "discovery" column removes this line,
+	// and each owner's zone then comes from a direct read at the primary.
 	if nz == 1 {
-		// One zone: named, as an operator with one zone would, so its
-		// owners are read from the primary's transfer too (pkg/deploy
-		// observeOwners); with several zones each owner's zone comes from
-		// a direct read at the primary.
 		fmt.Fprintf(&cfg, "zone = %q\n", zones[0])
+	} else {
+		quoted := make([]string, nz)
+		for i, z := range zones {
+			quoted[i] = strconv.Quote(z)
+		}
+		fmt.Fprintf(&cfg, "zones = [%s]\n", strings.Join(quoted, ", "))
 	}
 	byZone := make([][]string, nz) // per zone: the floor's update lines
 	var reset strings.Builder

@@ -54,6 +54,39 @@ func hostProblem(h string) string {
 	return ""
 }
 
+// zoneProblem says why z cannot be a zone's name (the owner of its SOA
+// record), or "" when it can: at most 63 octets per label and 253 in all
+// (RFC 1035 §2.3.4, without the trailing dot), no empty label, letters,
+// digits, hyphens and underscores (zones such as _domainkey.example.com
+// exist; RFC 2181 §11 allows any octet, but a zone name with others is a
+// typing error here far more often than a real zone).
+func zoneProblem(z string) string {
+	name := strings.TrimSuffix(z, ".")
+	switch {
+	case name == "":
+		return "is empty or the root"
+	case strings.IndexFunc(z, unicode.IsSpace) >= 0:
+		return "contains white space"
+	case strings.Contains(name, "..") || strings.HasPrefix(name, ".") || strings.HasSuffix(z, ".."):
+		return "has an empty label (doubled or leading dot)"
+	case len(name) > 253:
+		return fmt.Sprintf("is %d octets long (at most 253, RFC 1035 §2.3.4)", len(name))
+	}
+	for _, label := range strings.Split(name, ".") {
+		if len(label) > 63 {
+			return fmt.Sprintf("has a label of %d octets (at most 63, RFC 1035 §2.3.4)", len(label))
+		}
+		for i := 0; i < len(label); i++ {
+			switch c := label[i]; {
+			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+			default:
+				return fmt.Sprintf("holds %q", string(c))
+			}
+		}
+	}
+	return ""
+}
+
 // isHostLabel reports whether label is a host name label (RFC 1123 §2.1):
 // letters, digits and hyphens, at least one octet, not starting or ending
 // with a hyphen; `^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`, spelt out

@@ -225,14 +225,20 @@ type Provider struct {
 	// RFC 2136: the primary server (host:port), an optional explicit zone,
 	// and the TSIG key: a tsig-keygen file, or name, algorithm and a secret
 	// from a file or an environment variable.
-	Server        string `toml:"server"`
-	Zone          string `toml:"zone"`
-	KeyFile       string `toml:"key_file"`
-	KeyName       string `toml:"key_name"`
-	KeyAlgorithm  string `toml:"key_algorithm"`
-	SecretFile    string `toml:"secret_file"`
-	SecretEnv     string `toml:"secret_env"`
-	Prerequisites bool   `toml:"prerequisites"`
+	Server string `toml:"server"`
+	Zone   string `toml:"zone"`
+	// Zones, instead of Zone, names the zones of a primary that serves
+	// several (rfc2136 and libdns): an owner below one of them is taken to
+	// be in the longest that encloses it, as Zone does for every owner, and
+	// such a zone's owners may be read from its transfer at Server; an
+	// owner below none is placed by zone discovery.
+	Zones         []string `toml:"zones"`
+	KeyFile       string   `toml:"key_file"`
+	KeyName       string   `toml:"key_name"`
+	KeyAlgorithm  string   `toml:"key_algorithm"`
+	SecretFile    string   `toml:"secret_file"`
+	SecretEnv     string   `toml:"secret_env"`
+	Prerequisites bool     `toml:"prerequisites"`
 	// ZoneTransfers lets a run that reads many owners of one zone read the
 	// zone by AXFR from each server that allows it (pkg/dnsupdate
 	// transfer.go, decision X1); false reads every owner by direct query.
@@ -508,6 +514,25 @@ func (c *Config) validate(data []byte) Problems {
 		}
 		if p.ZoneTransfers != nil && p.Type != "rfc2136" {
 			bad(at+".zone_transfers", fmt.Sprintf("is a setting of type = \"rfc2136\" (this provider is type = %q, whose reads are direct queries): remove it", p.Type), "provider", name, "zone_transfers")
+		}
+		if len(p.Zones) > 0 {
+			switch {
+			case p.Type == "cloudflare":
+				bad(at+".zones", "is a setting of type = \"rfc2136\" and \"libdns\" (Cloudflare finds each owner's zone through its API; \"zone\" names one): remove it", "provider", name, "zones")
+			case p.Zone != "":
+				bad(at+".zones", "set \"zone\" (every owner in one zone) or \"zones\" (several), not both", "provider", name, "zones")
+			}
+			seen := map[string]bool{}
+			for _, z := range p.Zones {
+				key := strings.ToLower(strings.TrimSuffix(z, "."))
+				switch {
+				case zoneProblem(z) != "":
+					badValue(at+".zones", z, fmt.Sprintf("%q %s: write each zone's name as in its SOA record, e.g. \"example.com.\"", z, zoneProblem(z)), "provider", name, "zones")
+				case seen[key]:
+					badValue(at+".zones", z, fmt.Sprintf("%q is listed twice: remove one", z), "provider", name, "zones")
+				}
+				seen[key] = true
+			}
 		}
 		if p.NameserverPort == 0 {
 			p.NameserverPort = 53

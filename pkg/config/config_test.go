@@ -70,6 +70,13 @@ func TestParseDefaults(t *testing.T) {
 	if got := strings.Join(c.LineageNames(), ","); got != "mail,mx2" {
 		t.Errorf("LineageNames = %q", got)
 	}
+	cz, err := Parse("x.toml", []byte(strings.Replace(good, "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\"example.test.\", \"sub.example.test\"]", 1)))
+	if err != nil {
+		t.Fatalf("zones: %v", err)
+	}
+	if z := cz.Providers["bind"].Zones; len(z) != 2 || z[1] != "sub.example.test" {
+		t.Errorf("zones = %q", z)
+	}
 	t.Setenv(EnvStateDir, "/x")
 	if c.State() != "/x" {
 		t.Errorf("State() ignores %s", EnvStateDir)
@@ -94,6 +101,13 @@ func TestErrorsNameFileLineAndSetting(t *testing.T) {
 		{"bad host_id", "state_dir = \"/tmp/danehook-state\"", "host_id = \"mx 1\"\nstate_dir = \"/tmp/danehook-state\"", "host_id", "host_id: \"mx 1\""},
 		{"unknown ta", "ttl = 60", "ttl = 60\nta = \"intermediates\"", "ta = \"intermediates\"", "\"issuer-set\""},
 		{"zone_transfers outside rfc2136", "api_token_file = \"/etc/danehook/cf.token\"", "api_token_file = \"/etc/danehook/cf.token\"\nzone_transfers = true", "zone_transfers", "provider.cf.zone_transfers: is a setting of type = \"rfc2136\""},
+		{"zones at cloudflare", "api_token_file = \"/etc/danehook/cf.token\"", "api_token_file = \"/etc/danehook/cf.token\"\nzones = [\"example.test\"]", "zones", "provider.cf.zones: is a setting of type = \"rfc2136\" and \"libdns\""},
+		{"zone and zones", "type = \"rfc2136\"", "type = \"rfc2136\"\nzone = \"example.test.\"\nzones = [\"example.test.\", \"example.net.\"]", "zones", "provider.bind.zones: set \"zone\" (every owner in one zone) or \"zones\" (several), not both"},
+		{"zones with a space", "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\"example.test.\",\n  \"example .net\"]", "example .net", "provider.bind.zones: \"example .net\" contains white space"},
+		{"zones with an empty label", "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\"example.test.\", \"example..net\"]", "zones", "\"example..net\" has an empty label"},
+		{"zones with the root", "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\".\"]", "zones", "\".\" is empty or the root"},
+		{"zones twice", "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\"example.test.\",\n  \"Example.Test\"]", "Example.Test", "\"Example.Test\" is listed twice"},
+		{"zones with a URL", "type = \"rfc2136\"", "type = \"rfc2136\"\nzones = [\"https://example.test/\"]", "zones", "holds \":\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

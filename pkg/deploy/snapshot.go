@@ -26,7 +26,6 @@ import (
 	"github.com/danehook/danehook/pkg/postfix"
 	"github.com/danehook/danehook/pkg/propagate"
 	"github.com/danehook/danehook/pkg/tlsa"
-	"github.com/miekg/dns"
 )
 
 // This file takes the one observed snapshot of a run (DESIGN §3, "decide
@@ -412,8 +411,8 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 		})
 	}
 	// Owners wait for their zone's transfer at the provider's server only
-	// where the operator named the zone (the provider's zone setting, which
-	// zone discovery trusts too): a direct answer is the only other proof
+	// where the operator named the zone (the provider's zone or zones
+	// setting, which zone discovery trusts too): a direct answer is the only other proof
 	// of an owner's zone (a zone on the same server below another one
 	// without a delegation answers for its names; its parent's copy says
 	// nothing of it).
@@ -421,12 +420,16 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	var direct []*ownerView
 	for _, ov := range ovs {
 		pc := e.Config.Providers[ov.Provider]
-		if pc == nil || pc.Zone == "" || e.transferer(ov.Provider) == nil {
+		if pc == nil || (pc.Zone == "" && len(pc.Zones) == 0) || e.transferer(ov.Provider) == nil {
 			direct = append(direct, ov)
 			continue
 		}
-		zone := dns.CanonicalName(pc.Zone)
-		if !dns.IsSubDomain(zone, dns.CanonicalName(ov.Owner)) {
+		named := pc.Zones
+		if pc.Zone != "" {
+			named = []string{pc.Zone}
+		}
+		zone := dnsupdate.EnclosingZone(named, ov.Owner)
+		if zone == "" {
 			direct = append(direct, ov)
 			continue
 		}

@@ -33,7 +33,8 @@ func transferEngine(t *testing.T, lab *bindlab.Lab, hosts []string, transfers, h
 }
 
 // transferEngineZone is transferEngine with the provider's zone setting
-// (none when "").
+// (none when ""), or its zones setting when zone is a TOML array
+// ("[\"a.test.\", \"b.test.\"]").
 func transferEngineZone(t *testing.T, lab *bindlab.Lab, hosts []string, transfers, hostID, zone string) (*Engine, *dnsupdate.RFC2136, *debugLines) {
 	t.Helper()
 	dir := t.TempDir()
@@ -47,7 +48,10 @@ func transferEngineZone(t *testing.T, lab *bindlab.Lab, hosts []string, transfer
 	if transfers != "" {
 		fmt.Fprintf(&b, "zone_transfers = %s\n", transfers)
 	}
-	if zone != "" {
+	switch {
+	case strings.HasPrefix(zone, "["):
+		fmt.Fprintf(&b, "zones = %s\n", zone) // a TOML array: the zones setting
+	case zone != "":
 		fmt.Fprintf(&b, "zone = %q\n", zone)
 	}
 	for l := 0; l*100 < len(hosts); l++ {
@@ -248,6 +252,138 @@ func TestPublishByTransfer(t *testing.T) {
 			if n := tlsaCount(t, a, o); n != 1 {
 				t.Errorf("%s serves %d TLSA records at %s, want 1", a, n, o)
 			}
+		}
+	}
+	rerunSendsNothing(t, e, lab)
+}
+
+// TestObserveByTransferZones: the provider's zones setting names the zones
+// of a primary serving several. 260 owners in example.test., 210 in
+// sub.example.test. (on the same servers, no delegation in its parent) and
+// 80 in other.test.; each listing gives every owner the observation direct
+// reads give, and the primary answers a TLSA query only for the owners of
+// the zones not listed (the probes aside): both zones and the one below
+// listed, the one below only (its parent's owners are placed by their
+// direct answers), and a listed zone of none of the owners.
+func TestObserveByTransferZones(t *testing.T) {
+	t.Parallel()
+	var hosts []string
+	for i := range 260 {
+		hosts = append(hosts, fmt.Sprintf("h%03d.example.test", i))
+	}
+	for i := range 210 {
+		hosts = append(hosts, fmt.Sprintf("s%03d.sub.example.test", i))
+	}
+	for i := range 80 {
+		hosts = append(hosts, fmt.Sprintf("o%03d.other.test", i))
+	}
+	lab := bindlab.Start(t, bindlab.Options{Zones: []string{"example.test.", "sub.example.test.", "other.test."}, TTL: 300, SecondaryTransfers: true})
+	lab.Nsupdate(t, `zone example.test.
+update add _25._tcp.h001.example.test. 3600 IN TLSA 3 0 1 `+strings.Repeat("ab", 32)+`
+update add _25._tcp.h002.example.test. 300 IN CNAME _25._tcp.h003.example.test.
+send
+zone sub.example.test.
+update add _25._tcp.s001.sub.example.test. 60 IN TLSA 2 1 1 `+strings.Repeat("cd", 32)+`
+send
+zone other.test.
+update add _25._tcp.o001.other.test. 300 IN TLSA 3 1 1 `+strings.Repeat("ef", 32)+`
+send
+`)
+	for _, z := range []string{"example.test.", "sub.example.test.", "other.test."} {
+		lab.WaitSerial(t, lab.Secondary, z, lab.Serial(t, lab.Primary, z), 20*time.Second)
+	}
+	direct, _, _ := transferEngine(t, lab, hosts, "false", "")
+	want, err := direct.observe(t.Context(), observeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := observedText(t, want)
+	for _, tc := range []struct {
+		name   string
+		zones  string
+		direct int // owners the primary is asked for one by one
+		// misread: the listing leaves out a zone below a listed one that
+		// has no delegation, so that zone's owners are read from their
+		// parent's copy (the README's warning): the observations differ.
+		misread bool
+	}{
+		{"every zone listed", `["example.test.", "Sub.Example.Test", "other.test."]`, 0, false},
+		{"the zone below and another", `["sub.example.test.", "other.test."]`, 259, false},
+		{"only the zone below", `["sub.example.test."]`, 259 + 80, false},
+		{"a zone of no owner and other.test", `["unused.test.", "other.test"]`, 259 + 210, false},
+		{"the parent without the zone below (negative control)", `["example.test.", "other.test."]`, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _, dl := transferEngineZone(t, lab, hosts, "", "", tc.zones)
+			pb := lab.Counters(t, "primary")
+			got, err := e.observe(t.Context(), observeOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pa := lab.Counters(t, "primary")
+			g := observedText(t, got)
+			if len(g) != len(w) {
+				t.Fatalf("observed %d owners, want %d", len(g), len(w))
+			}
+			differ := 0
+			for i := range w {
+				if w[i] != g[i] {
+					differ++
+					if !tc.misread {
+						t.Errorf("owner %d:\n direct   %s\n transfer %s", i, w[i], g[i])
+					}
+				}
+			}
+			if tc.misread {
+				if differ < 210 {
+					t.Errorf("%d observations differ from direct reads; want the 210 owners of sub.example.test. (read from example.test.'s copy)", differ)
+				}
+				return
+			}
+			pq := pa.Queries["TLSA"] - pb.Queries["TLSA"]
+			t.Logf("zones = %s: primary answered %d TLSA queries, %d AXFR\n%s", tc.zones, pq, pa.Queries["AXFR"]-pb.Queries["AXFR"], dl.text())
+			if pq < uint64(tc.direct) || pq > uint64(tc.direct)+8 {
+				t.Errorf("primary answered %d TLSA queries; want %d (one per owner of an unlisted zone) and a few probes", pq, tc.direct)
+			}
+		})
+	}
+}
+
+// TestPublishByTransferZones: with the provider's zones setting, a publish
+// of owners in two listed zones and one unlisted adds every record with
+// one UPDATE per zone, asks the primary no SOA query per owner, and a
+// rerun sends nothing.
+func TestPublishByTransferZones(t *testing.T) {
+	t.Parallel()
+	lab := bindlab.Start(t, bindlab.Options{Zones: []string{"a.test.", "b.test.", "c.test."}, TTL: 300, SecondaryTransfers: true})
+	var hosts []string
+	for i := range 300 {
+		hosts = append(hosts, fmt.Sprintf("h%03d.%c.test", i, 'a'+i%3))
+	}
+	e, _, dl := transferEngineZone(t, lab, hosts, "", "", `["a.test.", "b.test."]`)
+	before := lab.Counters(t, "primary")
+	plans, err := e.Publish(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := lab.Counters(t, "primary")
+	adds := 0
+	for _, p := range plans {
+		adds += len(p.Changes)
+	}
+	if adds != len(hosts) {
+		t.Errorf("Publish added %d records, want %d", adds, len(hosts))
+	}
+	if got := after.Requests["UPDATE"] - before.Requests["UPDATE"]; got != 3 {
+		t.Errorf("server counted %d UPDATEs, want 3 (one per zone)", got)
+	}
+	if got := after.Queries["TLSA"] - before.Queries["TLSA"]; got < 100 || got > 108 {
+		t.Errorf("primary answered %d TLSA queries, want the 100 owners of c.test (unlisted) and the probes only", got)
+	}
+	t.Logf("%s", dl.text())
+	for _, o := range []string{"_25._tcp.h000.a.test.", "_25._tcp.h001.b.test.", "_25._tcp.h299.c.test."} {
+		if n := tlsaCount(t, lab.Primary, o); n != 1 {
+			t.Errorf("%s serves %d TLSA records at %s, want 1", lab.Primary, n, o)
 		}
 	}
 	rerunSendsNothing(t, e, lab)

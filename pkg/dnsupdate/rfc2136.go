@@ -105,6 +105,11 @@ type RFC2136 struct {
 	// Zone, when set, is the zone every owner belongs to ("example.com.");
 	// it skips zone discovery.
 	Zone string
+	// Zones, when set (and Zone is not), are the zones of a server serving
+	// several ("example.com.", "example.net."): an owner below one of them
+	// is taken to be in the longest that encloses it, as Zone does for
+	// every owner; an owner below none is placed by zone discovery.
+	Zones []string
 	// Key signs every query and update; nil sends them unsigned.
 	Key *TSIGKey
 	// Timeout bounds each exchange; 0 means DefaultTimeout.
@@ -199,16 +204,12 @@ func (p *RFC2136) keyName() string {
 // an SOA whose owner encloses the queried name counts. An explicit Zone skips
 // the queries (an owner outside it is an ErrNotAuth error). Results are
 // cached per owner; an owner that a zone transferred from Server in this
-// run holds (TransferZone) needs no query. Errors are *UpdateError.
+// run holds (TransferZone) needs no query. One of Zones that encloses owner
+// skips the queries too. Errors are *UpdateError.
 func (p *RFC2136) FindZone(ctx context.Context, owner string) (string, error) {
 	owner = dns.CanonicalName(owner)
-	if p.Zone != "" {
-		zone := dns.CanonicalName(p.Zone)
-		if !dns.IsSubDomain(zone, owner) {
-			return "", &UpdateError{Class: ErrNotAuth, Op: "find zone of", Server: p.server(), Zone: zone, Owner: owner,
-				Rcode: -1, KeyName: p.keyName(), Err: fmt.Errorf("the owner is not in the configured zone %q", zone)}
-		}
-		return zone, nil
+	if zone, err := p.configuredZone(owner); zone != "" || err != nil {
+		return zone, err
 	}
 	p.mu.Lock()
 	zone, ok := p.zones[owner]
@@ -253,6 +254,48 @@ func (p *RFC2136) FindZone(ctx context.Context, owner string) (string, error) {
 			name = "."
 		}
 	}
+}
+
+// configuredZone returns the zone the configuration places owner in: Zone,
+// an ErrNotAuth *UpdateError when owner is outside it, else the longest of
+// Zones that encloses owner (EnclosingZone); "" and no error when neither
+// names one (zone discovery places the owner).
+func (p *RFC2136) configuredZone(owner string) (string, error) {
+	if p.Zone != "" {
+		zone := dns.CanonicalName(p.Zone)
+		if !dns.IsSubDomain(zone, dns.CanonicalName(owner)) {
+			return "", &UpdateError{Class: ErrNotAuth, Op: "find zone of", Server: p.server(), Zone: zone, Owner: dns.CanonicalName(owner),
+				Rcode: -1, KeyName: p.keyName(), Err: fmt.Errorf("the owner is not in the configured zone %q", zone)}
+		}
+		return zone, nil
+	}
+	return EnclosingZone(p.Zones, owner), nil
+}
+
+// configured is configuredZone without the error: "" for an owner outside
+// Zone.
+func (p *RFC2136) configured(owner string) string {
+	z, _ := p.configuredZone(owner)
+	return z
+}
+
+// EnclosingZone returns the longest of zones (domain names, any case, with
+// or without the final dot) that is owner or one of its ancestors, in
+// canonical form ("example.com."); "" when none is. Label boundaries count:
+// "ample.com" does not enclose "mx.example.com".
+func EnclosingZone(zones []string, owner string) string {
+	owner = dns.CanonicalName(owner)
+	best := ""
+	for _, z := range zones {
+		if strings.TrimSuffix(z, ".") == "" {
+			continue // not a zone a provider serves (config refuses it)
+		}
+		z = dns.CanonicalName(z)
+		if len(z) > len(best) && dns.IsSubDomain(z, owner) {
+			best = z
+		}
+	}
+	return best
 }
 
 // enclosingSOA returns the owner of an SOA in r that encloses name (answer
@@ -309,11 +352,9 @@ func (p *RFC2136) Records(ctx context.Context, owner string) ([]RR, error) {
 // never cached. An explicit Zone skips zone discovery (an owner outside it is
 // an ErrNotAuth error). Errors are those of FindZone and Records.
 func (p *RFC2136) ZoneRecords(ctx context.Context, owner string) (string, []RR, error) {
-	if p.Zone != "" {
-		zone, err := p.FindZone(ctx, owner)
-		if err != nil {
-			return "", nil, err
-		}
+	if zone, err := p.configuredZone(owner); err != nil {
+		return "", nil, err
+	} else if zone != "" {
 		rrs, err := p.Records(ctx, owner)
 		return zone, rrs, err
 	}
@@ -347,10 +388,8 @@ func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) 
 	q := new(dns.Msg)
 	q.SetQuestion(owner, dns.TypeTLSA)
 	q.RecursionDesired = false
-	zone := ""
-	if p.Zone != "" {
-		zone = dns.CanonicalName(p.Zone)
-	} else {
+	zone := p.configured(owner)
+	if zone == "" {
 		p.mu.Lock()
 		zone = p.zones[dns.CanonicalName(owner)]
 		p.mu.Unlock()
@@ -1279,26 +1318,22 @@ func (p *RFC2136) findZones(ctx context.Context, changes []Change) (map[string]s
 	}
 	zones := make([]string, len(owners))
 	errs := make([]error, len(owners))
-	// Owners whose zone is known (p.Zone, or cached by a read) are looked
-	// up here; only the others start a FindZone that queries (one
+	// Owners whose zone is known (Zone or Zones, or cached by a read) are
+	// looked up here; only the others start a FindZone that queries (one
 	// goroutine each, up to readWorkers at a time).
 	var unknown []int
-	if p.Zone != "" {
-		for i, o := range owners {
-			zones[i], errs[i] = p.FindZone(ctx, o) // no query: checks o is in p.Zone
+	p.mu.Lock()
+	for i, o := range owners {
+		if zones[i], errs[i] = p.configuredZone(o); zones[i] != "" || errs[i] != nil {
+			continue // no query: Zone or Zones places o
 		}
-	} else {
-		p.mu.Lock()
-		for i, o := range owners {
-			z, ok := p.zones[o]
-			if ok {
-				zones[i] = z
-			} else {
-				unknown = append(unknown, i)
-			}
+		if z, ok := p.zones[o]; ok {
+			zones[i] = z
+		} else {
+			unknown = append(unknown, i)
 		}
-		p.mu.Unlock()
 	}
+	p.mu.Unlock()
 	forEach(len(unknown), readWorkers, func(j int) {
 		i := unknown[j]
 		zones[i], errs[i] = p.FindZone(ctx, owners[i])

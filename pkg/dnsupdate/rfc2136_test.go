@@ -180,6 +180,26 @@ func zoneOf(o string) string {
 	return "example.test."
 }
 
+func TestEnclosingZone(t *testing.T) {
+	zones := []string{"example.test", "Sub.Example.Test.", "ample.test.", "", "."}
+	for _, tc := range []struct{ owner, want string }{
+		{"_25._tcp.mx.example.test.", "example.test."},
+		{"_25._tcp.MX.sub.example.test", "sub.example.test."},
+		{"sub.example.test.", "sub.example.test."},
+		{"example.test", "example.test."},
+		{"_25._tcp.mx.ample.test.", "ample.test."},
+		{"_25._tcp.mx.xample.test.", ""}, // label boundaries count
+		{"_25._tcp.mx.example.net.", ""},
+	} {
+		if got := EnclosingZone(zones, tc.owner); got != tc.want {
+			t.Errorf("EnclosingZone(%q) = %q, want %q", tc.owner, got, tc.want)
+		}
+	}
+	if got := EnclosingZone(nil, "mx.example.test."); got != "" {
+		t.Errorf("EnclosingZone(nil) = %q, want \"\"", got)
+	}
+}
+
 func TestFindZone(t *testing.T) {
 	t.Parallel()
 	l := bindlab.Start(t, bindlab.Options{Zones: []string{"example.test.", "other.test.", "sub.example.test."}})
@@ -220,6 +240,30 @@ func TestFindZone(t *testing.T) {
 	}
 	if _, err := pz.FindZone(ctx, "_25._tcp.mail.other.test."); !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), "not in the configured zone") {
 		t.Errorf("explicit zone, owner outside: got %v, want ErrNotAuth", err)
+	}
+	// Zones: an owner below a listed zone is placed in the longest one
+	// without a query (whatever the server says: the operator's word, as
+	// Zone's); the others by zone discovery, which queries.
+	pzs := labProvider(t, l)
+	pzs.Zones = []string{"Example.Test", "sub.example.test.", "nothing-here.test."}
+	for _, tc := range []struct {
+		owner, zone string
+		query       bool
+	}{
+		{"_25._tcp.y.example.test.", "example.test.", false},
+		{"_25._tcp.mx.sub.example.test", "sub.example.test.", false},
+		{"_25._tcp.mail.other.test.", "other.test.", true},
+	} {
+		q := pzs.Sent().Queries
+		z, err := pzs.FindZone(ctx, tc.owner)
+		if err != nil || z != tc.zone || (pzs.Sent().Queries > q) != tc.query {
+			t.Errorf("zones: FindZone(%q) = %q, %v with %d queries; want %q, queries %t", tc.owner, z, err, pzs.Sent().Queries-q, tc.zone, tc.query)
+		}
+		q = pzs.Sent().Queries
+		z, rrs, err := pzs.ZoneRecords(ctx, tc.owner)
+		if err != nil || z != tc.zone || pzs.Sent().Queries-q != 1 {
+			t.Errorf("zones: ZoneRecords(%q) = %q, %v, %v with %d queries; want %q with one TLSA query", tc.owner, z, rrs, err, pzs.Sent().Queries-q, tc.zone)
+		}
 	}
 	// The CNAME owner itself cannot hold TLSA records: Records says so.
 	_, err = p.Records(ctx, "_25._tcp.x.example.test.")

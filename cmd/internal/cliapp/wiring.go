@@ -39,7 +39,7 @@ func NewPublisher(p *config.Provider) (Publisher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("provider %q: %w", p.Name, err)
 		}
-		return &dnsupdate.RFC2136{Server: p.Server, Zone: p.Zone, Key: key, Timeout: timeout, Prerequisites: p.Prerequisites}, nil
+		return &dnsupdate.RFC2136{Server: p.Server, Zone: p.Zone, Zones: p.Zones, Key: key, Timeout: timeout, Prerequisites: p.Prerequisites}, nil
 	case "cloudflare":
 		token, err := cloudflareToken(p)
 		if err != nil {
@@ -104,7 +104,7 @@ func newLibdns(p *config.Provider, timeout time.Duration) (*dnsupdate.Libdns, er
 	if err != nil {
 		return nil, fmt.Errorf("libdns provider %q: %w", spec.Name, err)
 	}
-	reader := &dnsupdate.RFC2136{Server: p.QueryServer, Zone: p.Zone, Key: readKey, Timeout: timeout}
+	reader := &dnsupdate.RFC2136{Server: p.QueryServer, Zone: p.Zone, Zones: p.Zones, Key: readKey, Timeout: timeout}
 	l := &dnsupdate.Libdns{Name: spec.Name, Provider: prov, Reader: reader, Timeout: timeout, Classify: spec.Classify, Secrets: secrets}
 	if readKey != nil {
 		// libdns/rfc2136 drops the TSIG error of an answer: ask again,
