@@ -14,6 +14,8 @@ package dnsupdate
 // socket and no goroutine. Each answer's TSIG is verified against the MAC
 // of its own request (RFC 8945 §5.3), which miekg/dns's Conn cannot do for
 // several requests in flight (it remembers only the last request's MAC).
+// Messages are framed by internal/dnstcp: the queries that workers send at
+// the same moment go out in one write, the answers come in many per read.
 
 import (
 	"context"
@@ -25,13 +27,14 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/danehook/danehook/internal/dnstcp"
 	"github.com/miekg/dns"
 )
 
 // pipe is one TCP connection with queries in flight, answers matched by ID.
 type pipe struct {
 	conn    net.Conn
-	wmu     sync.Mutex // serialises writes
+	w       *dnstcp.Writer
 	mu      sync.Mutex // guards pending, dead
 	pending map[uint16]*call
 	dead    bool
@@ -114,15 +117,8 @@ func (p *RFC2136) pipeExchangeOnce(ctx context.Context, m *dns.Msg, server strin
 		return callResult{err: err}
 	}
 	id := m.Id
-	frame := make([]byte, 2+len(wire))
-	binary.BigEndian.PutUint16(frame, uint16(len(wire)))
-	copy(frame[2:], wire)
-	pp.wmu.Lock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = pp.conn.SetWriteDeadline(dl)
-	}
-	_, werr := pp.conn.Write(frame)
-	pp.wmu.Unlock()
+	dl, _ := ctx.Deadline()
+	werr := pp.w.Write(wire, dl)
 	if werr != nil {
 		p.fail(pp, werr)
 	}
@@ -160,8 +156,8 @@ func (p *RFC2136) register(ctx context.Context, m *dns.Msg, server string) (*pip
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		quickAck(conn)
-		pp = &pipe{conn: conn, pending: map[uint16]*call{}}
+		dnstcp.QuickAck(conn)
+		pp = &pipe{conn: conn, w: dnstcp.NewWriter(conn), pending: map[uint16]*call{}}
 		p.pipe = pp
 		go p.readLoop(pp)
 	}
@@ -192,18 +188,13 @@ func (p *RFC2136) register(ctx context.Context, m *dns.Msg, server string) (*pip
 // readLoop delivers every answer on pp to the call waiting for its ID,
 // verifying its TSIG, until the connection fails or is closed.
 func (p *RFC2136) readLoop(pp *pipe) {
-	var hdr [2]byte
+	rd := dnstcp.NewReader(pp.conn, func() { dnstcp.QuickAck(pp.conn) })
 	for {
-		if _, err := io.ReadFull(pp.conn, hdr[:]); err != nil {
+		buf, err := rd.Next()
+		if err != nil {
 			p.fail(pp, err)
 			return
 		}
-		buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(pp.conn, buf); err != nil {
-			p.fail(pp, err)
-			return
-		}
-		quickAck(pp.conn)
 		if len(buf) < 2 {
 			continue
 		}

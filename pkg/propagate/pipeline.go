@@ -10,24 +10,26 @@ package propagate
 // connection to it and pipelines the TLSA queries on it (unsigned, like
 // every propagation query). A query whose connection fails is asked again
 // the ordinary way (exchange: UDP, then TCP when truncated), so a server that
-// refuses TCP is observed as before.
+// refuses TCP is observed as before. Messages are framed by internal/dnstcp
+// (queries sent at the same moment go out in one write, answers come in
+// many per read).
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
+	"time"
 
+	"github.com/danehook/danehook/internal/dnstcp"
 	"github.com/miekg/dns"
 )
 
 // tcpPipe is one TCP connection to a server with queries in flight.
 type tcpPipe struct {
 	conn    net.Conn
-	wmu     sync.Mutex
+	w       *dnstcp.Writer
 	mu      sync.Mutex
 	pending map[uint16]chan *dns.Msg
 	err     error // set once the connection failed
@@ -43,8 +45,8 @@ func dialPipe(ctx context.Context, addr string) (*tcpPipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &tcpPipe{conn: conn, pending: map[uint16]chan *dns.Msg{}}
-	quickAck(conn)
+	p := &tcpPipe{conn: conn, w: dnstcp.NewWriter(conn), pending: map[uint16]chan *dns.Msg{}}
+	dnstcp.QuickAck(conn)
 	p.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	go p.read()
 	return p, nil
@@ -56,18 +58,13 @@ func (p *tcpPipe) close() {
 }
 
 func (p *tcpPipe) read() {
-	var hdr [2]byte
+	rd := dnstcp.NewReader(p.conn, func() { dnstcp.QuickAck(p.conn) })
 	for {
-		if _, err := io.ReadFull(p.conn, hdr[:]); err != nil {
+		buf, err := rd.Next()
+		if err != nil {
 			p.fail(err)
 			return
 		}
-		buf := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(p.conn, buf); err != nil {
-			p.fail(err)
-			return
-		}
-		quickAck(p.conn)
 		m := new(dns.Msg)
 		if m.Unpack(buf) != nil {
 			continue
@@ -115,10 +112,7 @@ func (p *tcpPipe) exchange(ctx context.Context, c *Checker, addr string, q query
 	id := m.Id
 	wire, err := m.Pack()
 	if err == nil {
-		frame := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(wire)), uint16(len(wire)))
-		p.wmu.Lock()
-		_, err = p.conn.Write(append(frame, wire...))
-		p.wmu.Unlock()
+		err = p.w.Write(wire, time.Time{})
 	}
 	if err != nil {
 		p.fail(err)

@@ -1,16 +1,16 @@
-package dnsupdate
+package dnstcp
 
 import (
 	"net"
 	"syscall"
 )
 
-// quickAck turns on TCP_QUICKACK (tcp(7)) on conn: acknowledge at once
+// QuickAck turns on TCP_QUICKACK (tcp(7)) on conn: acknowledge at once
 // instead of delaying the ACK up to 40 ms. A server whose socket keeps
 // Nagle's algorithm on holds its next small answer until our ACK arrives, so
 // delayed ACKs stall a pipelined connection by tens of milliseconds. Linux
 // clears the flag again on its own, so it is set after every read.
-func quickAck(conn net.Conn) {
+func QuickAck(conn net.Conn) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
 		return
