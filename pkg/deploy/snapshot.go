@@ -418,17 +418,21 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	// nothing of it).
 	waiting := map[zoneKey][]*ownerView{}
 	var direct []*ownerView
+	named := map[string]dnsupdate.ZoneSet{} // per provider: its zone or zones
 	for _, ov := range ovs {
 		pc := e.Config.Providers[ov.Provider]
 		if pc == nil || (pc.Zone == "" && len(pc.Zones) == 0) || e.transferer(ov.Provider) == nil {
 			direct = append(direct, ov)
 			continue
 		}
-		named := pc.Zones
-		if pc.Zone != "" {
-			named = []string{pc.Zone}
+		zs, ok := named[ov.Provider]
+		if !ok {
+			if zs = dnsupdate.NewZoneSet(pc.Zones...); pc.Zone != "" {
+				zs = dnsupdate.NewZoneSet(pc.Zone)
+			}
+			named[ov.Provider] = zs
 		}
-		zone := dnsupdate.EnclosingZone(named, ov.Owner)
+		zone := zs.Enclosing(ov.Owner)
 		if zone == "" {
 			direct = append(direct, ov)
 			continue

@@ -190,6 +190,7 @@ func TestEnclosingZone(t *testing.T) {
 		{"_25._tcp.mx.ample.test.", "ample.test."},
 		{"_25._tcp.mx.xample.test.", ""}, // label boundaries count
 		{"_25._tcp.mx.example.net.", ""},
+		{`_25._tcp.mx\.example.test.`, ""}, // an escaped dot is no label boundary
 	} {
 		if got := EnclosingZone(zones, tc.owner); got != tc.want {
 			t.Errorf("EnclosingZone(%q) = %q, want %q", tc.owner, got, tc.want)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 
@@ -76,7 +77,10 @@ const prevExt = ".prev"
 // Save encodes v as indented JSON and writes it atomically as the document
 // called name, mode 0600. A document that already holds exactly that text
 // with mode 0600 is left alone (no write, no fsync: a run that changed one
-// lineage of fifty writes one file, not fifty).
+// lineage of fifty writes one file, not fifty). An empty object ({}) is
+// not written where no document exists: Load then leaves v as decoding {}
+// would (a first run of fifty lineages with nothing to remember spent 15-25
+// ms creating fifty such files, each fsynced twice).
 func (s *Store) Save(name string, v any) error { return s.save(name, v, "  ", false) }
 
 // SaveCompact is Save with JSON on one line, no indentation: for a large
@@ -91,7 +95,8 @@ func (s *Store) SaveCompact(name string, v any) error { return s.save(name, v, "
 // write that a restore of the copy must not undo. A damaged document is
 // restored from .prev (Load's hint); after a plain save that copy is one
 // write behind, so what that write added would be lost by the restore.
-// It costs a second write of the document.
+// It costs a second write of the document, done alongside the first (a
+// crash in between leaves each file the old or the new text).
 func (s *Store) SaveCompactCopy(name string, v any) error { return s.save(name, v, "", true) }
 
 func (s *Store) save(name string, v any, indent string, keepCopy bool) error {
@@ -109,7 +114,11 @@ func (s *Store) save(name string, v any, indent string, keepCopy bool) error {
 		return fmt.Errorf("state %s: %w", p, err)
 	}
 	data := buf.Bytes()
-	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len(data)) {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) && string(data) == "{}\n" && !keepCopy {
+		return nil // nothing to remember: a missing document loads the same
+	}
+	if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len(data)) {
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
 			if keepCopy {
 				return s.writeCopy(p, data)
@@ -117,17 +126,20 @@ func (s *Store) save(name string, v any, indent string, keepCopy bool) error {
 			return nil
 		}
 	}
+	if keepCopy {
+		// The copy gets the new text too: both written at once.
+		var cerr error
+		var copyDone sync.WaitGroup
+		copyDone.Go(func() { cerr = s.writeCopy(p, data) })
+		err := atomicfile.Write(p, data, 0o600)
+		copyDone.Wait()
+		return errors.Join(err, cerr)
+	}
 	// Keep the previous version as <name>.json.prev (a hard link: no copy),
 	// so that a document damaged outside danehook can be restored.
 	os.Remove(p + prevExt)
 	_ = os.Link(p, p+prevExt)
-	if err := atomicfile.Write(p, data, 0o600); err != nil {
-		return err
-	}
-	if keepCopy {
-		return s.writeCopy(p, data)
-	}
-	return nil
+	return atomicfile.Write(p, data, 0o600)
 }
 
 // writeCopy makes p's .prev copy hold data, unless it already does.
