@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/danehook/danehook/pkg/tlsa"
 	"github.com/libdns/libdns"
+	"github.com/libdns/rfc2136"
+	"github.com/miekg/dns"
 )
 
 // memDNS is a provider and its authoritative view in memory, for fault
@@ -238,5 +241,312 @@ func TestLibdnsTLSAIsOpaque(t *testing.T) {
 	}
 	if _, ok := got.(libdns.RR); !ok {
 		t.Fatalf("libdns parses TLSA into %T now: revisit decision L3", got)
+	}
+}
+
+// rfc2136Len is the uncompressed wire size of rec in zone as
+// libdns/rfc2136 v1.0.1 builds it (recordToRR: TXT text split into quoted
+// strings of 255 runes, the zone-file line parsed by miekg/dns), measured
+// by miekg/dns's Len: independent of libdnsWireBytes.
+func rfc2136Len(t testing.TB, rec libdns.Record, zone string) int {
+	t.Helper()
+	return dns.Len(rfc2136RR(t, rec, zone))
+}
+
+func rfc2136RR(t testing.TB, rec libdns.Record, zone string) dns.RR {
+	t.Helper()
+	rr := rec.RR()
+	data := rr.Data
+	if rr.Type == "TXT" {
+		runes := []rune(data)
+		data = ""
+		for i := 0; i < len(runes); i += 255 {
+			data += fmt.Sprintf("%q ", string(runes[i:min(i+255, len(runes))]))
+		}
+	}
+	d, err := dns.NewRR(fmt.Sprintf("$ORIGIN %s\n%s %d IN %s %s", zone, rr.Name, int(rr.TTL.Seconds()), rr.Type, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// measuredCalls is the least number of consecutive calls for recs under
+// MessageBytes, by record sizes measured with miekg/dns (rfc2136Len):
+// filling each call as far as it goes is optimal for consecutive runs. It
+// returns the number of records in each call.
+func measuredCalls(t testing.TB, zone string, recs []libdns.Record) []int {
+	t.Helper()
+	budget := LibdnsRFC2136MessageBytes - 12 - (len(zone) + 1) - 4 - libdnsTSIGReserve
+	var out []int
+	n, size := 0, 0
+	for _, r := range recs {
+		b := rfc2136Len(t, r, zone)
+		if n > 0 && size+b > budget {
+			out = append(out, n)
+			n, size = 0, 0
+		}
+		n++
+		size += b
+	}
+	if n > 0 {
+		out = append(out, n)
+	}
+	return out
+}
+
+// bigRec is a 3 0 0 record with n bytes of data (the size of a full
+// certificate: an RSA-4096 one is about 1,300), different for every i.
+func bigRec(i, n int) tlsa.Record {
+	r := rand.New(rand.NewPCG(uint64(i), uint64(n)))
+	b := make([]byte, n)
+	for j := range b {
+		b[j] = byte(r.Uint32())
+	}
+	return tlsa.Record{Usage: 3, Selector: 0, MatchingType: 0, Data: b}
+}
+
+// The estimate is from above and exact for what danehook sends (TLSA,
+// TXT claims), and the calls it makes are those measured sizes allow:
+// each packed and signed as libdns/rfc2136 does is within the bound, and
+// one record more would not be.
+func TestLibdnsCallsMatchMeasuredSizes(t *testing.T) {
+	const zone = "example.test."
+	var recs []libdns.Record
+	for i := range 900 {
+		o := fmt.Sprintf("_25._tcp.h%d.example.test.", i)
+		if i%7 == 0 {
+			o = fmt.Sprintf("_25._tcp.a-much-longer-mail-host-name-%d.sub.example.test.", i)
+		}
+		var r tlsa.Record
+		switch i % 5 {
+		case 0:
+			r = bigRec(i, 1300)
+		case 1:
+			r = tlsa.Record{Usage: 3, Selector: 1, MatchingType: 2, Data: bytes.Repeat([]byte{byte(i)}, 64)}
+		default:
+			r = ldRec(byte(i))
+		}
+		recs = append(recs, libdnsRR(ldAdd(o, r), zone))
+		if i%9 == 0 {
+			recs = append(recs, claimRecord(Claim{Owner: o, Host: "mx-" + strings.Repeat("x", i%40), Record: r}, zone, 60))
+		}
+	}
+	recs = append(recs, libdnsRR(ldAdd(zone, ldRec(1)), zone)) // "@"
+	for _, r := range recs {
+		if got, want := libdnsWireBytes(r, zone), rfc2136Len(t, r, zone); got != want {
+			t.Fatalf("libdnsWireBytes(%v) = %d, miekg/dns measures %d", r.RR(), got, want)
+		}
+	}
+	ends := libdnsCalls(LibdnsLimit{MessageBytes: LibdnsRFC2136MessageBytes}, zone, recs)
+	var got []int
+	start := 0
+	for _, e := range ends {
+		got = append(got, e-start)
+		start = e
+	}
+	want := measuredCalls(t, zone, recs)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("calls carry %v records, want %v", got, want)
+	}
+	if len(got) < 3 {
+		t.Fatalf("only %d calls: the test needs a set that overflows several messages", len(got))
+	}
+	// Each call as one signed UPDATE (the longest key name, HMAC-SHA512):
+	// within the bound; the next record would not fit the estimate.
+	key := strings.Repeat("k", 60) + "." + strings.Repeat("n", 60) + ".example.test."
+	start = 0
+	for i, e := range ends {
+		m := new(dns.Msg)
+		m.SetUpdate(zone)
+		for _, r := range recs[start:e] {
+			m.Insert([]dns.RR{rfc2136RR(t, r, zone)})
+		}
+		m.SetTsig(key, dns.HmacSHA512, 300, time.Now().Unix())
+		wire, _, err := dns.TsigGenerate(m, "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(wire) > LibdnsRFC2136MessageBytes {
+			t.Errorf("call %d is a %d-byte UPDATE, bound %d", i+1, len(wire), LibdnsRFC2136MessageBytes)
+		}
+		if e < len(recs) && len(wire)+rfc2136Len(t, recs[e], zone) <= LibdnsRFC2136MessageBytes-libdnsTSIGReserve {
+			t.Errorf("call %d (%d bytes) left room for the next record (%d bytes)", i+1, len(wire), rfc2136Len(t, recs[e], zone))
+		}
+		start = e
+	}
+	// No bound: one call; a record bound alone.
+	if e := libdnsCalls(LibdnsLimit{}, zone, recs); len(e) != 1 || e[0] != len(recs) {
+		t.Errorf("no bound: ends %v, want [%d]", e, len(recs))
+	}
+	if e := libdnsCalls(LibdnsLimit{Records: 400}, zone, recs[:1000]); fmt.Sprint(e) != "[400 800 1000]" {
+		t.Errorf("400 records a call: ends %v", e)
+	}
+	if e := libdnsCalls(LibdnsLimit{MessageBytes: 100}, zone, recs[:3]); fmt.Sprint(e) != "[1 2 3]" {
+		t.Errorf("records over the bound alone: ends %v, want one call each", e)
+	}
+}
+
+func TestLibdnsLimitOf(t *testing.T) {
+	if got := LibdnsLimitOf(&rfc2136.Provider{}); got != (LibdnsLimit{MessageBytes: LibdnsRFC2136MessageBytes}) {
+		t.Errorf("rfc2136: %+v", got)
+	}
+	if got := LibdnsLimitOf(&memDNS{}); got != (LibdnsLimit{}) {
+		t.Errorf("another provider: %+v, want no bound", got)
+	}
+	l := &Libdns{Provider: &rfc2136.Provider{}, Limit: LibdnsLimit{Records: 5}}
+	if got := l.limit(); got != (LibdnsLimit{Records: 5}) {
+		t.Errorf("Limit set: %+v", got)
+	}
+}
+
+// callLog wraps a provider: it keeps every call's records and makes call
+// failAt (counted from 1) fail after handing its first partial records to
+// the wrapped provider, returning those as done (as libdns providers
+// report the records handled so far).
+type callLog struct {
+	inner   LibdnsProvider
+	failAt  int
+	partial int
+	mu      sync.Mutex
+	calls   []loggedCall
+}
+
+type loggedCall struct {
+	op, zone string
+	recs     []libdns.Record
+}
+
+func (c *callLog) do(ctx context.Context, op, zone string, recs []libdns.Record,
+	f func(context.Context, string, []libdns.Record) ([]libdns.Record, error)) ([]libdns.Record, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, loggedCall{op, zone, recs})
+	n := len(c.calls)
+	c.mu.Unlock()
+	if n != c.failAt {
+		return f(ctx, zone, recs)
+	}
+	got, err := f(ctx, zone, recs[:c.partial])
+	if err != nil {
+		return got, err
+	}
+	return got, errors.New("Service Unavailable (503)")
+}
+
+func (c *callLog) AppendRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	return c.do(ctx, "add", zone, recs, c.inner.AppendRecords)
+}
+
+func (c *callLog) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	return c.do(ctx, "remove", zone, recs, c.inner.DeleteRecords)
+}
+
+// keys names each record the calls carried ("add owner 3 1 1 …"), in order.
+func (c *callLog) keys() [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]string
+	for _, call := range c.calls {
+		var ks []string
+		for _, r := range call.recs {
+			rr := r.RR()
+			ks = append(ks, call.op+" "+libdns.AbsoluteName(rr.Name, call.zone)+" "+rr.Data)
+		}
+		out = append(out, ks)
+	}
+	return out
+}
+
+func changeKeys(chs []Change) []string {
+	var out []string
+	for _, ch := range chs {
+		op := "add"
+		if ch.Op == Remove {
+			op = "remove"
+		}
+		out = append(out, op+" "+ch.Owner+" "+libdnsRR(ch, "").Data)
+	}
+	return out
+}
+
+func flat(calls [][]string) []string {
+	var out []string
+	for _, c := range calls {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// A failure in any call of a split Apply (two zones, additions in several
+// calls each, then removals in several): Applied is what was found done
+// plus every earlier call plus the failing call's done prefix, Failed the
+// rest of that call, Pending every later call, exactly.
+func TestLibdnsSplitPartialProgress(t *testing.T) {
+	plan := func() (*memDNS, []Change, []Change) {
+		m, _ := newMem()
+		var chs, done []Change
+		for i := range 7 {
+			chs = append(chs, ldAdd(fmt.Sprintf("_25._tcp.h%d.example.com.", i), ldRec(byte(10+i))))
+		}
+		for i := range 4 {
+			chs = append(chs, ldAdd(fmt.Sprintf("_25._tcp.h%d.example.org.", i), ldRec(byte(20+i))))
+		}
+		for i := range 4 {
+			o := fmt.Sprintf("_25._tcp.h%d.example.com.", i)
+			m.rrs[o] = []RR{{Owner: o, TTL: 300, Record: ldRec(byte(30 + i))}}
+			chs = append(chs, ldRemove(o, ldRec(byte(30+i))))
+		}
+		o := "_25._tcp.h9.example.org." // already served: applied without a call
+		m.rrs[o] = []RR{{Owner: o, TTL: 300, Record: ldRec(99)}}
+		done = append(done, ldAdd(o, ldRec(99)))
+		chs = append(chs[:3], append([]Change{done[0]}, chs[3:]...)...)
+		return m, chs, done
+	}
+	limit := LibdnsLimit{Records: 3}
+	// The calls a successful run makes: com 3+3+1, org 3+1, then removals 3+1.
+	m, chs, _ := plan()
+	ok := &callLog{inner: m}
+	l := &Libdns{Name: "mem", Provider: ok, Reader: m, Limit: limit, Timeout: time.Second}
+	if err := l.Apply(t.Context(), chs); err != nil {
+		t.Fatal(err)
+	}
+	all := ok.keys()
+	var sizes []int
+	for _, c := range all {
+		sizes = append(sizes, len(c))
+	}
+	if fmt.Sprint(sizes) != "[3 3 1 3 1 3 1]" {
+		t.Fatalf("calls carried %v records, want [3 3 1 3 1 3 1]", sizes)
+	}
+	for failAt := 1; failAt <= len(all); failAt++ {
+		partial := (failAt - 1) % len(all[failAt-1])
+		t.Run(fmt.Sprintf("call %d done %d", failAt, partial), func(t *testing.T) {
+			m, chs, done := plan()
+			cl := &callLog{inner: m, failAt: failAt, partial: partial}
+			l := &Libdns{Name: "mem", Provider: cl, Reader: m, Limit: limit, Timeout: time.Second}
+			err := l.Apply(t.Context(), chs)
+			var ae *LibdnsApplyError
+			if !errors.As(err, &ae) || !errors.Is(err, ErrProviderUnavailable) {
+				t.Fatalf("got %v, want a LibdnsApplyError, unavailable", err)
+			}
+			if got := len(cl.calls); got != failAt {
+				t.Fatalf("%d calls made, want %d (none after the failure)", got, failAt)
+			}
+			wantApplied := append(changeKeys(done), flat(all[:failAt-1])...)
+			wantApplied = append(wantApplied, all[failAt-1][:partial]...)
+			wantFailed := all[failAt-1][partial:]
+			wantPending := flat(all[failAt:])
+			for _, c := range []struct {
+				name      string
+				got, want []string
+			}{{"Applied", changeKeys(ae.Applied), wantApplied}, {"Failed", changeKeys(ae.Failed), wantFailed}, {"Pending", changeKeys(ae.Pending), wantPending}} {
+				if strings.Join(c.got, "\n") != strings.Join(c.want, "\n") {
+					t.Errorf("%s:\n%s\nwant:\n%s", c.name, strings.Join(c.got, "\n"), strings.Join(c.want, "\n"))
+				}
+			}
+			if n := len(ae.Applied) + len(ae.Failed) + len(ae.Pending); n != len(chs) {
+				t.Errorf("Applied+Failed+Pending = %d changes, the plan has %d", n, len(chs))
+			}
+		})
 	}
 }
