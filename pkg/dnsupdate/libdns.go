@@ -224,7 +224,8 @@ type LibdnsError struct {
 }
 
 // Error returns `libdns desec: append records in zone "example.com." at
-// "_25._tcp.mail.example.com.": <provider's message>`.
+// "_25._tcp.mail.example.com.": <provider's message>` (the first 10 owners,
+// then "and N more").
 func (e *LibdnsError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "libdns %s: %s", e.Provider, e.Op)
@@ -233,11 +234,14 @@ func (e *LibdnsError) Error() string {
 	}
 	if len(e.Owners) > 0 {
 		b.WriteString(" at ")
-		for i, o := range e.Owners {
+		for i, o := range e.Owners[:min(len(e.Owners), libdnsListed)] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			fmt.Fprintf(&b, "%q", o)
+		}
+		if n := len(e.Owners) - libdnsListed; n > 0 {
+			fmt.Fprintf(&b, " and %d more", n)
 		}
 	}
 	b.WriteString(": ")
@@ -287,28 +291,19 @@ type LibdnsApplyError struct {
 	Err      error
 }
 
-// Error returns "libdns desec: applied N of M changes (…); failed at …: cause".
+// Error returns "libdns desec: applied N of M changes (…); failed at …: cause",
+// each list cut after 10 changes ("; and N more"); the fields hold them all.
 func (e *LibdnsApplyError) Error() string {
 	var b strings.Builder
 	total := len(e.Applied) + len(e.Failed) + len(e.Pending)
 	fmt.Fprintf(&b, "libdns %s: applied %d of %d changes", e.Provider, len(e.Applied), total)
 	if len(e.Applied) > 0 {
 		b.WriteString(" (")
-		for i, ch := range e.Applied {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(ch.String())
-		}
+		writeChanges(&b, e.Applied)
 		b.WriteString(")")
 	}
 	b.WriteString("; failed at ")
-	for i, ch := range e.Failed {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(ch.String())
-	}
+	writeChanges(&b, e.Failed)
 	if len(e.Pending) > 0 {
 		fmt.Fprintf(&b, "; %d not attempted", len(e.Pending))
 	}
@@ -318,6 +313,23 @@ func (e *LibdnsApplyError) Error() string {
 
 // Unwrap returns the cause.
 func (e *LibdnsApplyError) Unwrap() error { return e.Err }
+
+// libdnsListed is how many changes (or owners) an error message names
+// before "and N more": a split Apply of 1,000 owners would otherwise print
+// them all.
+const libdnsListed = 10
+
+func writeChanges(b *strings.Builder, chs []Change) {
+	for i, ch := range chs[:min(len(chs), libdnsListed)] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(ch.String())
+	}
+	if n := len(chs) - libdnsListed; n > 0 {
+		fmt.Fprintf(b, "; and %d more", n)
+	}
+}
 
 // libdnsRR is the opaque libdns form of one TLSA change (L3): the name
 // relative to zone ("@" at the apex), "u s m <lower-case hex>".

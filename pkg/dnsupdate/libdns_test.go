@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danehook/danehook/internal/bindlab"
 	"github.com/danehook/danehook/pkg/tlsa"
 	"github.com/libdns/libdns"
 	"github.com/libdns/rfc2136"
@@ -549,4 +550,309 @@ func TestLibdnsSplitPartialProgress(t *testing.T) {
 			}
 		})
 	}
+}
+
+// libdnsLab is libdns/rfc2136 against the lab's BIND through an updateLog
+// (every UPDATE seen with its size), read back by direct query.
+type libdnsLab struct {
+	lab    *bindlab.Lab
+	log    *updateLog
+	inner  *rfc2136.Provider
+	reader *RFC2136
+}
+
+func startLibdnsLab(t *testing.T, zones ...string) *libdnsLab {
+	t.Helper()
+	l := bindlab.Start(t, bindlab.Options{TTL: 300, Zones: zones})
+	addr, log := startUpdateLog(t, l.Primary)
+	return &libdnsLab{lab: l, log: log, reader: labProvider(t, l),
+		inner: &rfc2136.Provider{KeyName: l.KeyName, KeyAlg: l.KeyAlgorithm, Key: l.KeySecret(), Server: addr}}
+}
+
+func (x *libdnsLab) updates(t *testing.T) uint64 {
+	return x.lab.Counters(t, "primary").Requests["UPDATE"]
+}
+
+// assertServedAll reads every change's owner by direct query: an Add's
+// record is served (or not, with present false), a Remove's is gone.
+func (x *libdnsLab) assertServedAll(t *testing.T, chs []Change, present bool) {
+	t.Helper()
+	errs := make([]string, len(chs))
+	forEach(len(chs), 16, func(i int) {
+		ch := chs[i]
+		rrs, err := x.reader.Records(t.Context(), ch.Owner)
+		if err != nil {
+			errs[i] = err.Error()
+			return
+		}
+		found := false
+		for _, rr := range rrs {
+			found = found || rr.Record.Equal(ch.Record)
+		}
+		if want := (ch.Op == Add) == present; found != want {
+			errs[i] = fmt.Sprintf("%s: served %v, want %v", ch, found, want)
+		}
+	})
+	n := 0
+	for _, e := range errs {
+		if e != "" {
+			if n < 5 {
+				t.Error(e)
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		t.Fatalf("%d of %d changes not as expected", n, len(chs))
+	}
+}
+
+// TestLibdnsRFC2136SplitsAgainstBIND publishes through libdns/rfc2136 (one
+// call is one UPDATE) to a real BIND what one message cannot carry, in two
+// shapes: 1,000 owners of 3 1 1 (75,000 bytes uncompressed) and 150 owners
+// of 3 0 0 with a full certificate's 1,300 bytes (200,000 bytes). Each
+// succeeds, every record is served, the UPDATEs are as few as the bound
+// allows (by sizes measured with miekg/dns) and each is within it, and a
+// rerun sends nothing. Then 1,000 replacements (add one, remove one at
+// every owner): every UPDATE with additions before the first with
+// removals. Last, 500 claims of the ownership registry (TXT) the same way.
+func TestLibdnsRFC2136SplitsAgainstBIND(t *testing.T) {
+	const zone = "example.test."
+	x := startLibdnsLab(t)
+	ld := &Libdns{Name: "rfc2136", Provider: x.inner, Reader: x.reader, Timeout: 5 * time.Second}
+	ctx := t.Context()
+	check := func(t *testing.T, from int, want []int, op string) {
+		t.Helper()
+		seen := x.log.seen()[from:]
+		var got, sizes []int
+		for i, m := range seen {
+			sizes = append(sizes, m.size)
+			n := m.adds
+			if op == "remove" {
+				n = m.removes
+			}
+			got = append(got, n)
+			if m.size > LibdnsRFC2136MessageBytes {
+				t.Errorf("UPDATE %d is %d bytes, bound %d", i+1, m.size, LibdnsRFC2136MessageBytes)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("UPDATEs carried %v records (%s), want %v", got, op, want)
+		}
+		t.Logf("UPDATE sizes (%s): %v bytes", op, sizes)
+	}
+	shapes := []struct {
+		name string
+		chs  []Change
+	}{
+		{"1000 owners 3 1 1", func() (out []Change) {
+			for i := range 1000 {
+				out = append(out, ldAdd(splitOwner(i), rec(1)))
+			}
+			return
+		}()},
+		{"150 owners 3 0 0 certificate", func() (out []Change) {
+			for i := range 150 {
+				out = append(out, ldAdd(splitOwner(5000+i), bigRec(i, 1300)))
+			}
+			return
+		}()},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			recs := make([]libdns.Record, len(sh.chs))
+			for i, ch := range sh.chs {
+				recs[i] = libdnsRR(ch, zone)
+			}
+			want := measuredCalls(t, zone, recs)
+			if len(want) < 2 {
+				t.Fatalf("the shape fits one message (%v): no test", want)
+			}
+			from, before := len(x.log.seen()), x.updates(t)
+			start := time.Now()
+			if err := ld.Apply(ctx, sh.chs); err != nil {
+				t.Fatalf("Apply(%d additions): %v", len(sh.chs), err)
+			}
+			t.Logf("%d additions in %d UPDATEs %v, %s", len(sh.chs), len(want), want, time.Since(start).Round(time.Millisecond))
+			check(t, from, want, "add")
+			if got := x.updates(t) - before; got != uint64(len(want)) {
+				t.Errorf("BIND counted %d UPDATEs, want %d", got, len(want))
+			}
+			x.assertServedAll(t, sh.chs, true)
+			from, before = len(x.log.seen()), x.updates(t)
+			if err := ld.Apply(ctx, sh.chs); err != nil {
+				t.Fatal(err)
+			}
+			if got := x.updates(t) - before; got != 0 || len(x.log.seen()) != from {
+				t.Errorf("a rerun sent %d UPDATEs, want 0", got)
+			}
+		})
+	}
+	t.Run("1000 replacements", func(t *testing.T) {
+		var repl []Change
+		var addRecs, rmRecs []libdns.Record
+		for i := range 1000 {
+			o := splitOwner(i)
+			rm, add := ldRemove(o, rec(1)), ldAdd(o, rec(2))
+			repl = append(repl, rm, add)
+			addRecs, rmRecs = append(addRecs, libdnsRR(add, zone)), append(rmRecs, libdnsRR(rm, zone))
+		}
+		wantAdds, wantRms := measuredCalls(t, zone, addRecs), measuredCalls(t, zone, rmRecs)
+		from := len(x.log.seen())
+		if err := ld.Apply(ctx, repl); err != nil {
+			t.Fatal(err)
+		}
+		seen := x.log.seen()[from:]
+		if len(seen) != len(wantAdds)+len(wantRms) {
+			t.Fatalf("%d UPDATEs %+v, want %d with additions then %d with removals", len(seen), seen, len(wantAdds), len(wantRms))
+		}
+		for i, m := range seen {
+			if adding := i < len(wantAdds); adding != (m.adds > 0) || adding == (m.removes > 0) {
+				t.Errorf("UPDATE %d carries %d additions and %d removals: additions all go first, alone", i+1, m.adds, m.removes)
+			}
+		}
+		check(t, from+len(wantAdds), wantRms, "remove")
+		x.assertServedAll(t, repl, true)
+	})
+	t.Run("500 claims", func(t *testing.T) {
+		var claims []Claim
+		var recs []libdns.Record
+		for i := range 500 {
+			c := Claim{Owner: splitOwner(i), Host: "mxa.example.test", Record: rec(2)}
+			claims = append(claims, c)
+			recs = append(recs, claimRecord(c, zone, 60))
+		}
+		want := measuredCalls(t, zone, recs)
+		if len(want) < 2 {
+			t.Fatalf("the claims fit one message (%v): no test", want)
+		}
+		from := len(x.log.seen())
+		if err := ld.ApplyClaims(ctx, 60, claims, nil); err != nil {
+			t.Fatal(err)
+		}
+		check(t, from, want, "add")
+		errs := make([]error, len(claims))
+		forEach(len(claims), 16, func(i int) {
+			got, err := x.reader.Claims(ctx, claims[i].Owner)
+			if err == nil && (len(got) != 1 || got[0].Text() != claims[i].Text()) {
+				err = fmt.Errorf("claims at %s: %v, want %v", claims[i].Owner, got, claims[i])
+			}
+			errs[i] = err
+		})
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		from = len(x.log.seen())
+		if err := ld.ApplyClaims(ctx, 60, claims, nil); err != nil || len(x.log.seen()) != from {
+			t.Errorf("a rerun: %v, %d UPDATEs, want none", err, len(x.log.seen())-from)
+		}
+	})
+}
+
+// TestLibdnsRFC2136SplitFailureAgainstBIND: a split Apply through
+// libdns/rfc2136 whose second UPDATE fails after 7 of its records (a
+// wrapping provider sends those 7 to BIND, then fails): Applied, Failed and
+// Pending are exact and match what BIND serves; a rerun sends exactly the
+// rest, in as few UPDATEs as fit; a third run sends nothing.
+func TestLibdnsRFC2136SplitFailureAgainstBIND(t *testing.T) {
+	x := startLibdnsLab(t, "example.test.", "other.test.")
+	ctx := t.Context()
+	limit := LibdnsLimitOf(x.inner) // the wrapper hides the provider's type
+	var old []Change
+	for i := range 5 {
+		old = append(old, ldAdd(splitOwner(2000+i), rec(3)))
+	}
+	if err := (&Libdns{Name: "rfc2136", Provider: x.inner, Reader: x.reader}).Apply(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	var adds, others, rms []Change
+	for i := range 1000 {
+		adds = append(adds, ldAdd(splitOwner(i), rec(1)))
+	}
+	for i := range 10 {
+		others = append(others, ldAdd(fmt.Sprintf("_25._tcp.h%d.other.test.", i), rec(1)))
+	}
+	for _, ch := range old {
+		rms = append(rms, ldRemove(ch.Owner, ch.Record))
+	}
+	plan := append(append(append([]Change(nil), rms...), adds...), others...)
+
+	cl := &callLog{inner: x.inner, failAt: 2, partial: 7}
+	ld := &Libdns{Name: "rfc2136", Provider: cl, Reader: x.reader, Limit: limit, Timeout: 5 * time.Second}
+	err := ld.Apply(ctx, plan)
+	var ae *LibdnsApplyError
+	if !errors.As(err, &ae) {
+		t.Fatalf("got %v, want a LibdnsApplyError", err)
+	}
+	calls := cl.keys()
+	if len(calls) != 2 {
+		t.Fatalf("%d calls, want 2 (none after the failure)", len(calls))
+	}
+	first := len(calls[0])
+	if want := measuredCalls(t, "example.test.", recsOf(adds, "example.test."))[0]; first != want {
+		t.Fatalf("the first UPDATE carried %d additions, want %d", first, want)
+	}
+	done := first + 7
+	for _, c := range []struct {
+		name      string
+		got, want []Change
+	}{{"Applied", ae.Applied, adds[:done]}, {"Failed", ae.Failed, adds[done:]}, {"Pending", ae.Pending, append(append([]Change(nil), others...), rms...)}} {
+		if g, w := strings.Join(changeKeys(c.got), "\n"), strings.Join(changeKeys(c.want), "\n"); g != w {
+			t.Errorf("%s: %d changes, want %d:\n%.300s\nwant\n%.300s", c.name, len(c.got), len(c.want), g, w)
+		}
+	}
+	// The message names 10 of each list, not 1,000 changes.
+	for _, w := range []string{"applied 798 of 1015 changes", "; and 788 more)", "; and 192 more", " and 199 more: ", "(503)"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %s", w, trimmed(err))
+		}
+	}
+	if n := len(err.Error()); n > 4000 {
+		t.Errorf("error message is %d bytes", n)
+	}
+	t.Logf("%v", trimmed(err))
+	x.assertServedAll(t, ae.Applied, true)
+	x.assertServedAll(t, ae.Failed, false)
+	x.assertServedAll(t, ae.Pending, false)
+
+	// The rerun sends the rest: the 202 failed additions, the 10 in
+	// other.test., the 5 removals, one UPDATE each.
+	cl = &callLog{inner: x.inner}
+	ld.Provider = cl
+	before := x.updates(t)
+	if err := ld.Apply(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, c := range cl.keys() {
+		sizes = append(sizes, len(c))
+	}
+	if want := fmt.Sprint([]int{1000 - done, 10, 5}); fmt.Sprint(sizes) != want {
+		t.Errorf("the rerun's calls carried %v records, want %s", sizes, want)
+	}
+	if got := x.updates(t) - before; got != 3 {
+		t.Errorf("BIND counted %d UPDATEs, want 3", got)
+	}
+	x.assertServedAll(t, plan, true)
+	before = x.updates(t)
+	if err := ld.Apply(ctx, plan); err != nil || len(cl.keys()) != 3 || x.updates(t) != before {
+		t.Errorf("a third run: %v, %d calls, %d UPDATEs; want none", err, len(cl.keys())-3, x.updates(t)-before)
+	}
+}
+
+func recsOf(chs []Change, zone string) []libdns.Record {
+	out := make([]libdns.Record, len(chs))
+	for i, ch := range chs {
+		out[i] = libdnsRR(ch, zone)
+	}
+	return out
+}
+
+// trimmed is err's text cut to 300 characters, for the log.
+func trimmed(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		return s[:150] + " … " + s[len(s)-150:]
+	}
+	return s
 }
