@@ -856,3 +856,73 @@ func trimmed(err error) string {
 	}
 	return s
 }
+
+// TestLibdnsRFC2136SplitClaimedAgainstBIND: ApplyClaimed with removals
+// that need two UPDATEs in example.test., while another host claims three
+// of them and every removal in other.test.: those are kept and returned as
+// conflicts, the rest go in as few UPDATEs as fit, and a zone left with no
+// removal gets no UPDATE at all.
+func TestLibdnsRFC2136SplitClaimedAgainstBIND(t *testing.T) {
+	x := startLibdnsLab(t, "example.test.", "other.test.")
+	ctx := t.Context()
+	ld := &Libdns{Name: "rfc2136", Provider: x.inner, Reader: x.reader, Timeout: 5 * time.Second}
+	var adds []Change
+	for i := range 1000 {
+		adds = append(adds, ldAdd(splitOwner(i), rec(1)))
+	}
+	for i := range 5 {
+		adds = append(adds, ldAdd(fmt.Sprintf("_25._tcp.h%d.other.test.", i), rec(1)))
+	}
+	if err := ld.Apply(ctx, adds); err != nil {
+		t.Fatal(err)
+	}
+	claimed := map[string]bool{}
+	var script strings.Builder
+	for _, i := range []int{0, 500, 999, 1000, 1001, 1002, 1003, 1004} {
+		claimed[adds[i].Owner] = true
+		script.WriteString(claimLine(adds[i].Owner, "mxb", rec(1)))
+	}
+	x.lab.Nsupdate(t, "zone example.test.\n"+claimScript(script.String(), "example.test.")+"send\nzone other.test.\n"+claimScript(script.String(), "other.test.")+"send\n")
+	var rms, kept, gone, keptRemovals []Change
+	for _, a := range adds {
+		rm := ldRemove(a.Owner, a.Record)
+		rms = append(rms, rm)
+		if claimed[a.Owner] {
+			kept, keptRemovals = append(kept, a), append(keptRemovals, rm)
+		} else {
+			gone = append(gone, rm)
+		}
+	}
+	from := len(x.log.seen())
+	conflicts, err := ld.ApplyClaimed(ctx, "mxa", rms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Change
+	for _, c := range conflicts {
+		got = append(got, c.Change)
+	}
+	if g, w := strings.Join(changeKeys(got), "\n"), strings.Join(changeKeys(keptRemovals), "\n"); g != w {
+		t.Errorf("conflicts:\n%s\nwant\n%s", g, w)
+	}
+	var sizes []int
+	for _, m := range x.log.seen()[from:] {
+		sizes = append(sizes, m.removes)
+	}
+	if want := measuredCalls(t, "example.test.", recsOf(gone, "example.test.")); fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Errorf("removal UPDATEs carried %v records, want %v (none for other.test.)", sizes, want)
+	}
+	x.assertServedAll(t, gone, true)
+	x.assertServedAll(t, kept, true)
+}
+
+// claimScript keeps the nsupdate lines of script whose name is in zone.
+func claimScript(script, zone string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(script, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.HasSuffix(f[2], "."+zone) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
