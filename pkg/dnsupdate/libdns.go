@@ -367,7 +367,7 @@ func (l *Libdns) timeout(n int) time.Duration {
 // (every earlier call's records and the prefix the failing call reports
 // done) or already done, Failed is the rest of the call that failed (some
 // of it may be applied: providers differ, read again), Pending were not
-// tried (the zone's later calls and every later zone). Because adds go
+// tried (every later call's). Because adds go
 // first, a removal is never applied while an add of the same plan is
 // missing.
 func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
