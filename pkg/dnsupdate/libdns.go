@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libdns/libdns"
+	"github.com/libdns/rfc2136"
 )
 
 // How danehook drives a libdns provider (github.com/libdns/libdns v1.1.1),
@@ -40,6 +41,13 @@ import (
 //      A panic in a provider is recovered and returned as an error.
 //  L7. Secrets are redacted from every error (Secrets), and the provider
 //      value is never printed (String hides it).
+//  L8. A call never carries more than the provider can take: a zone's
+//      additions (and its removals) go out as consecutive calls, each as
+//      full as Limit allows (LibdnsLimitOf: libdns/rfc2136 makes one call
+//      one DNS UPDATE message, at most 65,535 bytes; the API modules reach
+//      no documented per-request limit). The order of L5 holds across the
+//      calls: every call with additions, of every zone, before the first
+//      with removals.
 
 // Error classes of libdns providers, provider-neutral. A *LibdnsError
 // matches exactly one with errors.Is; the CLI maps them to exit codes (auth
@@ -87,6 +95,9 @@ type Libdns struct {
 	// must be safe for concurrent use (Apply reads up to readWorkers
 	// owners at once), as an *RFC2136 is.
 	Reader TLSAReader
+	// Limit bounds one provider call (L8); the zero value means
+	// LibdnsLimitOf(Provider).
+	Limit LibdnsLimit
 	// Timeout bounds one provider call per record it carries: a call with
 	// n records gets n × Timeout + Timeout; 0 means 30 s. libdns providers
 	// take no timeout of their own, only the context.
@@ -213,7 +224,8 @@ type LibdnsError struct {
 }
 
 // Error returns `libdns desec: append records in zone "example.com." at
-// "_25._tcp.mail.example.com.": <provider's message>`.
+// "_25._tcp.mail.example.com.": <provider's message>` (the first 10 owners,
+// then "and N more").
 func (e *LibdnsError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "libdns %s: %s", e.Provider, e.Op)
@@ -222,11 +234,14 @@ func (e *LibdnsError) Error() string {
 	}
 	if len(e.Owners) > 0 {
 		b.WriteString(" at ")
-		for i, o := range e.Owners {
+		for i, o := range e.Owners[:min(len(e.Owners), libdnsListed)] {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			fmt.Fprintf(&b, "%q", o)
+		}
+		if n := len(e.Owners) - libdnsListed; n > 0 {
+			fmt.Fprintf(&b, " and %d more", n)
 		}
 	}
 	b.WriteString(": ")
@@ -276,28 +291,19 @@ type LibdnsApplyError struct {
 	Err      error
 }
 
-// Error returns "libdns desec: applied N of M changes (…); failed at …: cause".
+// Error returns "libdns desec: applied N of M changes (…); failed at …: cause",
+// each list cut after 10 changes ("; and N more"); the fields hold them all.
 func (e *LibdnsApplyError) Error() string {
 	var b strings.Builder
 	total := len(e.Applied) + len(e.Failed) + len(e.Pending)
 	fmt.Fprintf(&b, "libdns %s: applied %d of %d changes", e.Provider, len(e.Applied), total)
 	if len(e.Applied) > 0 {
 		b.WriteString(" (")
-		for i, ch := range e.Applied {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(ch.String())
-		}
+		writeChanges(&b, e.Applied)
 		b.WriteString(")")
 	}
 	b.WriteString("; failed at ")
-	for i, ch := range e.Failed {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(ch.String())
-	}
+	writeChanges(&b, e.Failed)
 	if len(e.Pending) > 0 {
 		fmt.Fprintf(&b, "; %d not attempted", len(e.Pending))
 	}
@@ -307,6 +313,23 @@ func (e *LibdnsApplyError) Error() string {
 
 // Unwrap returns the cause.
 func (e *LibdnsApplyError) Unwrap() error { return e.Err }
+
+// libdnsListed is how many changes (or owners) an error message names
+// before "and N more": a split Apply of 1,000 owners would otherwise print
+// them all.
+const libdnsListed = 10
+
+func writeChanges(b *strings.Builder, chs []Change) {
+	for i, ch := range chs[:min(len(chs), libdnsListed)] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(ch.String())
+	}
+	if n := len(chs) - libdnsListed; n > 0 {
+		fmt.Fprintf(b, "; and %d more", n)
+	}
+}
 
 // libdnsRR is the opaque libdns form of one TLSA change (L3): the name
 // relative to zone ("@" at the apex), "u s m <lower-case hex>".
@@ -333,17 +356,20 @@ func (l *Libdns) timeout(n int) time.Duration {
 
 // Apply makes the Add and Remove changes (Keep is ignored: libdns has no
 // prerequisites) through the provider: it finds each owner's zone and reads
-// each owner once (Reader), then sends one AppendRecords per zone with the
-// adds not served yet, then one DeleteRecords per zone with the removes
-// still served (L4, L5). Records not named by a change are never touched.
-// It is idempotent: a rerun of the same plan makes no provider call.
+// each owner once (Reader), then sends each zone's adds not served yet, then
+// each zone's removes still served, in as few consecutive AppendRecords
+// (then DeleteRecords) calls per zone as Limit allows (L4, L5, L8). Records
+// not named by a change are never touched. It is idempotent: a rerun of the
+// same plan makes no provider call.
 //
 // What a failure leaves behind: before any provider call, the Reader's
 // error and nothing changed; after, a *LibdnsApplyError: Applied were sent
-// (or already done), Failed is the call that failed (some of its records
-// may be applied: providers differ, read again), Pending were not tried.
-// Because adds go first, a removal is never applied while an add of the
-// same plan is missing.
+// (every earlier call's records and the prefix the failing call reports
+// done) or already done, Failed is the rest of the call that failed (some
+// of it may be applied: providers differ, read again), Pending were not
+// tried (every later call's). Because adds go
+// first, a removal is never applied while an add of the same plan is
+// missing.
 func (l *Libdns) Apply(ctx context.Context, changes []Change) error {
 	_, err := l.apply(ctx, changes, nil)
 	return err
@@ -431,66 +457,83 @@ func (l *Libdns) apply(ctx context.Context, changes []Change, reg *registryGuard
 			}
 		}
 	}
+	later := func(i int) []Change {
+		var pending []Change
+		for _, rest := range batches[i+1:] {
+			pending = append(pending, rest.changes...)
+		}
+		return pending
+	}
 	var conflicts []Conflict
 	checked := false
 	for i := 0; i < len(batches); i++ {
-		b := batches[i]
-		if b.op == Remove && reg != nil && !checked {
+		if batches[i].op == Remove && reg != nil && !checked {
 			// Right before the first removal: the claims as they are now.
 			checked = true
 			var err error
+			failed, pending := batches[i].changes, later(i) // as planned: dropClaimed replaces the slices
 			if conflicts, err = l.dropClaimed(ctx, reg, batches[i:]); err != nil {
-				var pending []Change
-				for _, rest := range batches[i+1:] {
-					pending = append(pending, rest.changes...)
-				}
-				return nil, &LibdnsApplyError{Provider: l.Name, Applied: applied, Failed: b.changes, Pending: pending,
+				return nil, &LibdnsApplyError{Provider: l.Name, Applied: applied, Failed: failed, Pending: pending,
 					Err: fmt.Errorf("read the ownership registry before removing: %w", err)}
 			}
-			b = batches[i]
-			if len(b.changes) == 0 {
-				continue
-			}
 		}
-		done, err := l.call(ctx, b.op, b.zone, b.changes)
+		b := batches[i]
+		if len(b.changes) == 0 {
+			continue // every removal of the zone is claimed by another host
+		}
+		recs := make([]libdns.Record, len(b.changes))
+		names := make([]string, len(b.changes))
+		for j, ch := range b.changes {
+			recs[j], names[j] = libdnsRR(ch, b.zone), ch.Owner
+		}
+		done, end, err := l.send(ctx, b.op, b.zone, names, recs)
 		if err != nil {
-			var pending []Change
-			for _, rest := range batches[i+1:] {
-				pending = append(pending, rest.changes...)
-			}
-			failed := b.changes[done:]
-			return conflicts, &LibdnsApplyError{Provider: l.Name, Applied: append(applied, b.changes[:done]...), Failed: failed, Pending: pending, Err: err}
+			pending := append(append([]Change(nil), b.changes[end:]...), later(i)...)
+			return conflicts, &LibdnsApplyError{Provider: l.Name, Applied: append(applied, b.changes[:done]...), Failed: b.changes[done:end], Pending: pending, Err: err}
 		}
 		applied = append(applied, b.changes...)
 	}
 	return conflicts, nil
 }
 
-// libdnsBatch is one provider call of Apply: additions or removals in one
-// zone.
+// libdnsBatch is what Apply sends for one zone and op: additions or
+// removals in one zone, in one or more provider calls (L8).
 type libdnsBatch struct {
 	op      Op
 	zone    string
 	changes []Change
 }
 
-// call sends one AppendRecords or DeleteRecords with changes, all in zone.
-// It returns how many leading changes the provider reports done when it
-// fails (libdns providers return the records handled so far).
-func (l *Libdns) call(ctx context.Context, op Op, zone string, changes []Change) (done int, err error) {
-	recs := make([]libdns.Record, len(changes))
-	owners := make([]string, 0, len(changes))
-	for i, ch := range changes {
-		recs[i] = libdnsRR(ch, zone)
-		if !containsString(owners, ch.Owner) {
-			owners = append(owners, ch.Owner)
+// send sends recs, all in zone, as consecutive AppendRecords (op Add) or
+// DeleteRecords calls, each within l's Limit (L8); names[i] is recs[i]'s
+// owner, for errors. On error, done is how many leading records are
+// applied (every earlier call's and the prefix the failing call reports
+// done) and end is where the failing call's records end: recs[done:end]
+// failed, recs[end:] were not sent.
+func (l *Libdns) send(ctx context.Context, op Op, zone string, names []string, recs []libdns.Record) (done, end int, err error) {
+	start := 0
+	for _, end := range libdnsCalls(l.limit(), zone, recs) {
+		var owners []string
+		seen := map[string]bool{}
+		for _, o := range names[start:end] {
+			if !seen[o] {
+				seen[o] = true
+				owners = append(owners, o)
+			}
 		}
+		d, err := l.callRecords(ctx, op, zone, owners, recs[start:end])
+		if err != nil {
+			return start + d, end, err
+		}
+		start = end
 	}
-	return l.callRecords(ctx, op, zone, owners, recs)
+	return len(recs), len(recs), nil
 }
 
 // callRecords sends one AppendRecords (op Add) or DeleteRecords with recs,
-// all in zone, at owners (for the error).
+// all in zone, at owners (for the error). It returns how many leading
+// records the provider reports done when it fails (libdns providers return
+// the records handled so far).
 func (l *Libdns) callRecords(ctx context.Context, op Op, zone string, owners []string, recs []libdns.Record) (done int, err error) {
 	name := "append records"
 	if op == Remove {
@@ -519,6 +562,147 @@ func (l *Libdns) callRecords(ctx context.Context, op Op, zone string, owners []s
 	}
 	done = min(len(got), len(recs))
 	return done, l.wrap(ctx, cctx, name, zone, owners, len(recs), err)
+}
+
+// LibdnsLimit bounds what one AppendRecords or DeleteRecords call may carry
+// (L8). A zero field is no bound.
+type LibdnsLimit struct {
+	// Records is the most records in one call, for an API that documents
+	// a count per request (no compiled-in provider needs one: see
+	// LibdnsLimitOf).
+	Records int
+	// MessageBytes is the most bytes of the one DNS message a call
+	// becomes (an RFC 2136 UPDATE), estimated from above: a 12-byte
+	// header, the zone section, every record uncompressed (owner name, 10
+	// bytes of type, class, TTL and length, the RDATA; RFC 1035 §3.2.1,
+	// §4.1) and libdnsTSIGReserve bytes for the TSIG record.
+	MessageBytes int
+}
+
+// LibdnsRFC2136MessageBytes is the MessageBytes bound of libdns/rfc2136:
+// 60,000 estimated bytes, 5,535 below the largest DNS message (65,535
+// bytes: the two-byte length of DNS over TCP, RFC 1035 §4.2.2, RFC 7766
+// §8), a margin for what the estimate may miss.
+const LibdnsRFC2136MessageBytes = 60000
+
+// libdnsTSIGReserve is what MessageBytes keeps for the TSIG record (RFC
+// 8945 §4.2) of a signed message: key name (at most 255 bytes), 10 bytes
+// of type, class, TTL and length, algorithm name (at most 255), 16 bytes of
+// time, fudge, MAC size, original ID, error and other length, and a MAC of
+// up to 64 bytes (HMAC-SHA512).
+const libdnsTSIGReserve = 255 + 10 + 255 + 16 + 64
+
+// LibdnsLimitOf returns the bound of one call to provider p, by what each
+// compiled-in module makes of one call:
+//
+//   - *rfc2136.Provider (github.com/libdns/rfc2136 v1.0.1): one UPDATE
+//     message over TCP, built with miekg/dns Insert or Remove, one record
+//     each, uncompressed (Msg.Compress is never set), no prerequisite,
+//     signed with TSIG; miekg/dns refuses a message over 65,535 bytes
+//     ("dns: message too large", 1,000 owners in one zone): MessageBytes
+//     LibdnsRFC2136MessageBytes.
+//   - libdns/desec v1.1.1: one GET per RRset, then one bulk PUT
+//     /domains/{name}/rrsets/ of the RRsets. deSEC documents limits per
+//     RRset (4,091 records, 64,000 bytes of records after JSON encoding)
+//     and 500 items per page for reads, none on the RRsets of one bulk
+//     request (desec.readthedocs.io "Retrieving and Creating DNS Records",
+//     "Bulk Operations"); more calls would only spend more of its write
+//     rate limit. No bound.
+//   - libdns/hetzner v1.0.0 (with pkg/libdnsprov's adapter): one POST
+//     /records, or one DELETE, per record; a call has no size of its own.
+//     No bound.
+//   - libdns/route53 v1.6.2 (build tag libdns_route53): one
+//     ChangeResourceRecordSets per RRset (name and type) of the call;
+//     Route 53 bounds a request at 1,000 ResourceRecord elements and
+//     32,000 characters of values (docs.aws.amazon.com,
+//     ChangeResourceRecordSets), which one owner's TLSA RRset does not
+//     reach whatever the number of owners in the call. No bound.
+//
+// Any other provider gets no bound: one call per zone and op.
+func LibdnsLimitOf(p LibdnsProvider) LibdnsLimit {
+	if _, ok := p.(*rfc2136.Provider); ok {
+		return LibdnsLimit{MessageBytes: LibdnsRFC2136MessageBytes}
+	}
+	return LibdnsLimit{}
+}
+
+func (l *Libdns) limit() LibdnsLimit {
+	if l.Limit != (LibdnsLimit{}) {
+		return l.Limit
+	}
+	return LibdnsLimitOf(l.Provider)
+}
+
+// libdnsCalls splits recs, all in zone, into consecutive runs that each fit
+// limit, every run as long as it can be (so their number is the least the
+// bound allows), and returns the end index of each run. A record that alone
+// exceeds the bound is a run of its own: the provider then refuses it.
+func libdnsCalls(limit LibdnsLimit, zone string, recs []libdns.Record) []int {
+	budget := 0
+	if limit.MessageBytes > 0 {
+		budget = max(limit.MessageBytes-libdnsMessageOverhead(zone), 1)
+	}
+	var ends []int
+	n, size := 0, 0
+	for i, r := range recs {
+		b := 0
+		if budget > 0 {
+			b = libdnsWireBytes(r, zone)
+		}
+		if n > 0 && ((limit.Records > 0 && n >= limit.Records) || (budget > 0 && size+b > budget)) {
+			ends = append(ends, i)
+			n, size = 0, 0
+		}
+		n++
+		size += b
+	}
+	if n > 0 {
+		ends = append(ends, len(recs))
+	}
+	return ends
+}
+
+// libdnsMessageOverhead is what an UPDATE for zone carries besides its
+// records (MessageBytes): the header, the zone section (the zone's name,
+// type SOA, class) and the TSIG reserve.
+func libdnsMessageOverhead(zone string) int {
+	return 12 + nameWireBytes(zone) + 4 + libdnsTSIGReserve
+}
+
+// libdnsWireBytes is the bytes rec takes in a message, uncompressed, as
+// libdns/rfc2136 builds it (recordToRR: the record's zone-file line
+// parsed by miekg/dns), estimated from above: the owner name, 10 bytes of
+// type, class, TTL and RDLENGTH, and the RDATA: for TLSA 3 bytes and half
+// a byte per hex digit (RFC 6698 §2.1), for TXT the text with one length
+// byte per string of up to 255 characters (libdns/rfc2136 splits it so;
+// RFC 1035 §3.3.14), for any other type its presentation form plus 16.
+func libdnsWireBytes(rec libdns.Record, zone string) int {
+	rr := rec.RR()
+	n := nameWireBytes(libdns.AbsoluteName(rr.Name, zone)) + 10
+	switch strings.ToUpper(rr.Type) {
+	case "TLSA":
+		if f := strings.Fields(rr.Data); len(f) >= 4 {
+			digits := 0
+			for _, h := range f[3:] {
+				digits += len(h)
+			}
+			return n + 3 + (digits+1)/2
+		}
+	case "TXT":
+		return n + len(rr.Data) + len(rr.Data)/255 + 1
+	}
+	return n + len(rr.Data) + 16
+}
+
+// nameWireBytes is the uncompressed wire length of an absolute name in
+// presentation form ("example.com." → 13; RFC 1035 §3.1), from above (an
+// escape such as "\." counts its presentation bytes).
+func nameWireBytes(name string) int {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" {
+		return 1
+	}
+	return len(name) + 2
 }
 
 // libdnsStatus finds the HTTP status in a provider's error text: desec's

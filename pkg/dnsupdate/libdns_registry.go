@@ -55,10 +55,11 @@ func claimRecord(c Claim, zone string, ttl uint32) libdns.Record {
 
 // ApplyClaims adds and removes claims, one TXT record of ttl seconds each
 // at RegistryName(owner): it reads each owner's claims (Reader) and sends
-// one AppendRecords per zone with the claims not served yet, then one
-// DeleteRecords per zone with those to remove that are still served, so a
-// rerun sends nothing. Errors are the Reader's or *LibdnsError; zones
-// before a failing call stay changed.
+// each zone's claims not served yet with AppendRecords, then each zone's
+// claims to remove that are still served with DeleteRecords, in as few
+// calls per zone as Limit allows (L8), so a rerun sends nothing. Errors
+// are the Reader's or *LibdnsError; calls before a failing one stay
+// applied.
 func (l *Libdns) ApplyClaims(ctx context.Context, ttl uint32, add, remove []Claim) error {
 	have := map[string][]Claim{}
 	zones := map[string]string{}
@@ -101,20 +102,18 @@ func (l *Libdns) ApplyClaims(ctx context.Context, ttl uint32, add, remove []Clai
 	}{{Add, add}, {Remove, remove}} {
 		for _, z := range order {
 			var recs []libdns.Record
-			var owners []string
+			var names []string
 			for _, c := range step.list {
 				if zones[strings.ToLower(c.Owner)] != z || has(c) == (step.op == Add) {
 					continue
 				}
 				recs = append(recs, claimRecord(c, z, ttl))
-				if name := RegistryName(c.Owner); !containsString(owners, name) {
-					owners = append(owners, name)
-				}
+				names = append(names, RegistryName(c.Owner))
 			}
 			if len(recs) == 0 {
 				continue
 			}
-			if _, err := l.callRecords(ctx, step.op, z, owners, recs); err != nil {
+			if _, _, err := l.send(ctx, step.op, z, names, recs); err != nil {
 				return err
 			}
 		}
