@@ -24,9 +24,12 @@ import (
 //     in cmd/internal/cliapp logs the raw error).
 //   - it always signs (SetTsig with the configured name): a key is
 //     required here.
-//   - adds and removes are two UPDATE messages, not one: the removal is
-//     sent after the addition, so the invariant holds between them, but an
-//     UPDATE carries no prerequisites (prerequisites = true is refused).
+//   - adds and removes are separate UPDATE messages, not one: the
+//     removals are sent after the additions, so the invariant holds
+//     between them, but an UPDATE carries no prerequisites
+//     (prerequisites = true is refused). Each call is one message of any
+//     size, so dnsupdate.Libdns splits a zone's changes into calls of at
+//     most LibdnsRFC2136MessageBytes (LibdnsLimitOf).
 //   - no timeout of its own: dnsupdate.Libdns bounds each call by context.
 func init() {
 	register(Spec{
