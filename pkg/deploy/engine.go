@@ -330,8 +330,16 @@ func (e *Engine) Publish(ctx context.Context, names ...string) ([]*OwnerPlan, er
 	if err != nil {
 		return plans, errors.Join(untrusted, err, e.save(s))
 	}
-	e.countMessages(ctx, plans, true)
-	if err := e.apply(ctx, s, plans); err != nil {
+	// The plan's message counts (for what publish prints) are packed while
+	// apply saves the ownership it sends (an fsynced write of dns.json,
+	// 20 ms at 5,000 owners): RFC2136 remembers the packing, so apply's
+	// own packing reuses it. countMessages only reads the plans' changes
+	// and writes their ZoneMessages, which apply does not touch.
+	counted := make(chan struct{})
+	go func() { defer close(counted); e.countMessages(ctx, plans, true) }()
+	err = e.apply(ctx, s, plans)
+	<-counted
+	if err != nil {
 		return plans, errors.Join(untrusted, err, e.save(s))
 	}
 	return plans, errors.Join(untrusted, e.save(s))

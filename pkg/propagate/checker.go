@@ -520,6 +520,15 @@ func (c *Checker) ObserveOwnersKnown(ctx context.Context, zone string, owners []
 			if c.Transfer != nil && ask >= max(c.TransferMin, 1) {
 				zc, err := c.Transfer(ctx, s.Addr, zone, ask)
 				inner.Wait() // the unsigned SOA, to compare
+				if err == nil && zc != nil && soaErr == nil && z.rr != nil && !dns.IsDuplicate(z.rr, zc.SOA()) {
+					// The SOA was asked while the transfer ran: a zone
+					// that changed in between (a secondary applying an
+					// IXFR) differs. Asked again now, the version the
+					// copy holds is the one unsigned queries see, or not.
+					if again, err := c.askSOA(ctx, s.Addr, zone); err == nil && again.rr != nil && dns.IsDuplicate(again.rr, zc.SOA()) {
+						z = again
+					}
+				}
 				switch {
 				case err != nil || zc == nil:
 					c.debug("reading owner by owner: no zone transfer", "server", s.Addr, "zone", zone, "owners", ask, "error", err)

@@ -111,3 +111,69 @@ func TestObserveFromTransfer(t *testing.T) {
 		})
 	}
 }
+
+// TestObserveTransferDuringChange: the secondary's zone changes while its
+// transfer runs (serial 7 when its SOA is asked, 8 in the copy, as a
+// secondary applying an IXFR would): the SOA is asked again after the
+// transfer, is now the copy's, and the copy is used; a copy whose SOA the
+// server still does not serve afterwards is not.
+func TestObserveTransferDuringChange(t *testing.T) {
+	tl := " 600 IN TLSA 3 1 1 " + hexA
+	owners := []string{"_25._tcp.a.example.test.", "_25._tcp.b.example.test.", "_25._tcp.c.example.test."}
+	var recs []string
+	for _, o := range owners {
+		recs = append(recs, o+tl)
+	}
+	soa8, err := dns.NewRR(zone(8)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tells := map[string]tlsa.Record{owners[0]: rec(t, hexB), owners[1]: rec(t, hexB), owners[2]: rec(t, hexB)}
+	for _, change := range []bool{true, false} {
+		t.Run(fmt.Sprintf("zone changed %t", change), func(t *testing.T) {
+			p := newFake(t, twoNS(7, recs...)...)
+			s := newFake(t, twoNS(7, recs...)...)
+			port := serve(t, map[string]dns.Handler{"127.0.0.1": p, "127.0.0.2": s})
+			var (
+				dmu   sync.Mutex
+				debug strings.Builder
+			)
+			c := &Checker{Primary: addr("127.0.0.1", port), Port: port, Timeout: time.Second, TransferMin: 2,
+				Transfer: func(ctx context.Context, server, zone string, n int) (ZoneCopy, error) {
+					if server != addr("127.0.0.2", port) {
+						return nil, errors.New("the server answered REFUSED")
+					}
+					// The SOA query sent beside the transfer is answered
+					// (serial 7) well before this.
+					time.Sleep(100 * time.Millisecond)
+					if change {
+						s.set(t, twoNS(8, recs...)...)
+					}
+					return copyOf{soa8.(*dns.SOA), tells}, nil
+				},
+				Debug: func(msg string, args ...any) {
+					dmu.Lock()
+					defer dmu.Unlock()
+					debug.WriteString(msg + " " + fmt.Sprint(args...) + "\n")
+				},
+			}
+			obs, err := c.ObserveOwners(t.Context(), "example.test.", owners)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, o := range obs {
+				st := state(t, o, addr("127.0.0.2", port))
+				if fromCopy := st.Serves(rec(t, hexB)); fromCopy != change || !st.OK() {
+					t.Errorf("%s at the secondary: %+v; want the copy's answer: %t", owners[i], st, change)
+				}
+			}
+			want := "owners read from the zone transfer"
+			if !change {
+				want = "not what unsigned queries see"
+			}
+			if !strings.Contains(debug.String(), want) {
+				t.Errorf("debug lines %q, want one saying %q", debug.String(), want)
+			}
+		})
+	}
+}
