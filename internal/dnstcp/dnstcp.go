@@ -45,7 +45,8 @@ type Writer struct {
 	started  uint64 // writes started
 	finished uint64 // writes finished
 	flushing bool
-	err      error // the first write error: every later Write returns it
+	err      error  // the first write error: every later Write returns it
+	failed   uint64 // the number of the write that failed (0: none)
 }
 
 // NewWriter returns a Writer on conn.
@@ -77,8 +78,11 @@ func (w *Writer) Write(msg []byte, deadline time.Time) error {
 	for w.flushing {
 		w.cond.Wait()
 	}
-	if w.finished >= mine || w.err != nil {
-		return w.err // another goroutine's write carried it, or failed
+	if w.finished >= mine {
+		return w.resultOf(mine) // another goroutine's write carried it
+	}
+	if w.err != nil {
+		return w.err // never written: the connection failed before
 	}
 	w.flushing = true
 	w.started++
@@ -92,10 +96,20 @@ func (w *Writer) Write(msg []byte, deadline time.Time) error {
 	w.finished++
 	w.flushing = false
 	if err != nil && w.err == nil {
-		w.err = err
+		w.err, w.failed = err, w.finished
 	}
 	w.cond.Broadcast()
 	return w.err
+}
+
+// resultOf is the result of write number n, finished: its error when it
+// failed, nil when it succeeded (a later write's failure is not its).
+// Callers hold w.mu.
+func (w *Writer) resultOf(n uint64) error {
+	if w.failed != 0 && w.failed <= n {
+		return w.err
+	}
+	return nil
 }
 
 // Reader reads framed messages from one connection, many per read system

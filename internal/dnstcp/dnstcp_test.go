@@ -147,6 +147,25 @@ func TestWriterError(t *testing.T) {
 	}
 }
 
+// TestWriterResultOfEachWrite: a message carried by a write that
+// succeeded is reported written even when a later write failed before its
+// goroutine woke up; one carried by the failed write, or queued after it,
+// gets the error.
+func TestWriterResultOfEachWrite(t *testing.T) {
+	w := NewWriter(&gateConn{})
+	w.started, w.finished, w.failed, w.err = 3, 3, 3, syscall.EPIPE
+	for n, want := range map[uint64]error{1: nil, 2: nil, 3: syscall.EPIPE, 4: syscall.EPIPE} {
+		if got := w.resultOf(n); !errors.Is(got, want) || (want == nil) != (got == nil) {
+			t.Errorf("result of write %d = %v, want %v", n, got, want)
+		}
+	}
+	ok := NewWriter(&gateConn{})
+	ok.started, ok.finished = 5, 5
+	if err := ok.resultOf(5); err != nil {
+		t.Errorf("no failed write: %v", err)
+	}
+}
+
 // TestReader: over real loopback TCP, messages written in one burst are
 // read with fewer read calls than messages; messages split across writes
 // come out whole; a close between messages is io.EOF, within one

@@ -55,6 +55,9 @@ type UpdateError struct {
 	Owner   string // absolute owner name, "" when the message spans several
 	Type    string // RR type of the change, e.g. "TLSA"
 	KeyName string // TSIG key name, "" when unsigned
+	// ListedZone says Zone came from the provider's zones list (RFC2136
+	// Zones), not from the server's answers.
+	ListedZone bool
 	// KeyAlgorithm is the TSIG algorithm, e.g. "hmac-sha256"; set with TSIG errors.
 	KeyAlgorithm string
 
@@ -185,10 +188,13 @@ func (e *UpdateError) Hint() string {
 	case ErrPrerequisite:
 		return "nothing was changed in that zone; re-run to read the records again and recompute the plan"
 	case ErrNotAuth:
-		if e.Rcode == dns.RcodeNotAuth || e.Rcode == dns.RcodeNotZone {
-			return "set the provider's zone setting to the zone that contains the owner and point server at that zone's primary"
+		if e.ListedZone {
+			return "the zone " + quote(e.Zone) + " comes from the provider's zones list: list only zones this server is the primary of, each zone a mail host is in (a zone served below a listed one too), or remove the list to let zone discovery find them"
 		}
-		return "point server at the primary of the zone that contains the owner, or set the provider's zone setting"
+		if e.Rcode == dns.RcodeNotAuth || e.Rcode == dns.RcodeNotZone {
+			return "set the provider's zone setting (zones, for several) to the zone that contains the owner and point server at that zone's primary"
+		}
+		return "point server at the primary of the zone that contains the owner, or set the provider's zone setting (zones, for several)"
 	case ErrRefused:
 		owner, typ := e.Owner, e.Type
 		if owner == "" {

@@ -273,8 +273,19 @@ func (p *RFC2136) configuredZone(owner string) (string, error) {
 		}
 		return zone, nil
 	}
+	return p.zones0().Enclosing(owner), nil
+}
+
+// zones0 is Zones prepared (once) for lookups.
+func (p *RFC2136) zones0() ZoneSet {
 	p.zoneSetOnce.Do(func() { p.zoneSet = NewZoneSet(p.Zones...) })
-	return p.zoneSet.Enclosing(owner), nil
+	return p.zoneSet
+}
+
+// listed reports whether zone is one of Zones (and Zone is not set): the
+// operator's word, not the server's answer, placed an owner there.
+func (p *RFC2136) listed(zone string) bool {
+	return p.Zone == "" && zone != "" && slices.Contains(p.zones0(), dns.CanonicalName(zone))
 }
 
 // configured is configuredZone without the error: "" for an owner outside
@@ -403,6 +414,22 @@ func (p *RFC2136) ZoneRecords(ctx context.Context, owner string) (string, []RR, 
 	return zone, rrs, nil
 }
 
+// answerZone is the zone an authoritative TLSA answer r for owner names:
+// the enclosing SOA of a negative answer, else the enclosing NS RRset of
+// the authority section; "" when it names none (minimal responses).
+func answerZone(r *dns.Msg, owner string) string {
+	z := enclosingSOA(r, owner)
+	if z == "" && len(r.Answer) > 0 {
+		for _, rr := range r.Ns {
+			if ns, ok := rr.(*dns.NS); ok && dns.IsSubDomain(ns.Hdr.Name, owner) {
+				z = dns.CanonicalName(ns.Hdr.Name)
+				break
+			}
+		}
+	}
+	return z
+}
+
 // cnameAt reports whether r's answer holds a CNAME at owner.
 func cnameAt(r *dns.Msg, owner string) bool {
 	for _, rr := range r.Answer {
@@ -431,6 +458,18 @@ func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) 
 	if err != nil {
 		return "", nil, err
 	}
+	if p.listed(zone) && r.Authoritative && (r.Rcode == dns.RcodeSuccess || r.Rcode == dns.RcodeNameError) {
+		// The zones list placed owner; the server's answer says where it
+		// is. They differ when a listed name is not a zone (the answer
+		// comes from the zone above it) or when a zone below a listed one
+		// was left out (an UPDATE to the listed zone would put the record
+		// below that zone's cut, where no one sees it).
+		if z := answerZone(r, owner); z != "" && z != zone {
+			return "", nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
+				Rcode: r.Rcode, KeyName: p.keyName(), ListedZone: true,
+				Err: fmt.Errorf("the server answers for the owner from zone %q, not from the listed zone %q", z, zone)}
+		}
+	}
 	switch {
 	case r.Rcode == dns.RcodeNameError && r.Authoritative && !cnameAt(r, owner):
 		// An alias whose target does not exist (yet) is answered NXDOMAIN
@@ -440,7 +479,7 @@ func (p *RFC2136) read(ctx context.Context, owner string) (string, []RR, error) 
 	case r.Rcode == dns.RcodeNameError && r.Authoritative:
 	case r.Rcode == dns.RcodeRefused || (r.Rcode == dns.RcodeSuccess && !r.Authoritative) || (r.Rcode == dns.RcodeNameError && !r.Authoritative):
 		return "", nil, &UpdateError{Class: ErrNotAuth, Op: "query TLSA at", Server: p.server(), Zone: zone, Owner: owner, Type: "TLSA",
-			Rcode: r.Rcode, KeyName: p.keyName(), Err: errors.New("the server is not authoritative for the owner (no AA bit or REFUSED)")}
+			Rcode: r.Rcode, KeyName: p.keyName(), ListedZone: p.listed(zone), Err: errors.New("the server is not authoritative for the owner (no AA bit or REFUSED)")}
 	case r.Rcode != dns.RcodeSuccess:
 		return "", nil, p.rcodeError(r, "query TLSA at", zone, owner, "TLSA")
 	}
@@ -483,15 +522,7 @@ func (p *RFC2136) learnZone(r *dns.Msg, owner, known string) string {
 	if known != "" {
 		return known
 	}
-	z := enclosingSOA(r, owner)
-	if z == "" && len(r.Answer) > 0 {
-		for _, rr := range r.Ns {
-			if ns, ok := rr.(*dns.NS); ok && dns.IsSubDomain(ns.Hdr.Name, owner) {
-				z = dns.CanonicalName(ns.Hdr.Name)
-				break
-			}
-		}
-	}
+	z := answerZone(r, owner)
 	if z != "" {
 		p.mu.Lock()
 		if p.zones == nil {
@@ -1411,7 +1442,7 @@ func (p *RFC2136) exchange(ctx context.Context, m *dns.Msg, op, zone, owner, typ
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	server := p.server()
-	base := UpdateError{Op: op, Server: server, Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), KeyAlgorithm: p.keyAlgorithm(), Rcode: -1}
+	base := UpdateError{Op: op, Server: server, Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), KeyAlgorithm: p.keyAlgorithm(), Rcode: -1, ListedZone: p.listed(zone)}
 
 	counter.Add(1)
 	var r *dns.Msg
@@ -1525,5 +1556,5 @@ func (p *RFC2136) rcodeError(r *dns.Msg, op, zone, owner, typ string) error {
 	if op != "update" && class == ErrPrerequisite {
 		class = ErrServer
 	}
-	return &UpdateError{Class: class, Op: op, Server: p.server(), Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), Rcode: r.Rcode}
+	return &UpdateError{Class: class, Op: op, Server: p.server(), Zone: zone, Owner: owner, Type: typ, KeyName: p.keyName(), Rcode: r.Rcode, ListedZone: p.listed(zone)}
 }

@@ -266,6 +266,28 @@ func TestFindZone(t *testing.T) {
 			t.Errorf("zones: ZoneRecords(%q) = %q, %v, %v with %d queries; want %q with one TLSA query", tc.owner, z, rrs, err, pzs.Sent().Queries-q, tc.zone)
 		}
 	}
+	// A zones list that does not match the server: the direct read says
+	// so, naming the zone the server answers from and the list.
+	for _, tc := range []struct {
+		zones        []string
+		owner, wants string
+	}{
+		// The zone below was left out: an UPDATE to the parent would land
+		// below the cut, unseen.
+		{[]string{"example.test."}, "_25._tcp.mx.sub.example.test.", `from zone "sub.example.test.", not from the listed zone "example.test."`},
+		// A listed name that is no zone: the answer comes from above it.
+		{[]string{"child.example.test"}, "_25._tcp.mx.child.example.test.", `from zone "example.test.", not from the listed zone "child.example.test."`},
+		// A zone this server does not serve.
+		{[]string{"nothing-here.test."}, "_25._tcp.mx.nothing-here.test.", "not authoritative"},
+	} {
+		pl := labProvider(t, l)
+		pl.Zones = tc.zones
+		_, _, err := pl.ZoneRecords(ctx, tc.owner)
+		var ue *UpdateError
+		if !errors.Is(err, ErrNotAuth) || !strings.Contains(err.Error(), tc.wants) || !errors.As(err, &ue) || !strings.Contains(ue.Hint(), "zones list") {
+			t.Errorf("zones %q, ZoneRecords(%s) = %v (hint %q); want ErrNotAuth saying %q with a hint on the zones list", tc.zones, tc.owner, err, hintOf(err), tc.wants)
+		}
+	}
 	// The CNAME owner itself cannot hold TLSA records: Records says so.
 	_, err = p.Records(ctx, "_25._tcp.x.example.test.")
 	var ae *AliasError
@@ -731,4 +753,13 @@ func TestApplyZonesIndependent(t *testing.T) {
 	assertServed(t, lab, "_25._tcp.mail.z.test.", r)
 	assertServed(t, lab, "_25._tcp.mail.a.test.")
 	assertServed(t, lab, "_25._tcp.mail.m.test.")
+}
+
+// hintOf is the Hint of err's *UpdateError, "" when it has none.
+func hintOf(err error) string {
+	var ue *UpdateError
+	if errors.As(err, &ue) {
+		return ue.Hint()
+	}
+	return ""
 }
