@@ -224,19 +224,7 @@ func TestPublishByTransfer(t *testing.T) {
 		hosts = append(hosts, fmt.Sprintf("h%03d.example.test", i))
 	}
 	e, rp, dl := transferEngineZone(t, lab, hosts, "", "", "example.test.")
-	before := lab.Counters(t, "primary")
-	plans, err := e.Publish(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	after := lab.Counters(t, "primary")
-	adds := 0
-	for _, p := range plans {
-		adds += len(p.Changes)
-	}
-	if adds != len(hosts) {
-		t.Errorf("Publish added %d records, want %d", adds, len(hosts))
-	}
+	before, after := publishAll(t, e, lab, len(hosts))
 	if got := after.Requests["UPDATE"] - before.Requests["UPDATE"]; got != 1 {
 		t.Errorf("server counted %d UPDATEs, want 1", got)
 	}
@@ -361,19 +349,7 @@ func TestPublishByTransferZones(t *testing.T) {
 		hosts = append(hosts, fmt.Sprintf("h%03d.%c.test", i, 'a'+i%3))
 	}
 	e, _, dl := transferEngineZone(t, lab, hosts, "", "", `["a.test.", "b.test."]`)
-	before := lab.Counters(t, "primary")
-	plans, err := e.Publish(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	after := lab.Counters(t, "primary")
-	adds := 0
-	for _, p := range plans {
-		adds += len(p.Changes)
-	}
-	if adds != len(hosts) {
-		t.Errorf("Publish added %d records, want %d", adds, len(hosts))
-	}
+	before, after := publishAll(t, e, lab, len(hosts))
 	if got := after.Requests["UPDATE"] - before.Requests["UPDATE"]; got != 3 {
 		t.Errorf("server counted %d UPDATEs, want 3 (one per zone)", got)
 	}
@@ -387,6 +363,26 @@ func TestPublishByTransferZones(t *testing.T) {
 		}
 	}
 	rerunSendsNothing(t, e, lab)
+}
+
+// publishAll runs e.Publish, checks it added wantAdds records, and returns
+// the primary's counters before and after.
+func publishAll(t *testing.T, e *Engine, lab *bindlab.Lab, wantAdds int) (before, after bindlab.Counters) {
+	t.Helper()
+	before = lab.Counters(t, "primary")
+	plans, err := e.Publish(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after = lab.Counters(t, "primary")
+	adds := 0
+	for _, p := range plans {
+		adds += len(p.Changes)
+	}
+	if adds != wantAdds {
+		t.Errorf("Publish added %d records, want %d", adds, wantAdds)
+	}
+	return before, after
 }
 
 // TestTransferTwoViews: with BIND views chosen by the key, the signed
