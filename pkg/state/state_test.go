@@ -273,3 +273,42 @@ func TestSaveForms(t *testing.T) {
 		t.Error("an unchanged compact document was written again")
 	}
 }
+
+// TestSaveEmptyCreatesNothing: an empty object ({}) is not written where no
+// document exists, and loads the same (not found, v unchanged); where a
+// document exists it is written like any other, and SaveCompactCopy
+// always writes (its copy must hold the text).
+func TestSaveEmptyCreatesNothing(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	type lineage struct {
+		Pinned string `json:"pinned,omitempty"`
+	}
+	p := filepath.Join(s.Dir, "l.json")
+	if err := s.Save("l", lineage{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an empty document was created (%v)", err)
+	}
+	var got lineage
+	if found, err := s.Load("l", &got); found || err != nil || got != (lineage{}) {
+		t.Errorf("Load after an empty Save = %t, %v, %+v; want not found, zero", found, err, got)
+	}
+	if err := s.Save("l", lineage{Pinned: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save("l", lineage{}); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := s.Load("l", &got); !found || err != nil || got.Pinned != "" {
+		t.Errorf("an emptied document was not written: %t, %v, %+v", found, err, got)
+	}
+	if err := s.SaveCompactCopy("c", lineage{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"c.json", "c.json.prev"} {
+		if b, err := os.ReadFile(filepath.Join(s.Dir, f)); err != nil || string(b) != "{}\n" {
+			t.Errorf("SaveCompactCopy of {}: %s = %q, %v; want {}", f, b, err)
+		}
+	}
+}
