@@ -175,7 +175,10 @@ type MessageCounter interface {
 	Messages(ctx context.Context, changes []dnsupdate.Change) (map[string]int, error)
 }
 
-var _ MessageCounter = (*dnsupdate.RFC2136)(nil)
+var (
+	_ MessageCounter = (*dnsupdate.RFC2136)(nil)
+	_ MessageCounter = (*dnsupdate.Libdns)(nil) // libdns/rfc2136 only: ErrNotMessages for an API provider
+)
 
 // countMessages sets ZoneMessages on plans: the changes of each provider
 // that counts messages (only the additions when addsOnly), per zone. A

@@ -633,6 +633,60 @@ func (l *Libdns) limit() LibdnsLimit {
 	return LibdnsLimitOf(l.Provider)
 }
 
+// ErrNotMessages is returned by Libdns.Messages for a provider whose calls
+// are API requests, not DNS messages: there is nothing to count in UPDATE
+// messages.
+var ErrNotMessages = errors.New("the provider's calls are API requests, not DNS messages")
+
+// Messages returns, per zone (absolute, lower case), how many DNS UPDATE
+// messages Apply would send for changes through a provider whose every
+// call is one (libdns/rfc2136: its Limit has MessageBytes): the calls its
+// additions take plus those of its removals (L8), as Apply splits them.
+// Changes Apply finds already done when it reads again are counted too.
+// Zones come from Reader.FindZone (cached after the plan's reads). It
+// returns ErrNotMessages for an API provider, and FindZone's errors.
+func (l *Libdns) Messages(ctx context.Context, changes []Change) (map[string]int, error) {
+	limit := l.limit()
+	if limit.MessageBytes == 0 {
+		return nil, ErrNotMessages
+	}
+	type key struct {
+		zone string
+		op   Op
+	}
+	recs := map[key][]libdns.Record{}
+	var order []key
+	zones := map[string]string{}
+	for _, ch := range changes {
+		if ch.Op != Add && ch.Op != Remove {
+			continue
+		}
+		o := strings.ToLower(ch.Owner)
+		z, ok := zones[o]
+		if !ok {
+			var err error
+			if z, err = l.Reader.FindZone(ctx, ch.Owner); err != nil {
+				return nil, err
+			}
+			zones[o] = z
+		}
+		k := key{z, ch.Op}
+		if _, ok := recs[k]; !ok {
+			order = append(order, k)
+		}
+		recs[k] = append(recs[k], libdnsRR(ch, z))
+	}
+	out := map[string]int{}
+	for _, k := range order {
+		name := strings.ToLower(k.zone)
+		if !strings.HasSuffix(name, ".") {
+			name += "."
+		}
+		out[name] += len(libdnsCalls(limit, k.zone, recs[k]))
+	}
+	return out, nil
+}
+
 // libdnsCalls splits recs, all in zone, into consecutive runs that each fit
 // limit, every run as long as it can be (so their number is the least the
 // bound allows), and returns the end index of each run. A record that alone

@@ -668,6 +668,10 @@ func TestLibdnsRFC2136SplitsAgainstBIND(t *testing.T) {
 			if len(want) < 2 {
 				t.Fatalf("the shape fits one message (%v): no test", want)
 			}
+			// The plan's count (Messages) is the number Apply sends.
+			if n, err := ld.Messages(ctx, sh.chs); err != nil || n[zone] != len(want) || len(n) != 1 {
+				t.Errorf("Messages = %v, %v; want %s: %d", n, err, zone, len(want))
+			}
 			from, before := len(x.log.seen()), x.updates(t)
 			start := time.Now()
 			if err := ld.Apply(ctx, sh.chs); err != nil {
@@ -925,4 +929,29 @@ func claimScript(script, zone string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestLibdnsMessagesAPIProvider: a provider whose calls are API requests
+// has no UPDATE messages to count (the plan then prints no count); with a
+// message bound, additions and removals of each zone are counted apart.
+func TestLibdnsMessagesAPIProvider(t *testing.T) {
+	_, l := newMem()
+	if _, err := l.Messages(t.Context(), []Change{ldAdd("_25._tcp.mx.example.com.", ldRec(1))}); !errors.Is(err, ErrNotMessages) {
+		t.Errorf("Messages through an API provider = %v, want ErrNotMessages", err)
+	}
+	l.Limit = LibdnsLimit{MessageBytes: 2000}
+	var chs []Change
+	for i := range 40 {
+		o := fmt.Sprintf("_25._tcp.h%02d.example.com.", i)
+		chs = append(chs, ldAdd(o, ldRec(1)), ldRemove(o, ldRec(2)))
+	}
+	n, err := l.Messages(t.Context(), chs)
+	recs := make([]libdns.Record, 40)
+	for i := range recs {
+		recs[i] = libdnsRR(chs[2*i], "example.com.")
+	}
+	want := 2 * len(libdnsCalls(l.Limit, "example.com.", recs))
+	if err != nil || n["example.com."] != want || want < 4 {
+		t.Errorf("Messages = %v, %v; want example.test.: %d (additions and removals split apart)", n, err, want)
+	}
 }
