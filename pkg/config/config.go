@@ -267,6 +267,15 @@ type Provider struct {
 // AXFR (true unless set to false).
 func (p *Provider) TransfersAllowed() bool { return p.ZoneTransfers == nil || *p.ZoneTransfers }
 
+// NamedZones returns the zones the operator named: Zone alone when set,
+// else Zones; nil when neither is (zone discovery places every owner).
+func (p *Provider) NamedZones() []string {
+	if p.Zone != "" {
+		return []string{p.Zone}
+	}
+	return p.Zones
+}
+
 // Error is a configuration error: the file, the line when known, the setting
 // and what is wrong with it.
 type Error struct {

@@ -412,24 +412,22 @@ func (e *Engine) observeOwners(ctx context.Context, ovs []*ownerView) {
 	}
 	// Owners wait for their zone's transfer at the provider's server only
 	// where the operator named the zone (the provider's zone or zones
-	// setting, which zone discovery trusts too): a direct answer is the only other proof
-	// of an owner's zone (a zone on the same server below another one
-	// without a delegation answers for its names; its parent's copy says
-	// nothing of it).
+	// setting, which zone discovery trusts too): a direct answer is the
+	// only other proof of an owner's zone (a zone on the same server below
+	// another one without a delegation answers for its names; its parent's
+	// copy says nothing of it).
 	waiting := map[zoneKey][]*ownerView{}
 	var direct []*ownerView
 	named := map[string]dnsupdate.ZoneSet{} // per provider: its zone or zones
 	for _, ov := range ovs {
 		pc := e.Config.Providers[ov.Provider]
-		if pc == nil || (pc.Zone == "" && len(pc.Zones) == 0) || e.transferer(ov.Provider) == nil {
+		if pc == nil || len(pc.NamedZones()) == 0 || e.transferer(ov.Provider) == nil {
 			direct = append(direct, ov)
 			continue
 		}
 		zs, ok := named[ov.Provider]
 		if !ok {
-			if zs = dnsupdate.NewZoneSet(pc.Zones...); pc.Zone != "" {
-				zs = dnsupdate.NewZoneSet(pc.Zone)
-			}
+			zs = dnsupdate.NewZoneSet(pc.NamedZones()...)
 			named[ov.Provider] = zs
 		}
 		zone := zs.Enclosing(ov.Owner)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/libdns/libdns"
 	"github.com/libdns/rfc2136"
+	"github.com/miekg/dns"
 )
 
 // How danehook drives a libdns provider (github.com/libdns/libdns v1.1.1),
@@ -678,11 +679,7 @@ func (l *Libdns) Messages(ctx context.Context, changes []Change) (map[string]int
 	}
 	out := map[string]int{}
 	for _, k := range order {
-		name := strings.ToLower(k.zone)
-		if !strings.HasSuffix(name, ".") {
-			name += "."
-		}
-		out[name] += len(libdnsCalls(limit, k.zone, recs[k]))
+		out[dns.CanonicalName(k.zone)] += len(libdnsCalls(limit, k.zone, recs[k]))
 	}
 	return out, nil
 }
